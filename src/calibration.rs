@@ -1,0 +1,135 @@
+//! Calibration file: fitted void-score weights and the standardisation of M(Q)'s components,
+//! produced by the evaluation (never hard-coded to a data set).
+//!
+//! JSON, format version 1:
+//!
+//! ```json
+//! {
+//!   "format": "infogravity-calibration",
+//!   "version": 1,
+//!   "provenance": "what data and model the fit used",
+//!   "void": { "bias": -3.1, "entropy": 4.2, "energy": 0.0, "one_minus_pmax": 1.5,
+//!             "varentropy": 0.7, "trend": 0.0, "task": 0.0, "mass": 0.4 },
+//!   "mass": { "h": {"mean": 0.31, "std": 0.12}, "d": {"mean": 0.8, "std": 0.6},
+//!             "n": {"mean": 3.2, "std": 1.1} }
+//! }
+//! ```
+//! `void` replaces `void.weights`; `mass` switches M(Q) from min-max scaling to z-scores.
+//! Both are optional; unknown keys, a wrong format tag or version, non-finite numbers and
+//! non-positive standard deviations are errors.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::VoidWeights;
+use crate::error::{Error, Result};
+
+/// Format tag of calibration files.
+pub const CALIBRATION_FORMAT: &str = "infogravity-calibration";
+/// Format version this build reads and writes.
+pub const CALIBRATION_VERSION: u32 = 1;
+
+/// Mean and standard deviation of one component over a calibration set.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Standard {
+    pub mean: f64,
+    pub std: f64,
+}
+
+/// Standardisation of H, D and N.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MassStats {
+    pub h: Standard,
+    pub d: Standard,
+    pub n: Standard,
+}
+
+/// A loaded calibration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    pub format: String,
+    pub version: u32,
+    #[serde(default)]
+    pub provenance: String,
+    #[serde(default)]
+    pub void: Option<VoidWeights>,
+    #[serde(default)]
+    pub mass: Option<MassStats>,
+}
+
+fn corrupt(msg: String) -> Error {
+    Error::CorruptFile {
+        what: "calibration",
+        msg,
+    }
+}
+
+impl Calibration {
+    /// Parse and validate.
+    pub fn from_json(text: &str) -> Result<Calibration> {
+        let c: Calibration = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+        if c.format != CALIBRATION_FORMAT {
+            return Err(corrupt(format!("format is `{}`, expected `{CALIBRATION_FORMAT}`", c.format)));
+        }
+        if c.version != CALIBRATION_VERSION {
+            return Err(corrupt(format!(
+                "version {}; this build reads version {CALIBRATION_VERSION}",
+                c.version
+            )));
+        }
+        if let Some(w) = &c.void {
+            let all = [
+                w.bias,
+                w.entropy,
+                w.energy,
+                w.one_minus_pmax,
+                w.varentropy,
+                w.trend,
+                w.task,
+                w.mass,
+            ];
+            if all.iter().any(|x| !x.is_finite() || x.abs() > 1e3) {
+                return Err(corrupt("void weights must be finite and within ±1000".into()));
+            }
+        }
+        if let Some(m) = &c.mass {
+            for s in [m.h, m.d, m.n] {
+                if !s.mean.is_finite() || !s.std.is_finite() || s.std <= 0.0 {
+                    return Err(corrupt("mass statistics need finite means and std > 0".into()));
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// Read and validate a file.
+    pub fn load(path: &std::path::Path) -> Result<Calibration> {
+        let t = std::fs::read_to_string(path)
+            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        Calibration::from_json(&t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects() {
+        let ok = r#"{"format":"infogravity-calibration","version":1,
+            "mass":{"h":{"mean":0.3,"std":0.1},"d":{"mean":1,"std":1},"n":{"mean":3,"std":1}}}"#;
+        assert!(Calibration::from_json(ok).unwrap().mass.is_some());
+        for bad in [
+            r#"{"format":"x","version":1}"#,
+            r#"{"format":"infogravity-calibration","version":2}"#,
+            r#"{"format":"infogravity-calibration","version":1,"extra":1}"#,
+            r#"{"format":"infogravity-calibration","version":1,
+               "mass":{"h":{"mean":0,"std":0},"d":{"mean":1,"std":1},"n":{"mean":3,"std":1}}}"#,
+            "not json",
+        ] {
+            assert!(matches!(Calibration::from_json(bad), Err(Error::CorruptFile { .. })), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The crate's one error type. The C ABI maps each variant to a stable status code
+//! (`src/ffi/status.rs`); the message of [`Error`]'s `Display` is what `ig_last_error` returns.
+
+use crate::field::FieldError;
+
+/// Everything that can go wrong, with enough detail for a readable message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The logits row is unusable (NaN, +inf, empty, all masked). The row is left untouched.
+    #[error("invalid logits: {0}")]
+    InvalidLogits(FieldError),
+    /// A buffer length does not match what the handle or call expects.
+    #[error("size mismatch: {what}: expected {expected}, got {got}")]
+    SizeMismatch {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// `step`/`accept`/`end` for a sequence id that was never begun (or already ended).
+    #[error("unknown sequence id {0}")]
+    UnknownSequence(u64),
+    /// `begin` for a sequence id that is live, or the same id twice in one batch.
+    #[error("sequence id {0} is already live")]
+    DuplicateSequence(u64),
+    /// More live sequences than `limits.max_sequences`.
+    #[error("too many live sequences (limit {limit}; raise limits.max_sequences or end some)")]
+    TooManySequences { limit: usize },
+    /// The configuration is not valid JSON or has the wrong shape.
+    #[error("config: {0}")]
+    ConfigParse(String),
+    /// The configuration names a key that does not exist.
+    #[error("config: unknown key `{0}`")]
+    ConfigUnknownKey(String),
+    /// A configuration value is outside its allowed range.
+    #[error("config: `{key}` {msg}")]
+    ConfigOutOfRange { key: String, msg: String },
+    /// A token id is not below the vocabulary size.
+    #[error("{what}: token id {id} is out of range for vocabulary size {vocab}")]
+    TokenOutOfRange {
+        what: &'static str,
+        id: u64,
+        vocab: usize,
+    },
+    /// A Prior or calibration file failed validation.
+    #[error("corrupt {what} file: {msg}")]
+    CorruptFile { what: &'static str, msg: String },
+    /// Reading or writing a file failed.
+    #[error("i/o: {0}")]
+    Io(String),
+    /// Any other argument the call cannot use.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<FieldError> for Error {
+    fn from(e: FieldError) -> Self {
+        Error::InvalidLogits(e)
+    }
+}

@@ -1,0 +1,561 @@
+//! Field measurement: the statistics of one next-token distribution (DESIGN.md §1).
+//!
+//! For a logits row z ∈ R^V this computes, in **one pass** over the row,
+//! log Z = logsumexp(z), the entropy H = Σ p_i Φ_i with Φ_i = log Z − z_i, the varentropy
+//! Σ p_i Φ_i² − H², p_max and the margin z_(1) − z_(2), and optionally gathers the candidate
+//! tokens that lie within a window of the running maximum (what the sampler needs, so that
+//! sampling does not cost a second pass).
+//!
+//! # How the pass works
+//!
+//! The row is cut into blocks of [`BLOCK`] elements (4 KiB of f32, resident in L1). Each block
+//! is read twice while it is hot: first for its maximum (and second maximum, and a NaN check),
+//! then for the three sums S0 = Σe^{x}, S1 = Σx·e^{x}, S2 = Σx²·e^{x} with x = z − m_b taken
+//! relative to the block's own maximum m_b. Every block is therefore summed in a
+//! well-conditioned frame and there is no running-max rescaling at all. The per-block results
+//! (log weight, mean, variance of z under the block's softmax) are merged in f64 with Chan's
+//! parallel-variance formula, which is what keeps the varentropy accurate on rows whose mass
+//! sits far below the maximum. Since log Z = log Σ_b e^{m_b} S0_b, H = log Z − E_p[z] and
+//! varentropy = Var_p(z) (Φ = log Z − z has the variance of z), the merge yields everything.
+//!
+//! The exponential is a Cephes-style polynomial (≈1 ulp on the reduced range) evaluated
+//! 8 lanes at a time with AVX2/FMA when the CPU has them (runtime detection), or the same
+//! polynomial in scalar code otherwise, so both paths agree to summation order.
+//!
+//! # Inputs
+//!
+//! −inf entries are masked tokens (probability 0) and are allowed. NaN anywhere, +inf
+//! anywhere, an empty row, or a row where every entry is −inf are errors ([`FieldError`]):
+//! no probability distribution is defined for them.
+
+mod kernel;
+pub mod reference;
+
+use half::{bf16, f16};
+
+/// Elements per block: 4 KiB of f32. Large enough that per-block f64 merging is noise, small
+/// enough that the second read of the block hits L1.
+pub const BLOCK: usize = 1024;
+
+/// Why a row could not be measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldError {
+    /// The row has no elements.
+    Empty,
+    /// The row contains a NaN (index of the first one found is not tracked: the row is rejected).
+    NaN,
+    /// The row contains +inf: the distribution is undefined.
+    PositiveInfinity,
+    /// Every entry is −inf: every token is masked.
+    AllMasked,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FieldError::Empty => "logits row is empty",
+            FieldError::NaN => "logits row contains NaN",
+            FieldError::PositiveInfinity => "logits row contains +inf (distribution undefined)",
+            FieldError::AllMasked => "every logit is -inf (all tokens masked)",
+        })
+    }
+}
+
+/// Statistics of one next-token distribution at temperature 1 (DESIGN.md §1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Field {
+    /// Vocabulary size V (row length).
+    pub vocab: usize,
+    /// Largest logit z_(1).
+    pub max: f32,
+    /// Index of the largest logit (the lowest index among ties).
+    pub argmax: u32,
+    /// Second-largest logit z_(2) (equal to `max` on ties; −inf when V = 1 or all others are
+    /// masked).
+    pub second: f32,
+    /// log Z = logsumexp(z), nats.
+    pub log_z: f64,
+    /// H = Σ p_i Φ_i, nats.
+    pub entropy: f64,
+    /// Σ p_i Φ_i² − H², nats².
+    pub varentropy: f64,
+}
+
+impl Field {
+    /// p_max = exp(z_(1) − log Z).
+    pub fn p_max(&self) -> f64 {
+        (self.max as f64 - self.log_z).exp()
+    }
+    /// z_(1) − z_(2) (+inf when there is no finite second logit).
+    pub fn margin(&self) -> f32 {
+        self.max - self.second
+    }
+    /// Normalised entropy h = H / log V in [0, 1] (0 when V = 1).
+    pub fn entropy_norm(&self) -> f64 {
+        if self.vocab <= 1 {
+            0.0
+        } else {
+            (self.entropy / (self.vocab as f64).ln()).clamp(0.0, 1.0)
+        }
+    }
+    /// Potential Φ_i = log Z − z_i of a token with logit `z` (+inf for a masked token).
+    pub fn potential(&self, z: f32) -> f64 {
+        self.log_z - z as f64
+    }
+    /// Probability of a token with logit `z`.
+    pub fn prob(&self, z: f32) -> f64 {
+        (z as f64 - self.log_z).exp()
+    }
+}
+
+/// A token gathered during the measurement pass: within the window of the running maximum.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cand {
+    /// Logit (possibly edited later by interventions).
+    pub logit: f32,
+    /// Token id.
+    pub id: u32,
+}
+
+/// Fixed-capacity buffer of candidate tokens (allocated once, reused every step).
+///
+/// Invariant after a measurement with window `w`: if `overflow` is false, every token with
+/// z ≥ max − w is in `items` (items may also hold tokens a little below that gate).
+#[derive(Debug, Clone)]
+pub struct Candidates {
+    pub(crate) items: Vec<Cand>,
+    cap: usize,
+    /// The buffer was too small: the gate guarantee above does not hold.
+    pub overflow: bool,
+    /// The window the buffer was filled with (nats below the maximum).
+    pub window: f32,
+}
+
+impl Candidates {
+    /// A buffer holding at most `cap` candidates.
+    pub fn with_capacity(cap: usize) -> Self {
+        Candidates {
+            items: Vec::with_capacity(cap.max(1)),
+            cap: cap.max(1),
+            overflow: false,
+            window: 0.0,
+        }
+    }
+    /// The candidates gathered.
+    pub fn items(&self) -> &[Cand] {
+        &self.items
+    }
+    /// Capacity fixed at construction.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+    pub(crate) fn clear(&mut self, window: f32) {
+        self.items.clear();
+        self.overflow = false;
+        self.window = window;
+    }
+    /// Push one candidate; when full, first drop those under `gate`, then give up (overflow).
+    #[inline]
+    pub(crate) fn push(&mut self, id: u32, logit: f32, gate: f32) {
+        if self.overflow {
+            return;
+        }
+        if self.items.len() == self.cap {
+            self.items.retain(|c| c.logit >= gate);
+            if self.items.len() == self.cap {
+                self.overflow = true;
+                return;
+            }
+        }
+        self.items.push(Cand { logit, id });
+    }
+}
+
+/// An element type a logits row may hold.
+pub trait Logit: Copy + Send + Sync + 'static {
+    /// Convert a block to f32 (`dst.len() == src.len()`).
+    fn to_f32_block(src: &[Self], dst: &mut [f32]);
+    /// Convert one value to f32.
+    fn to_f32(self) -> f32;
+    /// Convert from f32 (round to nearest).
+    fn from_f32(v: f32) -> Self;
+    /// True for f32, where blocks can be read without conversion.
+    fn as_f32_slice(src: &[Self]) -> Option<&[f32]>;
+}
+
+impl Logit for f32 {
+    #[inline]
+    fn to_f32_block(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src)
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[inline]
+    fn from_f32(v: f32) -> f32 {
+        v
+    }
+    #[inline]
+    fn as_f32_slice(src: &[f32]) -> Option<&[f32]> {
+        Some(src)
+    }
+}
+
+impl Logit for f16 {
+    #[inline]
+    fn to_f32_block(src: &[f16], dst: &mut [f32]) {
+        use half::slice::HalfFloatSliceExt;
+        src.convert_to_f32_slice(dst)
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    #[inline]
+    fn from_f32(v: f32) -> f16 {
+        f16::from_f32(v)
+    }
+    fn as_f32_slice(_: &[f16]) -> Option<&[f32]> {
+        None
+    }
+}
+
+impl Logit for bf16 {
+    #[inline]
+    fn to_f32_block(src: &[bf16], dst: &mut [f32]) {
+        // bf16 is the top half of an f32: a shift, which the compiler vectorises.
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = f32::from_bits((s.to_bits() as u32) << 16);
+        }
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+    #[inline]
+    fn from_f32(v: f32) -> bf16 {
+        bf16::from_f32(v)
+    }
+    fn as_f32_slice(_: &[bf16]) -> Option<&[f32]> {
+        None
+    }
+}
+
+/// Running merge of per-block results, in f64 (Chan et al.'s parallel variance).
+#[derive(Clone, Copy)]
+struct Merge {
+    /// log of the total weight Σ e^{z} seen so far (= log Z at the end).
+    log_w: f64,
+    /// E[z] under the softmax of what has been seen.
+    mean: f64,
+    /// Var[z] under the same.
+    var: f64,
+}
+
+impl Merge {
+    const EMPTY: Merge = Merge {
+        log_w: f64::NEG_INFINITY,
+        mean: 0.0,
+        var: 0.0,
+    };
+
+    /// Merge a block whose maximum is `m` and whose sums relative to `m` are s0, s1, s2.
+    #[inline]
+    fn add_block(&mut self, m: f32, s0: f32, s1: f32, s2: f32) {
+        if s0 <= 0.0 || m == f32::NEG_INFINITY {
+            return; // fully masked block
+        }
+        let (s0, s1, s2) = (s0 as f64, s1 as f64, s2 as f64);
+        let mu = s1 / s0;
+        let b = Merge {
+            log_w: m as f64 + s0.ln(),
+            mean: m as f64 + mu,
+            var: (s2 / s0 - mu * mu).max(0.0),
+        };
+        self.merge(b);
+    }
+
+    #[inline]
+    fn merge(&mut self, b: Merge) {
+        if self.log_w == f64::NEG_INFINITY {
+            *self = b;
+            return;
+        }
+        let hi = self.log_w.max(b.log_w);
+        let wa = (self.log_w - hi).exp();
+        let wb = (b.log_w - hi).exp();
+        let tot = wa + wb;
+        let (fa, fb) = (wa / tot, wb / tot);
+        let d = b.mean - self.mean;
+        self.mean += fb * d;
+        self.var = fa * self.var + fb * b.var + fa * fb * d * d;
+        self.log_w = hi + tot.ln();
+    }
+}
+
+/// Top-2 tracker over block results.
+#[derive(Clone, Copy)]
+struct Top2 {
+    max: f32,
+    second: f32,
+    argmax: u32,
+}
+
+/// Measure a row of any supported element type; see the module docs.
+pub fn measure<E: Logit>(row: &[E]) -> Result<Field, FieldError> {
+    measure_impl(row, None)
+}
+
+/// Measure a row and gather every token within `cands.window` nats of the maximum into `cands`.
+pub fn measure_gather<E: Logit>(
+    row: &[E],
+    window: f32,
+    cands: &mut Candidates,
+) -> Result<Field, FieldError> {
+    cands.clear(window);
+    measure_impl(row, Some(cands))
+}
+
+fn measure_impl<E: Logit>(
+    row: &[E],
+    mut cands: Option<&mut Candidates>,
+) -> Result<Field, FieldError> {
+    if row.is_empty() {
+        return Err(FieldError::Empty);
+    }
+    let k = kernel::select();
+    let window = cands.as_ref().map_or(0.0, |c| c.window);
+    let mut merge = Merge::EMPTY;
+    let mut top = Top2 {
+        max: f32::NEG_INFINITY,
+        second: f32::NEG_INFINITY,
+        argmax: 0,
+    };
+    let mut nan = false;
+    let mut buf = [0f32; BLOCK];
+    for (bi, chunk) in row.chunks(BLOCK).enumerate() {
+        let z: &[f32] = match E::as_f32_slice(chunk) {
+            Some(z) => z,
+            None => {
+                E::to_f32_block(chunk, &mut buf[..chunk.len()]);
+                &buf[..chunk.len()]
+            }
+        };
+        let base = (bi * BLOCK) as u32;
+        let a = k.scan(z);
+        nan |= a.nan;
+        if a.max1 > top.max {
+            // New global maximum: the old one competes for second place.
+            top.second = top.max.max(a.max2);
+            top.max = a.max1;
+            top.argmax = base + kernel::first_index_of(z, a.max1);
+        } else {
+            top.second = top.second.max(a.max1);
+        }
+        if a.max1 == f32::NEG_INFINITY {
+            continue;
+        }
+        if a.max1 == f32::INFINITY {
+            // Decided below; the sums would be NaN.
+            continue;
+        }
+        let gate = top.max - window;
+        let s = match cands.as_deref_mut() {
+            Some(c) => k.sums_gather(z, a.max1, gate, base, c),
+            None => k.sums(z, a.max1),
+        };
+        merge.add_block(a.max1, s.0, s.1, s.2);
+    }
+    if nan {
+        return Err(FieldError::NaN);
+    }
+    if top.max == f32::INFINITY {
+        return Err(FieldError::PositiveInfinity);
+    }
+    if top.max == f32::NEG_INFINITY {
+        return Err(FieldError::AllMasked);
+    }
+    if let Some(c) = cands {
+        if !c.overflow {
+            let gate = top.max - c.window;
+            c.items.retain(|x| x.logit >= gate);
+        }
+    }
+    let log_z = merge.log_w;
+    Ok(Field {
+        vocab: row.len(),
+        max: top.max,
+        argmax: top.argmax,
+        second: top.second,
+        log_z,
+        entropy: (log_z - merge.mean).max(0.0),
+        varentropy: merge.var,
+    })
+}
+
+/// The floor kernel: one fused pass computing only log Z and the two moment sums, with none
+/// of the bookkeeping (no NaN check, no top-2, no candidates). It exists to be timed beside
+/// [`measure`]; it returns (log Z, E[z], Var[z]) so the work cannot be optimised away.
+pub fn floor_kernel(row: &[f32]) -> (f64, f64, f64) {
+    let k = kernel::select();
+    let mut merge = Merge::EMPTY;
+    for z in row.chunks(BLOCK) {
+        let m = k.max(z);
+        let s = k.sums(z, m);
+        merge.add_block(m, s.0, s.1, s.2);
+    }
+    (merge.log_w, merge.mean, merge.var)
+}
+
+/// Which kernel [`measure`] uses on this CPU ("avx2+fma" or "scalar").
+pub fn kernel_name() -> &'static str {
+    kernel::select().name()
+}
+
+/// Exponential used by the kernels (scalar form), exposed for tests: e^x for x ≤ 0, exactly 0
+/// below −87.33 (where f32 would go subnormal).
+pub fn exp_neg(x: f32) -> f32 {
+    kernel::exp_scalar(x)
+}
+
+/// Worst relative disagreement of log Z, H and varentropy between `field` and a reference
+/// (relative to the reference, with floors of 1, 1e-3·log V and 1e-3·(log V)² so values
+/// that are exactly zero in the reference compare sensibly).
+pub fn as_f64_check(field: &Field, reference: &Field) -> f64 {
+    let rel = |a: f64, b: f64, floor: f64| (a - b).abs() / b.abs().max(floor);
+    let scale = (field.vocab.max(2) as f64).ln();
+    rel(field.log_z, reference.log_z, 1.0)
+        .max(rel(field.entropy, reference.entropy, 1e-3 * scale))
+        .max(rel(field.varentropy, reference.varentropy, 1e-3 * scale * scale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(row: &[f32]) {
+        let f = measure(row).unwrap();
+        let r = reference::measure_f64(row).unwrap();
+        assert!(as_f64_check(&f, &r) <= 1e-5, "{f:?} vs {r:?}");
+        assert_eq!(f.max, r.max);
+        assert_eq!(f.second, r.second);
+        assert_eq!(f.argmax, r.argmax);
+    }
+
+    #[test]
+    fn v1_is_degenerate() {
+        let f = measure(&[3.5f32]).unwrap();
+        assert_eq!(f.entropy, 0.0);
+        assert_eq!(f.varentropy, 0.0);
+        assert!((f.log_z - 3.5).abs() < 1e-12);
+        assert_eq!(f.p_max(), 1.0);
+        assert_eq!(f.margin(), f32::INFINITY);
+        assert_eq!(f.entropy_norm(), 0.0);
+    }
+
+    #[test]
+    fn uniform_has_entropy_log_v() {
+        for v in [2usize, 7, 1024, 1025, 5000] {
+            let row = vec![0.25f32; v];
+            let f = measure(&row).unwrap();
+            let lv = (v as f64).ln();
+            assert!((f.entropy - lv).abs() < 1e-6 * lv, "V={v}: {}", f.entropy);
+            assert!(f.varentropy.abs() < 1e-9);
+            assert_eq!(f.margin(), 0.0);
+            assert_eq!(f.argmax, 0);
+        }
+    }
+
+    #[test]
+    fn two_point_closed_form() {
+        // p = (σ(d), 1 − σ(d)): H and varentropy have closed forms.
+        let d = 2.0f64;
+        let f = measure(&[d as f32, 0.0]).unwrap();
+        let p = 1.0 / (1.0 + (-d).exp());
+        let h = -(p * p.ln() + (1.0 - p) * (1.0 - p).ln());
+        let v = p * (1.0 - p) * d * d;
+        assert!((f.entropy - h).abs() < 1e-6);
+        assert!((f.varentropy - v).abs() < 1e-6);
+        assert!((f.p_max() - p).abs() < 1e-6);
+    }
+
+    #[test]
+    fn adversarial_rows_match_reference() {
+        let mut rows: Vec<Vec<f32>> = vec![];
+        // huge spread
+        rows.push((0..3000).map(|i| if i == 1777 { 1e4 } else { -1e4 }).collect());
+        rows.push((0..3000).map(|i| (i as f32) * 0.05 - 80.0).collect());
+        // masked entries, ties, and a max in the last partial block
+        let mut r: Vec<f32> = (0..2050).map(|i| ((i * 37 % 101) as f32) * 0.1).collect();
+        r[5] = f32::NEG_INFINITY;
+        r[2049] = 50.0;
+        rows.push(r);
+        // mass concentrated in a tight cluster below an outlier maximum
+        rows.push(
+            (0..4096)
+                .map(|i| if i == 0 { 0.0 } else { -1.0 - (i % 7) as f32 * 1e-3 })
+                .collect(),
+        );
+        // ascending row: a new maximum in every block
+        rows.push((0..10000).map(|i| i as f32 * 1e-3).collect());
+        rows.push(vec![-3.0, f32::NEG_INFINITY, f32::NEG_INFINITY]);
+        for row in &rows {
+            check(row);
+        }
+    }
+
+    #[test]
+    fn bad_rows_are_errors() {
+        assert_eq!(measure::<f32>(&[]), Err(FieldError::Empty));
+        assert_eq!(measure(&[0.0, f32::NAN]), Err(FieldError::NaN));
+        assert_eq!(measure(&[0.0, f32::INFINITY]), Err(FieldError::PositiveInfinity));
+        assert_eq!(
+            measure(&[f32::NEG_INFINITY; 3000]),
+            Err(FieldError::AllMasked)
+        );
+        let mut big = vec![0.0f32; 5000];
+        big[4999] = f32::NAN;
+        assert_eq!(measure(&big), Err(FieldError::NaN));
+    }
+
+    #[test]
+    fn half_types_match_f32_of_the_same_values() {
+        let row32: Vec<f32> = (0..3000).map(|i| ((i * 7919 % 1000) as f32) * 0.01).collect();
+        let r16: Vec<f16> = row32.iter().map(|&x| f16::from_f32(x)).collect();
+        let rb: Vec<bf16> = row32.iter().map(|&x| bf16::from_f32(x)).collect();
+        let back16: Vec<f32> = r16.iter().map(|x| x.to_f32()).collect();
+        let backb: Vec<f32> = rb.iter().map(|x| x.to_f32()).collect();
+        assert_eq!(measure(&r16).unwrap(), measure(&back16).unwrap());
+        assert_eq!(measure(&rb).unwrap(), measure(&backb).unwrap());
+    }
+
+    #[test]
+    fn gather_keeps_the_window() {
+        let row: Vec<f32> = (0..5000).map(|i| ((i * 7919 % 5000) as f32) * 0.01).collect();
+        let mut c = Candidates::with_capacity(4096);
+        let f = measure_gather(&row, 0.5, &mut c).unwrap();
+        assert!(!c.overflow);
+        let want: usize = row.iter().filter(|&&z| z >= f.max - 0.5).count();
+        assert_eq!(c.items().len(), want);
+        let mut small = Candidates::with_capacity(3);
+        measure_gather(&row, 0.5, &mut small).unwrap();
+        assert!(small.overflow);
+    }
+
+    #[test]
+    fn exp_is_accurate() {
+        let mut worst = 0f64;
+        let mut x = -87.0f32;
+        while x <= 0.0 {
+            let e = exp_neg(x) as f64;
+            let r = (x as f64).exp();
+            worst = worst.max((e - r).abs() / r);
+            x += 0.0137;
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert_eq!(exp_neg(-100.0), 0.0);
+        assert_eq!(exp_neg(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_neg(0.0), 1.0);
+    }
+}

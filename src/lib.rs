@@ -1,0 +1,55 @@
+//! # infogravity
+//!
+//! A sampling-plugin middleware for LLM inference engines: per decoding step it measures the
+//! next-token field in one pass (entropy, varentropy, log Z, p_max, margin), sets a
+//! gravity-aware adaptive temperature from the query's information mass M(Q) and the live
+//! field, classifies the regime (orbit / void / black hole) per sequence with hysteresis,
+//! applies anchoring interventions (anchor bias, loop escape, abstention), optionally samples,
+//! and returns a [`StepReport`] for every row. Definitions: DESIGN.md §1.
+//!
+//! ## Pipeline order
+//!
+//! host processors → measure field (before any truncation) → sequence state and regime →
+//! interventions (bias) → temperature → truncation (min-p → top-k → top-p) → seeded selection
+//! (or the final logits for the host) → `accept(token)`. See [`processor`].
+//!
+//! ## Use
+//!
+//! ```
+//! use infogravity::{Config, GravityProcessor, SeqParams, StepMode};
+//!
+//! let vocab = 8;
+//! let mut p = GravityProcessor::new(Config::preset("balanced")?, vocab)?;
+//! p.begin(1, &SeqParams { seed: 42, ..Default::default() })?;
+//! let mut logits = vec![0.5, 2.0, -1.0, 0.0, 0.3, 1.5, -2.0, 0.1];
+//! let report = p.step(1, &mut logits, StepMode::Sample)?;
+//! let token = report.token.expect("Sample mode selects");
+//! p.accept(1, token)?;
+//! println!("token {token}, entropy {:.3} nats, T = {:.2}", report.entropy, report.temperature);
+//! p.end(1)?;
+//! # Ok::<(), infogravity::Error>(())
+//! ```
+//!
+//! The C ABI over the same API lives in `ffi` (header `include/infogravity.h`).
+
+pub mod calibration;
+pub mod config;
+pub mod error;
+pub mod ffi;
+pub mod field;
+pub mod mass;
+pub mod policy;
+pub mod processor;
+pub mod sampler;
+
+pub use calibration::Calibration;
+pub use config::Config;
+pub use error::{Error, Result};
+pub use field::{Field, FieldError};
+pub use mass::{Prior, QueryInput, QueryMass};
+pub use processor::{
+    flags, GravityProcessor, LogitsMut, LogitsProcessor, Regime, SeqParams, StepMode, StepReport,
+};
+
+/// The crate version (Cargo's).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

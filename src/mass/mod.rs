@@ -1,0 +1,221 @@
+//! Query information mass M(Q) = α·ẑ(H) + β·ẑ(D) + γ·ẑ(N) (DESIGN.md §1, seed eqs. 1–4).
+//!
+//! Computed once per sequence at `begin`, from what the host can supply (any subset):
+//! - prompt logits `[P, V]` (row j = the distribution after prompt token j; the last row is the
+//!   first answer position), or per-position prompt entropies in nats → H(Q);
+//! - the context gain D(Q) = KL(p(·|C⊕Q) ‖ p(·|Q)) in nats, computed by the host or engine;
+//! - the query's token ids with a [`Prior`] → N_KL = KL(q̂ ‖ u); with prompt logits whose rows
+//!   align with the tokens, also the mean query surprisal −(1/|Q|) Σ log p(q_i | q_<i).
+//!
+//! Each component is reported raw and flagged when missing; M uses the components present,
+//! with α, β, γ renormalised over them, and is absent when none is. Nothing is invented.
+
+pub mod prior;
+
+pub use prior::Prior;
+
+use crate::calibration::Calibration;
+use crate::config::MassConfig;
+use crate::error::{Error, Result};
+use crate::field;
+
+/// What the host knows about the query. Every field is optional.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueryInput<'a> {
+    /// Row-major `[P, V]` prompt logits (f32), P ≥ 1.
+    pub prompt_logits: Option<&'a [f32]>,
+    /// Per-position prompt entropies in nats (last = answer position); used when no logits.
+    pub prompt_entropies: Option<&'a [f32]>,
+    /// D(Q) in nats (≥ 0).
+    pub context_gain: Option<f32>,
+    /// The query's token ids. With prompt logits of P rows and exactly P tokens, row j is taken
+    /// to predict token j + 1 (mean surprisal).
+    pub query_tokens: Option<&'a [u32]>,
+}
+
+/// M(Q) and its raw components. `None` = not supplied.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueryMass {
+    /// H at the answer position, normalised by log V, in [0, 1].
+    pub h: Option<f32>,
+    /// Mean prompt entropy over positions, nats.
+    pub h_prompt_mean: Option<f32>,
+    /// D(Q), nats.
+    pub d: Option<f32>,
+    /// N_KL against the prior, nats.
+    pub n_kl: Option<f32>,
+    /// Mean query surprisal under the model, nats per token.
+    pub n_surprisal: Option<f32>,
+    /// The combined mass M(Q) over the present components.
+    pub m: Option<f32>,
+}
+
+/// Compute M(Q). `vocab` is V; `scratch` is reused for sorting ids.
+pub fn compute(
+    input: &QueryInput<'_>,
+    vocab: usize,
+    cfg: &MassConfig,
+    prior: Option<&Prior>,
+    calib: Option<&Calibration>,
+    scratch: &mut Vec<u32>,
+) -> Result<QueryMass> {
+    let mut out = QueryMass::default();
+    let log_v = (vocab.max(2) as f64).ln();
+    if let Some(q) = input.query_tokens {
+        if let Some(&id) = q.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::TokenOutOfRange {
+                what: "query token",
+                id: id as u64,
+                vocab,
+            });
+        }
+    }
+    if let Some(pl) = input.prompt_logits {
+        if pl.is_empty() || pl.len() % vocab != 0 {
+            return Err(Error::SizeMismatch {
+                what: "prompt logits (must be a whole number of rows of V)",
+                expected: vocab,
+                got: pl.len(),
+            });
+        }
+        let rows = pl.len() / vocab;
+        let align = input.query_tokens.filter(|q| q.len() == rows && rows >= 2);
+        let (mut h_sum, mut s_sum) = (0.0f64, 0.0f64);
+        let mut last = 0.0;
+        for (j, row) in pl.chunks_exact(vocab).enumerate() {
+            let f = field::measure(row)?;
+            h_sum += f.entropy;
+            last = f.entropy_norm();
+            if let Some(q) = align {
+                if j + 1 < rows {
+                    s_sum += f.potential(row[q[j + 1] as usize]);
+                }
+            }
+        }
+        out.h = Some(last as f32);
+        out.h_prompt_mean = Some((h_sum / rows as f64) as f32);
+        if align.is_some() {
+            out.n_surprisal = Some((s_sum / (rows - 1) as f64) as f32);
+        }
+    } else if let Some(e) = input.prompt_entropies {
+        if e.is_empty() || e.iter().any(|x| !x.is_finite() || *x < 0.0) {
+            return Err(Error::InvalidArgument(
+                "prompt entropies must be non-empty, finite and ≥ 0".into(),
+            ));
+        }
+        out.h = Some((e[e.len() - 1] as f64 / log_v).clamp(0.0, 1.0) as f32);
+        out.h_prompt_mean = Some((e.iter().map(|&x| x as f64).sum::<f64>() / e.len() as f64) as f32);
+    }
+    if let Some(d) = input.context_gain {
+        if !d.is_finite() || d < 0.0 {
+            return Err(Error::InvalidArgument(format!(
+                "context gain D must be finite and ≥ 0, got {d}"
+            )));
+        }
+        out.d = Some(d);
+    }
+    if let (Some(q), Some(p)) = (input.query_tokens, prior) {
+        if p.vocab() != vocab {
+            return Err(Error::SizeMismatch {
+                what: "prior vocabulary",
+                expected: vocab,
+                got: p.vocab(),
+            });
+        }
+        if !q.is_empty() {
+            out.n_kl = Some(p.novelty_kl(q, cfg.prior_smoothing as f64, scratch)? as f32);
+        }
+    }
+    out.m = combine(&out, cfg, calib);
+    Ok(out)
+}
+
+/// M over the present components: z-scores under a calibration, else min-max to [0, 1].
+fn combine(q: &QueryMass, cfg: &MassConfig, calib: Option<&Calibration>) -> Option<f32> {
+    let stats = calib.and_then(|c| c.mass.as_ref());
+    let n = q.n_kl.or(q.n_surprisal);
+    let parts = [
+        (q.h, cfg.alpha, 1.0, stats.map(|s| s.h)),
+        (q.d, cfg.beta, cfg.d_max, stats.map(|s| s.d)),
+        (n, cfg.gamma, cfg.n_max, stats.map(|s| s.n)),
+    ];
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (x, w, max, st) in parts {
+        let (Some(x), true) = (x, w > 0.0) else { continue };
+        let z = match st {
+            Some(s) => (x as f64 - s.mean) / s.std,
+            None => (x as f64 / max as f64).clamp(0.0, 1.0),
+        };
+        num += w as f64 * z;
+        den += w as f64;
+    }
+    (den > 0.0).then(|| (num / den) as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn missing_components_are_flagged_not_invented() {
+        let cfg = Config::default().mass;
+        let mut s = vec![];
+        let q = compute(&QueryInput::default(), 10, &cfg, None, None, &mut s).unwrap();
+        assert_eq!(q, QueryMass::default());
+        let q = compute(
+            &QueryInput {
+                context_gain: Some(2.0),
+                ..Default::default()
+            },
+            10,
+            &cfg,
+            None,
+            None,
+            &mut s,
+        )
+        .unwrap();
+        assert_eq!(q.d, Some(2.0));
+        assert_eq!(q.h, None);
+        assert_eq!(q.m, Some(0.5)); // 2 / d_max(4), the only component present
+    }
+
+    #[test]
+    fn prompt_logits_give_h_and_surprisal() {
+        let cfg = Config::default().mass;
+        let v = 4;
+        // Row 0 uniform, row 1 certain on token 2.
+        let logits = [0.0, 0.0, 0.0, 0.0, -50.0, -50.0, 50.0, -50.0];
+        let toks = [1u32, 3];
+        let mut s = vec![];
+        let q = compute(
+            &QueryInput {
+                prompt_logits: Some(&logits),
+                query_tokens: Some(&toks),
+                ..Default::default()
+            },
+            v,
+            &cfg,
+            None,
+            None,
+            &mut s,
+        )
+        .unwrap();
+        assert!(q.h.unwrap() < 1e-6);
+        assert!((q.h_prompt_mean.unwrap() as f64 - 4f64.ln() / 2.0).abs() < 1e-5);
+        // Token 3 after row 0: surprisal ln 4.
+        assert!((q.n_surprisal.unwrap() as f64 - 4f64.ln()).abs() < 1e-5);
+        assert!(compute(
+            &QueryInput {
+                prompt_logits: Some(&logits[..7]),
+                ..Default::default()
+            },
+            v,
+            &cfg,
+            None,
+            None,
+            &mut s
+        )
+        .is_err());
+    }
+}

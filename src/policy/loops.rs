@@ -1,0 +1,130 @@
+//! Bounded-work repetition detection for the black-hole score (DESIGN.md §1 "Regimes").
+//!
+//! For every period p ≤ P, `run[p]` counts how many consecutive most recent tokens equal the
+//! token p positions before them. A cycle of period p repeated R times leaves run[p] ≥ (R − 1)·p.
+//! Each accepted token updates all P counters: O(P) compares, no hashing, exact. The history
+//! ring holds max(P, longest attractor phrase) tokens, so memory per sequence is bounded.
+
+/// Per-sequence repetition state.
+#[derive(Debug, Clone)]
+pub struct LoopDetector {
+    ring: Box<[u32]>,
+    /// Tokens pushed so far (saturating view: only the last `ring.len()` are kept).
+    len: u64,
+    /// run[p − 1] for p = 1..=P.
+    run: Box<[u32]>,
+}
+
+/// What the detector sees after the latest token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cycle {
+    /// Cycle strength in [0, 1]: max over p of run[p] / ((R − 1)·p), capped at 1.
+    pub strength: f32,
+    /// Smallest period with a complete cycle (strength 1), or 0.
+    pub period: u32,
+    /// The token that would extend the complete cycle (valid when `period > 0`).
+    pub next: u32,
+}
+
+impl LoopDetector {
+    /// `max_period` = P; `history` ≥ P is the ring size (for attractor phrases).
+    pub fn new(max_period: usize, history: usize) -> LoopDetector {
+        LoopDetector {
+            ring: vec![0; history.max(max_period).max(1)].into_boxed_slice(),
+            len: 0,
+            run: vec![0; max_period].into_boxed_slice(),
+        }
+    }
+
+    /// The token `back` positions before the next one (back = 1 is the last token).
+    #[inline]
+    fn back(&self, back: usize) -> u32 {
+        let n = self.ring.len() as u64;
+        self.ring[((self.len - back as u64) % n) as usize]
+    }
+
+    /// Record an accepted token. O(P).
+    pub fn push(&mut self, tok: u32) {
+        for p in 1..=self.run.len() {
+            let same = self.len >= p as u64 && self.back(p) == tok;
+            let r = &mut self.run[p - 1];
+            *r = if same { r.saturating_add(1) } else { 0 };
+        }
+        let n = self.ring.len() as u64;
+        self.ring[(self.len % n) as usize] = tok;
+        self.len += 1;
+    }
+
+    /// Cycle strength and, if complete, its period and the token that would extend it. O(P).
+    pub fn cycle(&self, repeats: u32) -> Cycle {
+        let mut out = Cycle {
+            strength: 0.0,
+            period: 0,
+            next: 0,
+        };
+        let reps = repeats.saturating_sub(1).max(1) as f32;
+        for p in 1..=self.run.len() {
+            let s = (self.run[p - 1] as f32 / (reps * p as f32)).min(1.0);
+            if s > out.strength {
+                out.strength = s;
+            }
+            if s >= 1.0 && out.period == 0 {
+                out.period = p as u32;
+                out.next = self.back(p);
+            }
+        }
+        out
+    }
+
+    /// Does the history end with `phrase`? O(|phrase|).
+    pub fn ends_with(&self, phrase: &[u32]) -> bool {
+        let k = phrase.len();
+        if k == 0 || k > self.ring.len() || (self.len as usize) < k {
+            return false;
+        }
+        phrase.iter().enumerate().all(|(i, &t)| self.back(k - i) == t)
+    }
+
+    /// Forget everything.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.run.iter_mut().for_each(|r| *r = 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_smallest_complete_period() {
+        let mut d = LoopDetector::new(8, 8);
+        for &t in &[9, 1, 2, 3, 1, 2, 3] {
+            d.push(t);
+        }
+        let c = d.cycle(3);
+        assert_eq!(c.period, 0, "two repeats are not three");
+        assert!((c.strength - 1.0).abs() > 0.0 && c.strength > 0.5);
+        for &t in &[1, 2, 3] {
+            d.push(t);
+        }
+        let c = d.cycle(3);
+        assert_eq!((c.period, c.next), (3, 1));
+        d.push(7);
+        assert_eq!(d.cycle(3).period, 0);
+    }
+
+    #[test]
+    fn period_one_and_phrases() {
+        let mut d = LoopDetector::new(4, 6);
+        for _ in 0..3 {
+            d.push(5);
+        }
+        assert_eq!(d.cycle(3).period, 1);
+        assert_eq!(d.cycle(3).next, 5);
+        d.push(6);
+        assert!(d.ends_with(&[5, 5, 6]));
+        assert!(!d.ends_with(&[5, 6, 6]));
+        assert!(!d.ends_with(&[1, 2, 3, 4, 5, 6, 7]));
+    }
+}
