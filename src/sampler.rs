@@ -301,9 +301,9 @@ mod tests {
             panic!()
         };
         assert_eq!(tau, 2.0);
-        // top-p 0.5: p(3) = 0.45 < 0.5, so the next (2.0) is included.
+        // top-p 0.6: p(3) = 0.52 < 0.6, so the next (2.0, tied) is included.
         let tr = Truncation {
-            top_p: 0.5,
+            top_p: 0.6,
             ..Truncation::NONE
         };
         let Cut::Tau { tau, .. } = cut(&mut known(&mut l), 1.0, &tr) else {
