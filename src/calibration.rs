@@ -71,7 +71,10 @@ impl Calibration {
     pub fn from_json(text: &str) -> Result<Calibration> {
         let c: Calibration = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
         if c.format != CALIBRATION_FORMAT {
-            return Err(corrupt(format!("format is `{}`, expected `{CALIBRATION_FORMAT}`", c.format)));
+            return Err(corrupt(format!(
+                "format is `{}`, expected `{CALIBRATION_FORMAT}`",
+                c.format
+            )));
         }
         if c.version != CALIBRATION_VERSION {
             return Err(corrupt(format!(
@@ -91,13 +94,17 @@ impl Calibration {
                 w.mass,
             ];
             if all.iter().any(|x| !x.is_finite() || x.abs() > 1e3) {
-                return Err(corrupt("void weights must be finite and within ±1000".into()));
+                return Err(corrupt(
+                    "void weights must be finite and within ±1000".into(),
+                ));
             }
         }
         if let Some(m) = &c.mass {
             for s in [m.h, m.d, m.n] {
                 if !s.mean.is_finite() || !s.std.is_finite() || s.std <= 0.0 {
-                    return Err(corrupt("mass statistics need finite means and std > 0".into()));
+                    return Err(corrupt(
+                        "mass statistics need finite means and std > 0".into(),
+                    ));
                 }
             }
         }
@@ -129,7 +136,10 @@ mod tests {
                "mass":{"h":{"mean":0,"std":0},"d":{"mean":1,"std":1},"n":{"mean":3,"std":1}}}"#,
             "not json",
         ] {
-            assert!(matches!(Calibration::from_json(bad), Err(Error::CorruptFile { .. })), "{bad}");
+            assert!(
+                matches!(Calibration::from_json(bad), Err(Error::CorruptFile { .. })),
+                "{bad}"
+            );
         }
     }
 }

@@ -246,10 +246,11 @@ pub struct SamplerConfig {
     pub top_p: f32,
     /// Candidate window: tokens within this many nats of the maximum are gathered during the
     /// measurement pass so selection needs no second pass. 0 = automatic (from min-p and
-    /// temperature.max, at least 10). Larger: more candidates to sort. Unit: nats.
+    /// temperature.max: T_max·ln(1/min_p); 10 without min-p). Larger: more candidates to
+    /// handle; smaller: more draws resolved by a pass over the row. Unit: nats, ≤ 64.
     pub window: f32,
     /// Candidate buffer size; past it selection falls back to an exact second pass.
-    /// Default 2048. Memory: 8 bytes each, per worker thread.
+    /// Default 4096. Memory: 8 bytes each, per worker thread.
     pub max_candidates: u32,
 }
 
@@ -395,7 +396,7 @@ impl Config {
                 top_k: 0,
                 top_p: 1.0,
                 window: 0.0,
-                max_candidates: 2048,
+                max_candidates: 4096,
             },
             limits: LimitsConfig {
                 max_sequences: 4096,
@@ -411,7 +412,8 @@ impl Config {
     /// any of its keys. Unknown keys are [`Error::ConfigUnknownKey`] with the full path; the
     /// result is validated.
     pub fn from_json(text: &str) -> Result<Config> {
-        let mut v: Value = serde_json::from_str(text).map_err(|e| Error::ConfigParse(e.to_string()))?;
+        let mut v: Value =
+            serde_json::from_str(text).map_err(|e| Error::ConfigParse(e.to_string()))?;
         let obj = v
             .as_object_mut()
             .ok_or_else(|| Error::ConfigParse("the configuration must be a JSON object".into()))?;
@@ -490,10 +492,12 @@ impl Config {
         steps("black_hole.exit_after", b.exit_after)?;
         let l = &self.limits;
         if b.attractors.len() > l.max_phrases as usize {
-            return oor("black_hole.attractors", "has more phrases than limits.max_phrases");
+            return oor(
+                "black_hole.attractors",
+                "has more phrases than limits.max_phrases",
+            );
         }
-        if b
-            .attractors
+        if b.attractors
             .iter()
             .any(|p| p.is_empty() || p.len() > l.max_phrase_len as usize)
         {
@@ -514,12 +518,15 @@ impl Config {
             return oor("abstain.tokens", "holds more than 1024 tokens");
         }
         if self.task_space.tokens.len() > l.max_anchors as usize {
-            return oor("task_space.tokens", "has more tokens than limits.max_anchors");
+            return oor(
+                "task_space.tokens",
+                "has more tokens than limits.max_anchors",
+            );
         }
         let s = &self.sampler;
         range("sampler.min_p", s.min_p, 0.0, 1.0)?;
         range("sampler.top_p", s.top_p, 1e-6, 1.0)?;
-        range("sampler.window", s.window, 0.0, 1e4)?;
+        range("sampler.window", s.window, 0.0, 64.0)?;
         if !(1..=1 << 20).contains(&s.max_candidates) {
             return oor("sampler.max_candidates", "must be in [1, 1048576]");
         }
@@ -530,7 +537,10 @@ impl Config {
             return oor("limits.max_sequences", "must be in [1, 1048576]");
         }
         if l.max_anchors > 1 << 20 || l.max_phrases > 4096 || l.max_phrase_len > 4096 {
-            return oor("limits", "max_anchors ≤ 2^20, max_phrases and max_phrase_len ≤ 4096");
+            return oor(
+                "limits",
+                "max_anchors ≤ 2^20, max_phrases and max_phrase_len ≤ 4096",
+            );
         }
         if l.threads > 1024 {
             return oor("limits.threads", "must be ≤ 1024");
@@ -665,7 +675,10 @@ mod tests {
             Config::from_json(r#"{"temperature":{"base":"hot"}}"#),
             Err(Error::ConfigParse(_))
         ));
-        assert!(matches!(Config::from_json("[1]"), Err(Error::ConfigParse(_))));
+        assert!(matches!(
+            Config::from_json("[1]"),
+            Err(Error::ConfigParse(_))
+        ));
         assert!(matches!(Config::from_json("{"), Err(Error::ConfigParse(_))));
         assert!(matches!(
             Config::from_json(r#"{"preset":"spicy"}"#),

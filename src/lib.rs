@@ -48,7 +48,7 @@ pub use error::{Error, Result};
 pub use field::{Field, FieldError};
 pub use mass::{Prior, QueryInput, QueryMass};
 pub use processor::{
-    flags, GravityProcessor, LogitsMut, LogitsProcessor, Regime, SeqParams, StepMode, StepReport,
+    GravityProcessor, LogitsMut, LogitsProcessor, Regime, SeqParams, StepMode, StepReport, flags,
 };
 
 /// The crate version (Cargo's).

@@ -142,7 +142,10 @@ pub(crate) enum Pick {
     Token(u32),
     /// The draw landed in the tail's bound: `x` is the draw's position past the known weight
     /// `known` (both in units of e^{(z − max)/T}).
-    Tail { x: f64, known: f64 },
+    Tail {
+        x: f64,
+        known: f64,
+    },
 }
 
 /// Inverse-CDF selection over the kept list at temperature `t` with draw `u` ∈ [0, 1).
@@ -171,7 +174,10 @@ pub(crate) fn pick(k: &Known<'_>, tau: f32, max: f32, t: f32, u: f64) -> Pick {
     };
     let x = u * (known + tail_bound);
     if x >= known && tail_bound > 0.0 {
-        return Pick::Tail { x: x - known, known };
+        return Pick::Tail {
+            x: x - known,
+            known,
+        };
     }
     let mut acc = 0.0;
     let mut last = None;
@@ -204,7 +210,8 @@ pub(crate) fn resolve_tail<E: Logit>(
 ) -> u32 {
     let inv_t = 1.0 / t as f64;
     let w = |z: f32| ((z as f64 - max as f64) * inv_t).exp();
-    let in_tail = |i: usize, z: f32| z < k.gate && z >= tau && skip.binary_search(&(i as u32)).is_err();
+    let in_tail =
+        |i: usize, z: f32| z < k.gate && z >= tau && skip.binary_search(&(i as u32)).is_err();
     let exact: f64 = row
         .iter()
         .enumerate()
@@ -265,7 +272,10 @@ mod tests {
     fn cands(z: &[f32]) -> Vec<Cand> {
         z.iter()
             .enumerate()
-            .map(|(i, &logit)| Cand { logit, id: i as u32 })
+            .map(|(i, &logit)| Cand {
+                logit,
+                id: i as u32,
+            })
             .collect()
     }
 
@@ -273,7 +283,11 @@ mod tests {
     fn rng_is_deterministic_and_uniform() {
         let (mut a, mut b) = (Rng::new(7), Rng::new(7));
         let xs: Vec<f64> = (0..10_000).map(|_| a.uniform()).collect();
-        assert!(xs.iter().zip((0..).map(|_| b.uniform())).all(|(x, y)| *x == y));
+        assert!(
+            xs.iter()
+                .zip((0..).map(|_| b.uniform()))
+                .all(|(x, y)| *x == y)
+        );
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         assert!((mean - 0.5).abs() < 0.01);
         assert!(xs.iter().all(|&x| (0.0..1.0).contains(&x)));

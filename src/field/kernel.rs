@@ -103,7 +103,7 @@ const P1: f32 = 1.398_199_9e-3;
 const P2: f32 = 8.333_452e-3;
 const P3: f32 = 4.166_579_6e-2;
 const P4: f32 = 1.666_666_5e-1;
-const P5: f32 = 5.000_000_1e-1;
+const P5: f32 = 0.5; // Cephes: 5.0000001201e-1, which rounds to 0.5 in f32
 /// Below this e^x would be subnormal in f32.
 const X_MIN: f32 = -87.33;
 /// 1.5·2^23: adding it rounds a float of magnitude < 2^22 to an integer in the low mantissa.
@@ -291,7 +291,12 @@ mod avx2 {
         let tail = chunks.remainder();
         for (ci, c) in chunks.enumerate() {
             // SAFETY: `c` holds exactly 16 f32.
-            let (za, zb) = unsafe { (_mm256_loadu_ps(c.as_ptr()), _mm256_loadu_ps(c.as_ptr().add(8))) };
+            let (za, zb) = unsafe {
+                (
+                    _mm256_loadu_ps(c.as_ptr()),
+                    _mm256_loadu_ps(c.as_ptr().add(8)),
+                )
+            };
             let (ea, xa) = exp_v(_mm256_sub_ps(za, mv));
             let (eb, xb) = exp_v(_mm256_sub_ps(zb, mv));
             let ta = _mm256_mul_ps(xa, ea);

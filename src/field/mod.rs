@@ -427,7 +427,11 @@ pub fn as_f64_check(field: &Field, reference: &Field) -> f64 {
     let scale = (field.vocab.max(2) as f64).ln();
     rel(field.log_z, reference.log_z, 1.0)
         .max(rel(field.entropy, reference.entropy, 1e-3 * scale))
-        .max(rel(field.varentropy, reference.varentropy, 1e-3 * scale * scale))
+        .max(rel(
+            field.varentropy,
+            reference.varentropy,
+            1e-3 * scale * scale,
+        ))
 }
 
 #[cfg(test)]
@@ -484,7 +488,11 @@ mod tests {
     fn adversarial_rows_match_reference() {
         let mut rows: Vec<Vec<f32>> = vec![];
         // huge spread
-        rows.push((0..3000).map(|i| if i == 1777 { 1e4 } else { -1e4 }).collect());
+        rows.push(
+            (0..3000)
+                .map(|i| if i == 1777 { 1e4 } else { -1e4 })
+                .collect(),
+        );
         rows.push((0..3000).map(|i| (i as f32) * 0.05 - 80.0).collect());
         // masked entries, ties, and a max in the last partial block
         let mut r: Vec<f32> = (0..2050).map(|i| ((i * 37 % 101) as f32) * 0.1).collect();
@@ -494,7 +502,13 @@ mod tests {
         // mass concentrated in a tight cluster below an outlier maximum
         rows.push(
             (0..4096)
-                .map(|i| if i == 0 { 0.0 } else { -1.0 - (i % 7) as f32 * 1e-3 })
+                .map(|i| {
+                    if i == 0 {
+                        0.0
+                    } else {
+                        -1.0 - (i % 7) as f32 * 1e-3
+                    }
+                })
                 .collect(),
         );
         // ascending row: a new maximum in every block
@@ -509,7 +523,10 @@ mod tests {
     fn bad_rows_are_errors() {
         assert_eq!(measure::<f32>(&[]), Err(FieldError::Empty));
         assert_eq!(measure(&[0.0, f32::NAN]), Err(FieldError::NaN));
-        assert_eq!(measure(&[0.0, f32::INFINITY]), Err(FieldError::PositiveInfinity));
+        assert_eq!(
+            measure(&[0.0, f32::INFINITY]),
+            Err(FieldError::PositiveInfinity)
+        );
         assert_eq!(
             measure(&[f32::NEG_INFINITY; 3000]),
             Err(FieldError::AllMasked)
@@ -521,7 +538,9 @@ mod tests {
 
     #[test]
     fn half_types_match_f32_of_the_same_values() {
-        let row32: Vec<f32> = (0..3000).map(|i| ((i * 7919 % 1000) as f32) * 0.01).collect();
+        let row32: Vec<f32> = (0..3000)
+            .map(|i| ((i * 7919 % 1000) as f32) * 0.01)
+            .collect();
         let r16: Vec<f16> = row32.iter().map(|&x| f16::from_f32(x)).collect();
         let rb: Vec<bf16> = row32.iter().map(|&x| bf16::from_f32(x)).collect();
         let back16: Vec<f32> = r16.iter().map(|x| x.to_f32()).collect();
@@ -532,7 +551,9 @@ mod tests {
 
     #[test]
     fn gather_keeps_the_window() {
-        let row: Vec<f32> = (0..5000).map(|i| ((i * 7919 % 5000) as f32) * 0.01).collect();
+        let row: Vec<f32> = (0..5000)
+            .map(|i| ((i * 7919 % 5000) as f32) * 0.01)
+            .collect();
         let mut c = Candidates::with_capacity(4096);
         let f = measure_gather(&row, 0.5, &mut c).unwrap();
         assert!(!c.overflow);

@@ -11,7 +11,7 @@ pub fn measure_f64<E: Logit>(row: &[E]) -> Result<Field, FieldError> {
     if z.iter().any(|x| x.is_nan()) {
         return Err(FieldError::NaN);
     }
-    if z.iter().any(|&x| x == f64::INFINITY) {
+    if z.contains(&f64::INFINITY) {
         return Err(FieldError::PositiveInfinity);
     }
     let (mut m, mut arg) = (f64::NEG_INFINITY, 0usize);

@@ -104,7 +104,8 @@ pub fn compute(
             ));
         }
         out.h = Some((e[e.len() - 1] as f64 / log_v).clamp(0.0, 1.0) as f32);
-        out.h_prompt_mean = Some((e.iter().map(|&x| x as f64).sum::<f64>() / e.len() as f64) as f32);
+        out.h_prompt_mean =
+            Some((e.iter().map(|&x| x as f64).sum::<f64>() / e.len() as f64) as f32);
     }
     if let Some(d) = input.context_gain {
         if !d.is_finite() || d < 0.0 {
@@ -141,7 +142,9 @@ fn combine(q: &QueryMass, cfg: &MassConfig, calib: Option<&Calibration>) -> Opti
     ];
     let (mut num, mut den) = (0.0f64, 0.0f64);
     for (x, w, max, st) in parts {
-        let (Some(x), true) = (x, w > 0.0) else { continue };
+        let (Some(x), true) = (x, w > 0.0) else {
+            continue;
+        };
         let z = match st {
             Some(s) => (x as f64 - s.mean) / s.std,
             None => (x as f64 / max as f64).clamp(0.0, 1.0),
@@ -205,17 +208,19 @@ mod tests {
         assert!((q.h_prompt_mean.unwrap() as f64 - 4f64.ln() / 2.0).abs() < 1e-5);
         // Token 3 after row 0: surprisal ln 4.
         assert!((q.n_surprisal.unwrap() as f64 - 4f64.ln()).abs() < 1e-5);
-        assert!(compute(
-            &QueryInput {
-                prompt_logits: Some(&logits[..7]),
-                ..Default::default()
-            },
-            v,
-            &cfg,
-            None,
-            None,
-            &mut s
-        )
-        .is_err());
+        assert!(
+            compute(
+                &QueryInput {
+                    prompt_logits: Some(&logits[..7]),
+                    ..Default::default()
+                },
+                v,
+                &cfg,
+                None,
+                None,
+                &mut s
+            )
+            .is_err()
+        );
     }
 }

@@ -51,10 +51,14 @@ impl Prior {
     /// Build from counts (one per token id) and a provenance note.
     pub fn from_counts(counts: Vec<u32>, provenance: &str) -> Result<Prior> {
         if counts.is_empty() {
-            return Err(Error::InvalidArgument("a prior needs at least one token".into()));
+            return Err(Error::InvalidArgument(
+                "a prior needs at least one token".into(),
+            ));
         }
         if provenance.len() > MAX_PROVENANCE {
-            return Err(Error::InvalidArgument("provenance longer than 64 KiB".into()));
+            return Err(Error::InvalidArgument(
+                "provenance longer than 64 KiB".into(),
+            ));
         }
         let total = counts.iter().map(|&c| c as u64).sum();
         Ok(Prior {
@@ -133,7 +137,10 @@ impl Prior {
     pub fn from_bytes(b: &[u8]) -> Result<Prior> {
         let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
         if b.len() < 36 {
-            return corrupt(format!("{} bytes is shorter than the 36-byte minimum", b.len()));
+            return corrupt(format!(
+                "{} bytes is shorter than the 36-byte minimum",
+                b.len()
+            ));
         }
         if &b[..8] != MAGIC {
             return corrupt("bad magic (not an infogravity prior)");

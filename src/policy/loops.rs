@@ -82,7 +82,10 @@ impl LoopDetector {
         if k == 0 || k > self.ring.len() || (self.len as usize) < k {
             return false;
         }
-        phrase.iter().enumerate().all(|(i, &t)| self.back(k - i) == t)
+        phrase
+            .iter()
+            .enumerate()
+            .all(|(i, &t)| self.back(k - i) == t)
     }
 
     /// Forget everything.

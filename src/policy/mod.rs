@@ -101,8 +101,19 @@ pub struct Hysteresis {
 
 impl Hysteresis {
     /// Feed one score; returns whether the regime is active after it.
-    pub fn update(&mut self, score: f32, enter: f32, exit: f32, enter_after: u32, exit_after: u32) -> bool {
-        let pushing = if self.active { score < exit } else { score >= enter };
+    pub fn update(
+        &mut self,
+        score: f32,
+        enter: f32,
+        exit: f32,
+        enter_after: u32,
+        exit_after: u32,
+    ) -> bool {
+        let pushing = if self.active {
+            score < exit
+        } else {
+            score >= enter
+        };
         if pushing {
             self.count += 1;
             let need = if self.active { exit_after } else { enter_after };
@@ -119,7 +130,12 @@ impl Hysteresis {
 
 /// Black-hole score b ∈ [0, 1] from the cycle strength, the low-entropy streak and an attractor
 /// match (see [`BlackHoleConfig`]).
-pub fn black_hole_score(cfg: &BlackHoleConfig, cycle: &Cycle, low_streak: u32, attractor: bool) -> f32 {
+pub fn black_hole_score(
+    cfg: &BlackHoleConfig,
+    cycle: &Cycle,
+    low_streak: u32,
+    attractor: bool,
+) -> f32 {
     if attractor {
         return 1.0;
     }

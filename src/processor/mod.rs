@@ -231,7 +231,9 @@ impl GravityProcessor {
         let window = if s.window > 0.0 {
             s.window
         } else if s.min_p > 0.0 {
-            (cfg.temperature.max * (1.0 / s.min_p).ln() + 1.0).clamp(10.0, 64.0)
+            // min-p at T ≤ T_max keeps z ≥ max + T·ln(min_p) ≥ max − T_max·ln(1/min_p): the
+            // whole kept set is inside this window (plus a hair for rounding).
+            (cfg.temperature.max * (1.0 / s.min_p).ln() * 1.001 + 1e-3).min(64.0)
         } else {
             10.0
         };
@@ -408,7 +410,10 @@ impl GravityProcessor {
     }
 
     fn slot(&self, seq: u64) -> Result<usize> {
-        self.index.get(&seq).copied().ok_or(Error::UnknownSequence(seq))
+        self.index
+            .get(&seq)
+            .copied()
+            .ok_or(Error::UnknownSequence(seq))
     }
 
     /// The query mass computed at `begin`.
@@ -635,7 +640,14 @@ fn step_one<E: Logit>(
             cycle,
         )
     } else {
-        (0.0, policy::Cycle { strength: 0.0, period: 0, next: 0 })
+        (
+            0.0,
+            policy::Cycle {
+                strength: 0.0,
+                period: 0,
+                next: 0,
+            },
+        )
     };
     let in_bh = st
         .bh_h
@@ -779,7 +791,10 @@ fn step_one<E: Logit>(
             for (i, e) in row.iter().enumerate() {
                 let z = e.to_f32();
                 if z >= thr && z > f32::NEG_INFINITY {
-                    w.full.push(Cand { logit: z, id: i as u32 });
+                    w.full.push(Cand {
+                        logit: z,
+                        id: i as u32,
+                    });
                 }
             }
             let mut k = Known {
@@ -797,13 +812,21 @@ fn step_one<E: Logit>(
     match mode {
         StepMode::Logits => {
             write_final(row, tau, t);
-            let list = if full { &w.full[..] } else { &w.cands.items[..] };
+            let list = if full {
+                &w.full[..]
+            } else {
+                &w.cands.items[..]
+            };
             finish(&mut rep, st, &f, &w.edits, u32::MAX, row, mode, list);
         }
         StepMode::Sample => {
             let u = st.rng.uniform();
             let known = Known {
-                list: if full { &mut w.full } else { &mut w.cands.items },
+                list: if full {
+                    &mut w.full
+                } else {
+                    &mut w.cands.items
+                },
                 gate: if full { f32::NEG_INFINITY } else { gate },
                 tail_sum,
                 tail_len: if full { 0 } else { core.vocab - n_list },
@@ -823,7 +846,11 @@ fn step_one<E: Logit>(
                 }
             };
             rep.token = Some(id);
-            let list = if full { &w.full[..] } else { &w.cands.items[..] };
+            let list = if full {
+                &w.full[..]
+            } else {
+                &w.cands.items[..]
+            };
             finish(&mut rep, st, &f, &w.edits, id, row, mode, list);
         }
     }
@@ -861,9 +888,13 @@ fn merge_edits(f: &Field, gate: f32, cands: &mut Candidates, edits: &[Edit]) -> 
 }
 
 fn argmax(list: &[Cand]) -> Option<Cand> {
-    list.iter()
-        .copied()
-        .reduce(|a, b| if b.logit > a.logit || (b.logit == a.logit && b.id < a.id) { b } else { a })
+    list.iter().copied().reduce(|a, b| {
+        if b.logit > a.logit || (b.logit == a.logit && b.id < a.id) {
+            b
+        } else {
+            a
+        }
+    })
 }
 
 fn row_argmax<E: Logit>(row: &[E]) -> Cand {
@@ -874,7 +905,10 @@ fn row_argmax<E: Logit>(row: &[E]) -> Cand {
     for (i, e) in row.iter().enumerate() {
         let z = e.to_f32();
         if z > best.logit {
-            best = Cand { logit: z, id: i as u32 };
+            best = Cand {
+                logit: z,
+                id: i as u32,
+            };
         }
     }
     best
@@ -896,14 +930,22 @@ fn write_final<E: Logit>(row: &mut [E], tau: f32, t: f32) {
 /// Greedy as logits: 0 at the maximum (every tie), −inf elsewhere.
 fn write_greedy<E: Logit>(row: &mut [E], max: f32) {
     for e in row.iter_mut() {
-        *e = E::from_f32(if e.to_f32() == max { 0.0 } else { f32::NEG_INFINITY });
+        *e = E::from_f32(if e.to_f32() == max {
+            0.0
+        } else {
+            f32::NEG_INFINITY
+        });
     }
 }
 
 /// Only `tok` remains possible.
 fn force<E: Logit>(row: &mut [E], tok: u32) {
     for (i, e) in row.iter_mut().enumerate() {
-        *e = E::from_f32(if i as u32 == tok { 0.0 } else { f32::NEG_INFINITY });
+        *e = E::from_f32(if i as u32 == tok {
+            0.0
+        } else {
+            f32::NEG_INFINITY
+        });
     }
 }
 

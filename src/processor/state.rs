@@ -41,7 +41,13 @@ pub struct SeqState {
 }
 
 impl SeqState {
-    pub(crate) fn new(id: u64, seed: u64, anchors: Vec<u32>, mass: QueryMass, cfg: &Config) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        seed: u64,
+        anchors: Vec<u32>,
+        mass: QueryMass,
+        cfg: &Config,
+    ) -> Self {
         let b = &cfg.black_hole;
         let longest = b.attractors.iter().map(Vec::len).max().unwrap_or(0);
         SeqState {

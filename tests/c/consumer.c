@@ -1,0 +1,173 @@
+/* C consumer of include/infogravity.h: runs the shared scenario and checks the C conventions.
+ * Prints "seq <s> step <i> token <t> H <h> T <T> regime <r> flags <f>" lines for the Rust test
+ * to compare, then "C OK". Any failed check prints "FAIL ..." and exits 1. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "infogravity.h"
+#include "scenario.h"
+
+static int failures = 0;
+#define CHECK(cond, ...)                                   \
+    do {                                                   \
+        if (!(cond)) {                                     \
+            printf("FAIL line %d: ", __LINE__);            \
+            printf(__VA_ARGS__);                           \
+            printf(" (last error: %s)\n", ig_last_error()); \
+            failures++;                                    \
+        }                                                  \
+    } while (0)
+
+static uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
+}
+
+static void run(const char *preset_json, uint64_t seq) {
+    IgProcessor *p = NULL;
+    IgStatus st = ig_processor_new(preset_json, SC_VOCAB, &p);
+    CHECK(st == IG_STATUS_OK && p != NULL, "new: %d", st);
+    if (!p) return;
+    IgSeqParams sp;
+    ig_seq_params_init(&sp);
+    uint32_t anchors[3] = {10, 20, 30};
+    sp.seed = 1234 + seq;
+    sp.anchors = anchors;
+    sp.n_anchors = 3;
+    sp.has_context_gain = 1;
+    sp.context_gain = 1.5f;
+    IgQueryMass m;
+    ig_query_mass_init(&m);
+    st = ig_processor_begin(p, seq, &sp, &m);
+    CHECK(st == IG_STATUS_OK, "begin: %d", st);
+    CHECK(m.d == 1.5f && isnan(m.h) && !isnan(m.m), "mass d=%f h=%f m=%f", m.d, m.h, m.m);
+    float *row = malloc(sizeof(float) * SC_VOCAB);
+    for (uint32_t i = 0; i < SC_STEPS; i++) {
+        sc_row(seq, i, row);
+        IgStepReport r;
+        ig_step_report_init(&r);
+        st = ig_processor_step(p, seq, row, IG_DTYPE_F32, SC_VOCAB, IG_MODE_SAMPLE, &r);
+        CHECK(st == IG_STATUS_OK, "step %u: %d", i, st);
+        CHECK(r.token >= 0 && r.token < SC_VOCAB, "token %lld", (long long)r.token);
+        printf("seq %llu step %u token %lld H %.5f T %.5f regime %u flags %u\n",
+               (unsigned long long)seq, r.step, (long long)r.token, r.entropy, r.temperature,
+               r.regime, r.flags);
+        st = ig_processor_accept(p, seq, (uint32_t)r.token);
+        CHECK(st == IG_STATUS_OK, "accept: %d", st);
+    }
+    CHECK(ig_processor_end(p, seq) == IG_STATUS_OK, "end");
+    free(row);
+    ig_processor_free(p);
+}
+
+static void conventions(void) {
+    /* Version macros agree with the library. */
+    CHECK(ig_version_number() == IG_VERSION_NUMBER, "version number %u vs %u",
+          ig_version_number(), (unsigned)IG_VERSION_NUMBER);
+    CHECK(strcmp(ig_version(), IG_VERSION_STRING) == 0, "version %s vs %s", ig_version(),
+          IG_VERSION_STRING);
+    printf("version %s %d.%d.%d\n", ig_version(), IG_VERSION_MAJOR, IG_VERSION_MINOR,
+           IG_VERSION_PATCH);
+    CHECK(strcmp(ig_status_str(IG_STATUS_OK), "ok") == 0, "status_str");
+    CHECK(strcmp(ig_status_str(9999), "unknown status") == 0, "unknown status_str");
+    ig_processor_free(NULL);
+
+    IgProcessor *p = NULL;
+    CHECK(ig_processor_new("{\"preset\":\"neutral\"}", SC_VOCAB, NULL) == IG_STATUS_NULL_POINTER,
+          "null out");
+    CHECK(ig_processor_new("{\"nope\":1}", SC_VOCAB, &p) == IG_STATUS_CONFIG_UNKNOWN_KEY && !p,
+          "unknown key");
+    CHECK(strstr(ig_last_error(), "nope") != NULL, "message names the key: %s", ig_last_error());
+    CHECK(ig_processor_new(NULL, 0, &p) == IG_STATUS_INVALID_ARGUMENT, "vocab 0");
+    CHECK(ig_processor_new("{\"preset\":\"neutral\"}", SC_VOCAB, &p) == IG_STATUS_OK, "new");
+
+    float row[SC_VOCAB];
+    IgStepReport r;
+    ig_step_report_init(&r);
+    CHECK(ig_processor_step(p, 77, row, IG_DTYPE_F32, SC_VOCAB, 0, &r) ==
+              IG_STATUS_UNKNOWN_SEQUENCE, "unknown seq");
+    CHECK(ig_processor_begin(p, 1, NULL, NULL) == IG_STATUS_OK, "begin NULL params");
+    CHECK(ig_processor_begin(p, 1, NULL, NULL) == IG_STATUS_DUPLICATE_SEQUENCE, "dup");
+
+    /* NaN: error, row untouched. */
+    sc_row(1, 0, row);
+    row[17] = NAN;
+    float copy[SC_VOCAB];
+    memcpy(copy, row, sizeof row);
+    CHECK(ig_processor_step(p, 1, row, IG_DTYPE_F32, SC_VOCAB, IG_MODE_LOGITS, &r) ==
+              IG_STATUS_NAN_LOGITS, "nan");
+    CHECK(memcmp(copy, row, sizeof row) == 0, "row untouched after NaN");
+
+    /* Wrong size, bad dtype, small struct. */
+    sc_row(1, 0, row);
+    CHECK(ig_processor_step(p, 1, row, IG_DTYPE_F32, SC_VOCAB - 1, 0, &r) ==
+              IG_STATUS_SIZE_MISMATCH, "size");
+    CHECK(ig_processor_step(p, 1, row, 9, SC_VOCAB, 0, &r) == IG_STATUS_UNSUPPORTED_DTYPE, "dtype");
+    IgStepReport small;
+    small.struct_size = 8;
+    CHECK(ig_processor_step(p, 1, row, IG_DTYPE_F32, SC_VOCAB, 0, &small) ==
+              IG_STATUS_STRUCT_TOO_SMALL, "struct size");
+    CHECK(ig_processor_accept(p, 1, SC_VOCAB) == IG_STATUS_TOKEN_OUT_OF_RANGE, "token range");
+
+    /* neutral + LOGITS mode is the identity. */
+    sc_row(1, 3, row);
+    memcpy(copy, row, sizeof row);
+    CHECK(ig_processor_step(p, 1, row, IG_DTYPE_F32, SC_VOCAB, IG_MODE_LOGITS, &r) == IG_STATUS_OK,
+          "neutral logits");
+    CHECK(memcmp(copy, row, sizeof row) == 0, "neutral is the identity");
+    CHECK(r.token == -1, "no token in LOGITS mode");
+
+    /* bf16 rows work and agree with f32 on the entropy of the same (rounded) values. */
+    uint16_t rb[SC_VOCAB];
+    for (int i = 0; i < SC_VOCAB; i++) rb[i] = to_bf16(copy[i]);
+    IgStepReport rbr;
+    ig_step_report_init(&rbr);
+    CHECK(ig_processor_step(p, 1, rb, IG_DTYPE_BF16, SC_VOCAB, IG_MODE_SAMPLE, &rbr) == IG_STATUS_OK,
+          "bf16");
+    CHECK(fabsf(rbr.entropy - r.entropy) < 0.05f, "bf16 entropy %f vs %f", rbr.entropy, r.entropy);
+
+    /* Batch of two sequences. */
+    CHECK(ig_processor_begin(p, 2, NULL, NULL) == IG_STATUS_OK, "begin 2");
+    static float batch[2 * SC_VOCAB];
+    sc_row(1, 5, batch);
+    sc_row(2, 5, batch + SC_VOCAB);
+    uint64_t ids[2] = {1, 2};
+    IgStepReport reps[2];
+    ig_step_report_init(&reps[0]);
+    ig_step_report_init(&reps[1]);
+    CHECK(ig_processor_step_batch(p, ids, 2, batch, IG_DTYPE_F32, 2 * SC_VOCAB, 0, reps) ==
+              IG_STATUS_OK, "batch");
+    CHECK(reps[0].seq == 1 && reps[1].seq == 2 && reps[1].token >= 0, "batch reports");
+    uint64_t dup[2] = {1, 1};
+    CHECK(ig_processor_step_batch(p, dup, 2, batch, IG_DTYPE_F32, 2 * SC_VOCAB, 0, reps) ==
+              IG_STATUS_DUPLICATE_SEQUENCE, "batch dup");
+
+    /* Buffer-size query of the config JSON. */
+    size_t need = 0;
+    CHECK(ig_processor_config_json(p, NULL, 0, &need) == IG_STATUS_BUFFER_TOO_SMALL && need > 10,
+          "size query");
+    char *buf = malloc(need);
+    CHECK(ig_processor_config_json(p, buf, need, &need) == IG_STATUS_OK && strstr(buf, "min_p"),
+          "config json");
+    free(buf);
+    size_t v = 0, live = 0;
+    CHECK(ig_processor_info(p, &v, &live) == IG_STATUS_OK && v == SC_VOCAB && live == 2, "info");
+    CHECK(ig_processor_load_prior(p, "/nonexistent/prior.bin") == IG_STATUS_IO, "io");
+    ig_processor_free(p);
+}
+
+int main(void) {
+    conventions();
+    run("{\"preset\":\"neutral\"}", 1);
+    run("{\"preset\":\"balanced\"}", 2);
+    run("{\"preset\":\"factual\",\"sampler\":{\"top_k\":40,\"top_p\":0.9}}", 3);
+    if (failures) {
+        printf("C FAILED %d\n", failures);
+        return 1;
+    }
+    printf("C OK\n");
+    return 0;
+}
