@@ -956,3 +956,21 @@ pub unsafe extern "C" fn ig_processor_config_json(
         }
     })
 }
+
+/// Hooks for the crate's own tests; not part of the C API (not exported, not in the header).
+#[doc(hidden)]
+pub mod testing {
+    use super::*;
+
+    /// Panic inside the boundary while holding the handle's lock, as a bug would.
+    ///
+    /// # Safety
+    /// `p` must be a live handle.
+    pub unsafe fn panic_inside(p: *mut IgProcessor) -> IgStatus {
+        boundary(|| {
+            // SAFETY: forwarded contract.
+            let _guard = unsafe { lock(p)? };
+            panic!("deliberate test panic");
+        })
+    }
+}

@@ -70,6 +70,21 @@ impl Kernel {
         }
     }
 
+    /// Σe^{z − m} over the elements strictly below `m` (the block maximum).
+    #[inline]
+    pub fn sums_below(self, z: &[f32], m: f32) -> f32 {
+        match self {
+            Kernel::Scalar => z
+                .iter()
+                .filter(|&&v| v < m)
+                .map(|&v| exp_scalar(v - m))
+                .sum(),
+            // SAFETY: as in `scan`.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { avx2::sums_below(z, m) },
+        }
+    }
+
     /// As `sums`, also pushing every element with z ≥ gate into `cands` (ids offset by `base`).
     #[inline]
     pub fn sums_gather(
@@ -266,6 +281,29 @@ mod avx2 {
         let ni = _mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(127));
         let pow2 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(ni));
         (_mm256_mul_ps(e, pow2), xc)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn sums_below(z: &[f32], m: f32) -> f32 {
+        let mv = _mm256_set1_ps(m);
+        let mut acc = _mm256_setzero_ps();
+        let chunks = z.chunks_exact(8);
+        let tail = chunks.remainder();
+        for c in chunks {
+            // SAFETY: `c` holds exactly 8 f32.
+            let zv = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+            let (e, _) = exp_v(_mm256_sub_ps(zv, mv));
+            let below = _mm256_cmp_ps::<_CMP_LT_OQ>(zv, mv);
+            acc = _mm256_add_ps(acc, _mm256_and_ps(e, below));
+        }
+        hsum(acc)
+            + tail
+                .iter()
+                .filter(|&&v| v < m)
+                .map(|&v| exp_scalar(v - m))
+                .sum::<f32>()
     }
 
     /// # Safety

@@ -334,6 +334,9 @@ fn measure_impl<E: Logit>(
     };
     let mut nan = false;
     let mut buf = [0f32; BLOCK];
+    // The block holding the global maximum is kept out of the merge until the end, then
+    // re-summed precisely (see `precise_block`).
+    let mut held: Option<(usize, f32, (f32, f32, f32))> = None;
     for (bi, chunk) in row.chunks(BLOCK).enumerate() {
         let z: &[f32] = match E::as_f32_slice(chunk) {
             Some(z) => z,
@@ -345,7 +348,8 @@ fn measure_impl<E: Logit>(
         let base = (bi * BLOCK) as u32;
         let a = k.scan(z);
         nan |= a.nan;
-        if a.max1 > top.max {
+        let new_max = a.max1 > top.max;
+        if new_max {
             // New global maximum: the old one competes for second place.
             top.second = top.max.max(a.max2);
             top.max = a.max1;
@@ -353,11 +357,8 @@ fn measure_impl<E: Logit>(
         } else {
             top.second = top.second.max(a.max1);
         }
-        if a.max1 == f32::NEG_INFINITY {
-            continue;
-        }
-        if a.max1 == f32::INFINITY {
-            // Decided below; the sums would be NaN.
+        if a.max1 == f32::NEG_INFINITY || a.max1 == f32::INFINITY {
+            // Fully masked block, or +inf (an error decided below; the sums would be NaN).
             continue;
         }
         let gate = top.max - window;
@@ -365,7 +366,24 @@ fn measure_impl<E: Logit>(
             Some(c) => k.sums_gather(z, a.max1, gate, base, c),
             None => k.sums(z, a.max1),
         };
-        merge.add_block(a.max1, s.0, s.1, s.2);
+        if new_max {
+            if let Some((_, m, (s0, s1, s2))) = held.replace((bi, a.max1, s)) {
+                merge.add_block(m, s0, s1, s2);
+            }
+        } else {
+            merge.add_block(a.max1, s.0, s.1, s.2);
+        }
+    }
+    if let Some((bi, m, (_, s1, s2))) = held {
+        let chunk = &row[bi * BLOCK..((bi + 1) * BLOCK).min(row.len())];
+        let z: &[f32] = match E::as_f32_slice(chunk) {
+            Some(z) => z,
+            None => {
+                E::to_f32_block(chunk, &mut buf[..chunk.len()]);
+                &buf[..chunk.len()]
+            }
+        };
+        merge.merge(precise_block(k, z, m, s1, s2));
     }
     if nan {
         return Err(FieldError::NaN);
@@ -392,6 +410,22 @@ fn measure_impl<E: Logit>(
         entropy: (log_z - merge.mean).max(0.0),
         varentropy: merge.var,
     })
+}
+
+/// Stats of the block holding the global maximum, with S0 split as (count of maximal
+/// elements) + δ, δ summed without them. On a peaked row S0 = 1 + δ with δ ≈ 1e-6: in one f32
+/// sum δ would keep only ~2 significant digits, and H = ln S0 − S1/S0 is made of δ-sized terms.
+fn precise_block(k: kernel::Kernel, z: &[f32], m: f32, s1: f32, s2: f32) -> Merge {
+    let count = z.iter().filter(|&&v| v == m).count() as f64;
+    let delta = k.sums_below(z, m) as f64;
+    let s0 = count + delta;
+    let (s1, s2) = (s1 as f64, s2 as f64);
+    let mu = s1 / s0;
+    Merge {
+        log_w: m as f64 + count.ln() + (delta / count).ln_1p(),
+        mean: m as f64 + mu,
+        var: (s2 / s0 - mu * mu).max(0.0),
+    }
 }
 
 /// The floor kernel: one fused pass computing only log Z and the two moment sums, with none

@@ -1,0 +1,363 @@
+//! One test per C status code, each with the bad input that produces it, through the C ABI.
+//! Each also checks that `ig_last_error` says something useful.
+
+use std::ffi::{CStr, CString};
+use std::ptr;
+
+use infogravity::ffi::*;
+
+fn last_error() -> String {
+    // SAFETY: ig_last_error never returns NULL and the string is NUL-terminated.
+    unsafe { CStr::from_ptr(ig_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn new(json: &str, vocab: usize) -> (IgStatus, *mut IgProcessor) {
+    let c = CString::new(json).unwrap();
+    let mut p = ptr::null_mut();
+    // SAFETY: valid string and out pointer.
+    let st = unsafe { ig_processor_new(c.as_ptr(), vocab, &mut p) };
+    (st, p)
+}
+
+struct Handle(*mut IgProcessor);
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // SAFETY: created by ig_processor_new, freed once.
+        unsafe { ig_processor_free(self.0) }
+    }
+}
+
+fn handle(json: &str, vocab: usize) -> Handle {
+    let (st, p) = new(json, vocab);
+    assert_eq!(st, IgStatus::Ok, "{}", last_error());
+    Handle(p)
+}
+
+fn begin(h: &Handle, seq: u64) -> IgStatus {
+    // SAFETY: live handle, NULL params and output allowed.
+    unsafe { ig_processor_begin(h.0, seq, ptr::null(), ptr::null_mut()) }
+}
+
+fn step(h: &Handle, seq: u64, row: &mut [f32]) -> IgStatus {
+    let mut r = IgStepReport::default();
+    // SAFETY: row and report are valid for the call.
+    unsafe {
+        ig_processor_step(
+            h.0,
+            seq,
+            row.as_mut_ptr().cast(),
+            IG_DTYPE_F32,
+            row.len(),
+            IG_MODE_SAMPLE,
+            &mut r,
+        )
+    }
+}
+
+fn expect(st: IgStatus, want: IgStatus, msg_has: &str) {
+    assert_eq!(st, want);
+    let m = last_error();
+    assert!(
+        m.contains(msg_has),
+        "message {m:?} should contain {msg_has:?}"
+    );
+    // The static description is there for every code.
+    // SAFETY: static string.
+    let s = unsafe { CStr::from_ptr(ig_status_str(want as i32)) };
+    assert!(!s.to_bytes().is_empty() && s.to_bytes() != b"unknown status");
+}
+
+#[test]
+fn ok() {
+    let h = handle("{}", 10);
+    assert_eq!(begin(&h, 1), IgStatus::Ok);
+    assert_eq!(step(&h, 1, &mut [0.0; 10]), IgStatus::Ok);
+}
+
+#[test]
+fn null_pointer() {
+    // SAFETY: NULL out is the bad input under test.
+    let st = unsafe { ig_processor_new(ptr::null(), 10, ptr::null_mut()) };
+    expect(st, IgStatus::NullPointer, "out is NULL");
+    // SAFETY: NULL handle is the bad input under test.
+    let st = unsafe { ig_processor_accept(ptr::null_mut(), 1, 0) };
+    expect(st, IgStatus::NullPointer, "processor is NULL");
+}
+
+#[test]
+fn invalid_argument() {
+    expect(new("{}", 0).0, IgStatus::InvalidArgument, "vocabulary size");
+    let h = handle("{}", 10);
+    begin(&h, 1);
+    let mut buf = [0f32; 11];
+    let mut r = IgStepReport::default();
+    // SAFETY: a misaligned pointer into a valid buffer is the bad input under test.
+    let st = unsafe {
+        ig_processor_step(
+            h.0,
+            1,
+            (buf.as_mut_ptr() as *mut u8).add(1).cast(),
+            IG_DTYPE_F32,
+            10,
+            IG_MODE_SAMPLE,
+            &mut r,
+        )
+    };
+    expect(st, IgStatus::InvalidArgument, "misaligned");
+}
+
+#[test]
+fn nan_logits_leave_the_row_untouched() {
+    let h = handle(r#"{"preset":"factual"}"#, 10);
+    begin(&h, 1);
+    let mut row = [1.0f32, 2.0, f32::NAN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0];
+    let before = row;
+    expect(step(&h, 1, &mut row), IgStatus::NanLogits, "NaN");
+    assert!(
+        row.iter()
+            .zip(before)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
+}
+
+#[test]
+fn infinite_logits() {
+    let h = handle("{}", 4);
+    begin(&h, 1);
+    expect(
+        step(&h, 1, &mut [0.0, f32::INFINITY, 0.0, 0.0]),
+        IgStatus::InfiniteLogits,
+        "+inf",
+    );
+}
+
+#[test]
+fn all_masked() {
+    let h = handle("{}", 4);
+    begin(&h, 1);
+    expect(
+        step(&h, 1, &mut [f32::NEG_INFINITY; 4]),
+        IgStatus::AllMasked,
+        "masked",
+    );
+    // -inf entries alone are allowed.
+    let mut row = [f32::NEG_INFINITY, 1.0, f32::NEG_INFINITY, 0.0];
+    assert_eq!(step(&h, 1, &mut row), IgStatus::Ok);
+}
+
+#[test]
+fn size_mismatch() {
+    let h = handle("{}", 10);
+    begin(&h, 1);
+    expect(
+        step(&h, 1, &mut [0.0; 9]),
+        IgStatus::SizeMismatch,
+        "expected 10, got 9",
+    );
+    expect(step(&h, 1, &mut []), IgStatus::SizeMismatch, "got 0");
+}
+
+#[test]
+fn unknown_sequence() {
+    let h = handle("{}", 10);
+    expect(step(&h, 5, &mut [0.0; 10]), IgStatus::UnknownSequence, "5");
+    // SAFETY: live handle.
+    expect(
+        unsafe { ig_processor_end(h.0, 5) },
+        IgStatus::UnknownSequence,
+        "5",
+    );
+}
+
+#[test]
+fn duplicate_sequence() {
+    let h = handle("{}", 10);
+    assert_eq!(begin(&h, 3), IgStatus::Ok);
+    expect(begin(&h, 3), IgStatus::DuplicateSequence, "3");
+}
+
+#[test]
+fn too_many_sequences() {
+    let h = handle(r#"{"limits":{"max_sequences":2}}"#, 10);
+    assert_eq!(begin(&h, 1), IgStatus::Ok);
+    assert_eq!(begin(&h, 2), IgStatus::Ok);
+    expect(begin(&h, 3), IgStatus::TooManySequences, "limit 2");
+    // Ending one frees a slot.
+    // SAFETY: live handle.
+    assert_eq!(unsafe { ig_processor_end(h.0, 1) }, IgStatus::Ok);
+    assert_eq!(begin(&h, 3), IgStatus::Ok);
+}
+
+#[test]
+fn config_parse() {
+    expect(new("{", 10).0, IgStatus::ConfigParse, "config");
+    expect(
+        new(r#"{"temperature":{"base":"hot"}}"#, 10).0,
+        IgStatus::ConfigParse,
+        "invalid type",
+    );
+    // Not UTF-8.
+    let bad = CString::new(vec![b'{', 0xff, b'}']).unwrap();
+    let mut p = ptr::null_mut();
+    // SAFETY: valid NUL-terminated bytes.
+    let st = unsafe { ig_processor_new(bad.as_ptr(), 10, &mut p) };
+    expect(st, IgStatus::ConfigParse, "UTF-8");
+}
+
+#[test]
+fn config_unknown_key() {
+    expect(
+        new(r#"{"escape":{"kik":2}}"#, 10).0,
+        IgStatus::ConfigUnknownKey,
+        "escape.kik",
+    );
+}
+
+#[test]
+fn config_out_of_range() {
+    expect(
+        new(r#"{"temperature":{"min":1.5,"max":1.0}}"#, 10).0,
+        IgStatus::ConfigOutOfRange,
+        "temperature.max",
+    );
+}
+
+#[test]
+fn struct_too_small() {
+    let h = handle("{}", 10);
+    let mut sp = IgSeqParams::default();
+    sp.struct_size = 8;
+    // SAFETY: valid struct with a too-small size, the bad input under test.
+    let st = unsafe { ig_processor_begin(h.0, 1, &sp, ptr::null_mut()) };
+    expect(st, IgStatus::StructTooSmall, "struct_size = 8");
+    // A zero size means defaults.
+    sp.struct_size = 0;
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { ig_processor_begin(h.0, 1, &sp, ptr::null_mut()) },
+        IgStatus::Ok
+    );
+}
+
+#[test]
+fn token_out_of_range() {
+    expect(
+        new(r#"{"anchor":{"tokens":[3,10]}}"#, 10).0,
+        IgStatus::TokenOutOfRange,
+        "token id 10",
+    );
+    let h = handle("{}", 10);
+    let anchors = [4u32, 12];
+    let mut sp = IgSeqParams::default();
+    sp.anchors = anchors.as_ptr();
+    sp.n_anchors = 2;
+    // SAFETY: valid struct and arrays.
+    let st = unsafe { ig_processor_begin(h.0, 1, &sp, ptr::null_mut()) };
+    expect(st, IgStatus::TokenOutOfRange, "token id 12");
+}
+
+#[test]
+fn corrupt_file() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join("corrupt.prior");
+    let mut bytes = infogravity::Prior::from_counts(vec![1; 10], "test")
+        .unwrap()
+        .to_bytes();
+    let n = bytes.len();
+    bytes[n - 20] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let h = handle("{}", 10);
+    let c = CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: live handle, valid string.
+    let st = unsafe { ig_processor_load_prior(h.0, c.as_ptr()) };
+    expect(st, IgStatus::CorruptFile, "checksum");
+    let cal = dir.join("bad_calibration.json");
+    std::fs::write(&cal, r#"{"format":"infogravity-calibration","version":7}"#).unwrap();
+    let c = CString::new(cal.to_str().unwrap()).unwrap();
+    // SAFETY: as above.
+    let st = unsafe { ig_processor_load_calibration(h.0, c.as_ptr()) };
+    expect(st, IgStatus::CorruptFile, "version 7");
+}
+
+#[test]
+fn io() {
+    let h = handle("{}", 10);
+    let c = CString::new("no/such/dir/prior.bin").unwrap();
+    // SAFETY: live handle, valid string.
+    let st = unsafe { ig_processor_load_prior(h.0, c.as_ptr()) };
+    expect(st, IgStatus::Io, "no/such/dir/prior.bin");
+}
+
+#[test]
+fn unsupported_dtype() {
+    let h = handle("{}", 4);
+    begin(&h, 1);
+    let mut row = [0f32; 4];
+    let mut r = IgStepReport::default();
+    // SAFETY: valid buffers; the dtype code is the bad input.
+    let st = unsafe { ig_processor_step(h.0, 1, row.as_mut_ptr().cast(), 7, 4, 0, &mut r) };
+    expect(st, IgStatus::UnsupportedDtype, "dtype 7");
+    // SAFETY: as above; the mode code is the bad input.
+    let st = unsafe { ig_processor_step(h.0, 1, row.as_mut_ptr().cast(), 0, 4, 5, &mut r) };
+    expect(st, IgStatus::UnsupportedDtype, "mode 5");
+}
+
+#[test]
+fn panic_is_caught_and_poisons_the_handle() {
+    let h = handle("{}", 4);
+    // SAFETY: live handle.
+    let st = unsafe { testing::panic_inside(h.0) };
+    expect(st, IgStatus::Panic, "deliberate test panic");
+    // The handle is poisoned: further calls say so instead of using inconsistent state.
+    expect(begin(&h, 1), IgStatus::Panic, "poisoned");
+}
+
+#[test]
+fn buffer_too_small() {
+    let h = handle("{}", 4);
+    let mut need = 0usize;
+    let mut small = [0 as std::ffi::c_char; 4];
+    // SAFETY: live handle, buffer of 4 bytes.
+    let st = unsafe { ig_processor_config_json(h.0, small.as_mut_ptr(), 4, &mut need) };
+    expect(st, IgStatus::BufferTooSmall, "needs");
+    assert!(need > 100);
+}
+
+#[test]
+fn every_code_is_covered_and_numbered_stably() {
+    // The numbers are ABI: this table is the contract.
+    let table = [
+        (IgStatus::Ok, 0),
+        (IgStatus::NullPointer, 1),
+        (IgStatus::InvalidArgument, 2),
+        (IgStatus::NanLogits, 3),
+        (IgStatus::InfiniteLogits, 4),
+        (IgStatus::AllMasked, 5),
+        (IgStatus::SizeMismatch, 6),
+        (IgStatus::UnknownSequence, 7),
+        (IgStatus::DuplicateSequence, 8),
+        (IgStatus::TooManySequences, 9),
+        (IgStatus::ConfigParse, 10),
+        (IgStatus::ConfigUnknownKey, 11),
+        (IgStatus::ConfigOutOfRange, 12),
+        (IgStatus::StructTooSmall, 13),
+        (IgStatus::TokenOutOfRange, 14),
+        (IgStatus::CorruptFile, 15),
+        (IgStatus::Io, 16),
+        (IgStatus::UnsupportedDtype, 17),
+        (IgStatus::Panic, 18),
+        (IgStatus::BufferTooSmall, 19),
+    ];
+    assert_eq!(table.len(), IgStatus::all().len());
+    for (s, n) in table {
+        assert_eq!(s as i32, n);
+    }
+    let header = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/include/infogravity.h"
+    ))
+    .unwrap();
+    assert!(header.contains("IG_STATUS_BUFFER_TOO_SMALL = 19"));
+}
