@@ -4,6 +4,7 @@
 use infogravity::field::{self, reference};
 use infogravity::{Config, GravityProcessor, SeqParams, StepMode, StepReport};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 /// Rows of finite logits, V in 1..600, with occasional −inf (masked) entries and ties.
 fn row() -> impl Strategy<Value = Vec<f32>> {
@@ -52,7 +53,12 @@ fn softmax_sum(row: &[f32]) -> f64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 128,
+        // Relative to the package root (the default looks for a lib.rs beside this file).
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/proptests.txt"))),
+        ..ProptestConfig::default()
+    })]
 
     /// 1. The one-pass kernel agrees with the f64 two-pass reference to 1e-5 relative.
     #[test]

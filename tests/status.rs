@@ -227,8 +227,10 @@ fn config_out_of_range() {
 #[test]
 fn struct_too_small() {
     let h = handle("{}", 10);
-    let mut sp = IgSeqParams::default();
-    sp.struct_size = 8;
+    let mut sp = IgSeqParams {
+        struct_size: 8,
+        ..Default::default()
+    };
     // SAFETY: valid struct with a too-small size, the bad input under test.
     let st = unsafe { ig_processor_begin(h.0, 1, &sp, ptr::null_mut()) };
     expect(st, IgStatus::StructTooSmall, "struct_size = 8");
@@ -250,9 +252,11 @@ fn token_out_of_range() {
     );
     let h = handle("{}", 10);
     let anchors = [4u32, 12];
-    let mut sp = IgSeqParams::default();
-    sp.anchors = anchors.as_ptr();
-    sp.n_anchors = 2;
+    let sp = IgSeqParams {
+        anchors: anchors.as_ptr(),
+        n_anchors: 2,
+        ..Default::default()
+    };
     // SAFETY: valid struct and arrays.
     let st = unsafe { ig_processor_begin(h.0, 1, &sp, ptr::null_mut()) };
     expect(st, IgStatus::TokenOutOfRange, "token id 12");

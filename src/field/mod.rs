@@ -548,6 +548,9 @@ mod tests {
         // ascending row: a new maximum in every block
         rows.push((0..10000).map(|i| i as f32 * 1e-3).collect());
         rows.push(vec![-3.0, f32::NEG_INFINITY, f32::NEG_INFINITY]);
+        // Peaked: H ≈ 2.5e-4 is made of δ-sized terms (found by proptest, see precise_block).
+        rows.push(vec![-10.774774, 0.0]);
+        rows.push(vec![5.365049, -8.418335]);
         for row in &rows {
             check(row);
         }
