@@ -1,0 +1,400 @@
+//! The pipeline order (DESIGN.md §1) and each intervention, table-driven, through the Rust API.
+
+use infogravity::field;
+use infogravity::{
+    Config, Error, GravityProcessor, LogitsProcessor, QueryInput, Regime, SeqParams, StepMode,
+    flags,
+};
+
+fn proc(json: &str, v: usize) -> GravityProcessor {
+    GravityProcessor::new(Config::from_json(json).unwrap(), v).unwrap()
+}
+
+fn begin(p: &mut GravityProcessor, seq: u64, anchors: &[u32]) {
+    p.begin(
+        seq,
+        &SeqParams {
+            seed: 11,
+            anchors,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+}
+
+/// A flat row (high void score) and a peaked one (low).
+fn flat(v: usize) -> Vec<f32> {
+    (0..v).map(|i| (i % 7) as f32 * 0.01).collect()
+}
+fn peaked(v: usize, at: usize) -> Vec<f32> {
+    let mut r = vec![0.0; v];
+    r[at] = 25.0;
+    r
+}
+
+/// Sets token 3 to +40 and records that it ran.
+struct Host {
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+impl LogitsProcessor for Host {
+    fn apply(&mut self, _seq: u64, logits: &mut [f32]) -> infogravity::Result<()> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        logits[3] = 40.0;
+        Ok(())
+    }
+}
+
+#[test]
+fn host_processors_run_before_the_measurement() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut p = proc(r#"{"preset":"neutral"}"#, 100);
+    p.push_pre(Box::new(Host {
+        calls: calls.clone(),
+    }));
+    begin(&mut p, 1, &[]);
+    let r = p.step(1, &mut flat(100), StepMode::Sample).unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // The field seen is the host-edited one: token 3 dominates.
+    assert!(r.p_max > 0.999 && r.token == Some(3));
+}
+
+#[test]
+fn the_field_is_measured_before_interventions_and_truncation() {
+    let v = 200;
+    let row = flat(v);
+    let reference = field::measure(&row).unwrap();
+    // Strong anchoring and top-k 1: the report still describes the untruncated, unbiased row.
+    let mut p = proc(
+        r#"{"preset":"balanced","anchor":{"lambda":5,"min_void":0},"sampler":{"top_k":1}}"#,
+        v,
+    );
+    begin(&mut p, 1, &[9]);
+    let mut out = row.clone();
+    let r = p.step(1, &mut out, StepMode::Logits).unwrap();
+    assert!((r.entropy as f64 - reference.entropy).abs() < 1e-5);
+    assert!(r.flags & flags::ANCHOR != 0);
+    // Then bias, then temperature, then truncation: only the biased anchor survives top-1,
+    // holding (z + λv)/T.
+    let kept: Vec<usize> = (0..v).filter(|&i| out[i] > f32::NEG_INFINITY).collect();
+    assert_eq!(kept, vec![9]);
+    let want = (row[9] + 5.0 * r.void_score) / r.temperature;
+    assert!((out[9] - want).abs() < 1e-5, "{} vs {want}", out[9]);
+}
+
+#[test]
+fn min_p_cuts_after_the_temperature() {
+    let v = 6;
+    let row = [0.0f32, -1.0, -2.0, -3.0, -4.0, -5.0];
+    // T = 2, min-p 0.2: keep (z − max)/T ≥ ln 0.2 = −1.609, i.e. z ≥ −3.22: four tokens.
+    let mut p = proc(
+        r#"{"preset":"neutral","temperature":{"base":2.0,"max":2.0},"sampler":{"min_p":0.2}}"#,
+        v,
+    );
+    begin(&mut p, 1, &[]);
+    let mut out = row.to_vec();
+    p.step(1, &mut out, StepMode::Logits).unwrap();
+    let kept = out.iter().filter(|z| **z > f32::NEG_INFINITY).count();
+    assert_eq!(kept, 4);
+    assert_eq!(out[1], -0.5);
+}
+
+/// Anchoring, table-driven: (row, lambda, min_void, expect bias).
+#[test]
+fn anchoring_table() {
+    let v = 300;
+    let cases: [(&str, Vec<f32>, f32, f32, bool); 4] = [
+        ("flat row, default threshold", flat(v), 2.0, 0.3, true),
+        (
+            "peaked row: field has support",
+            peaked(v, 5),
+            2.0,
+            0.3,
+            false,
+        ),
+        ("lambda 0 disables", flat(v), 0.0, 0.3, false),
+        ("threshold above any score", flat(v), 2.0, 1.0, false),
+    ];
+    for (name, row, lambda, min_void, want) in cases {
+        let mut p = proc(
+            &format!(r#"{{"anchor":{{"lambda":{lambda},"min_void":{min_void}}}}}"#),
+            v,
+        );
+        begin(&mut p, 1, &[40, 41]);
+        let mut out = row.clone();
+        let r = p.step(1, &mut out, StepMode::Sample).unwrap();
+        assert_eq!(r.flags & flags::ANCHOR != 0, want, "{name}");
+        let moved = out[40] - row[40];
+        if want {
+            assert!((moved - lambda * r.void_score).abs() < 1e-5, "{name}");
+        } else {
+            assert_eq!(moved, 0.0, "{name}");
+        }
+    }
+}
+
+/// Loop escape, table-driven over (escape enabled, penalty): a 3-cycle accepted under
+/// low-entropy rows enters the black hole.
+#[test]
+fn escape_table() {
+    let v = 50;
+    for (enabled, penalty) in [(true, 6.0f32), (true, 0.0), (false, 6.0)] {
+        let mut p = proc(
+            &format!(
+                r#"{{"escape":{{"enabled":{enabled},"cycle_penalty":{penalty},"kick":1.5}},"temperature":{{"response":"none","base":0.5}}}}"#
+            ),
+            v,
+        );
+        begin(&mut p, 1, &[]);
+        let cycle = [10u32, 11, 12];
+        let mut last = None;
+        for i in 0..12 {
+            let next = cycle[i % 3];
+            let mut row = peaked(v, next as usize);
+            let before = row.clone();
+            let r = p.step(1, &mut row, StepMode::Sample).unwrap();
+            p.accept(1, next).unwrap();
+            last = Some((r, before, row));
+        }
+        let (r, before, after) = last.unwrap();
+        assert_eq!(
+            r.regime,
+            Regime::BlackHole,
+            "enabled={enabled} penalty={penalty}"
+        );
+        assert_eq!(r.cycle_period, 3);
+        assert!(r.black_hole_score >= 0.7);
+        assert_eq!(r.flags & flags::KICK != 0, enabled);
+        let penalised = r.flags & flags::CYCLE_PENALTY != 0;
+        assert_eq!(penalised, enabled && penalty > 0.0);
+        if enabled {
+            assert!((r.temperature - 0.75).abs() < 1e-6, "kick 1.5 × base 0.5");
+            // Accepted so far: 10,11,12,…,10,11 → the token that would extend the cycle is 12.
+            let diff = before[12] - after[12];
+            assert_eq!(diff, if penalised { penalty } else { 0.0 });
+        } else {
+            assert_eq!(r.temperature, 0.5);
+            assert_eq!(before, after);
+        }
+    }
+}
+
+#[test]
+fn attractor_phrase_scores_one() {
+    let v = 30;
+    let mut p = proc(r#"{"black_hole":{"attractors":[[4,5,6]]}}"#, v);
+    begin(&mut p, 1, &[]);
+    for t in [4, 5, 6] {
+        p.step(1, &mut flat(v), StepMode::Sample).unwrap();
+        p.accept(1, t).unwrap();
+    }
+    let r = p.step(1, &mut flat(v), StepMode::Sample).unwrap();
+    assert_eq!(r.black_hole_score, 1.0);
+}
+
+/// Abstention, table-driven: (row, target, tokens, expected: abstain, forced sequence).
+#[test]
+fn abstention_table() {
+    let v = 100;
+    let cases: [(&str, Vec<f32>, f32, &str, bool, Vec<u32>); 4] = [
+        ("confident: answers", peaked(v, 3), 0.5, "[]", false, vec![]),
+        ("flat: stops", flat(v), 0.5, "[]", true, vec![]),
+        (
+            "flat: says its text",
+            flat(v),
+            0.5,
+            "[7,8]",
+            true,
+            vec![7, 8],
+        ),
+        (
+            "low target never abstains",
+            flat(v),
+            0.01,
+            "[]",
+            false,
+            vec![],
+        ),
+    ];
+    for (name, row, target, tokens, abstain, forced) in cases {
+        let mut p = proc(
+            &format!(r#"{{"abstain":{{"enabled":true,"target":{target},"tokens":{tokens}}}}}"#),
+            v,
+        );
+        begin(&mut p, 1, &[]);
+        let mut got = vec![];
+        let mut stopped = false;
+        for _ in 0..4 {
+            let r = p.step(1, &mut row.clone(), StepMode::Sample).unwrap();
+            assert_eq!(r.flags & flags::ABSTAIN != 0, abstain, "{name}");
+            if r.stop {
+                stopped = true;
+                break;
+            }
+            if r.flags & flags::FORCED != 0 {
+                got.push(r.token.unwrap());
+            }
+            p.accept(1, r.token.unwrap()).unwrap();
+        }
+        assert_eq!(got, forced, "{name}");
+        assert_eq!(stopped, abstain, "{name}");
+    }
+}
+
+#[test]
+fn task_space_mass_is_reported() {
+    let v = 4;
+    let row = [1.0f32, 1.0, 0.0, 0.0];
+    let mut p = proc(r#"{"task_space":{"tokens":[0,1]}}"#, v);
+    begin(&mut p, 1, &[]);
+    let r = p.step(1, &mut row.to_vec(), StepMode::Sample).unwrap();
+    let e = std::f32::consts::E;
+    assert!((r.task_mass.unwrap() - 2.0 * e / (2.0 * e + 2.0)).abs() < 1e-6);
+    let mut q = proc("{}", v);
+    begin(&mut q, 1, &[]);
+    assert_eq!(
+        q.step(1, &mut row.to_vec(), StepMode::Sample)
+            .unwrap()
+            .task_mass,
+        None
+    );
+}
+
+#[test]
+fn void_regime_hysteresis_in_the_processor() {
+    let v = 500;
+    let mut p = proc(
+        r#"{"void":{"enter_after":2,"exit_after":3},"anchor":{"enabled":false}}"#,
+        v,
+    );
+    begin(&mut p, 1, &[]);
+    // (row kind, expected regime after the step)
+    let table = [
+        ("flat", Regime::Orbit),
+        ("flat", Regime::Void),
+        ("peak", Regime::Void),
+        ("peak", Regime::Void),
+        ("peak", Regime::Orbit),
+        ("flat", Regime::Orbit),
+    ];
+    for (i, (kind, want)) in table.into_iter().enumerate() {
+        // Peaks move, so the accepted tokens do not form a loop (that would be a black hole).
+        let mut row = if kind == "flat" {
+            flat(v)
+        } else {
+            peaked(v, 9 + i)
+        };
+        let r = p.step(1, &mut row, StepMode::Sample).unwrap();
+        assert_eq!(r.regime, want, "step {i}");
+        p.accept(1, r.token.unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn mass_moves_the_base_temperature_in_the_configured_direction() {
+    let v = 100;
+    let t = |gain: f32, d: f32| {
+        let mut p = proc(
+            &format!(
+                r#"{{"preset":"neutral","temperature":{{"mass_gain":{gain},"min":0.01,"max":5}}}}"#
+            ),
+            v,
+        );
+        p.begin(
+            1,
+            &SeqParams {
+                query: QueryInput {
+                    context_gain: Some(d),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        p.step(1, &mut flat(v), StepMode::Sample)
+            .unwrap()
+            .temperature
+    };
+    // M = D / d_max: 0 for D = 0, 1 for D = 4.
+    assert!(t(1.0, 4.0) > t(1.0, 0.0));
+    assert!(t(-1.0, 4.0) < t(-1.0, 0.0));
+    assert_eq!(t(0.0, 4.0), 1.0);
+}
+
+#[test]
+fn rust_api_errors() {
+    let v = 10;
+    let mut p = proc(r#"{"limits":{"max_sequences":1}}"#, v);
+    assert_eq!(
+        p.step(1, &mut [0.0; 10], StepMode::Sample),
+        Err(Error::UnknownSequence(1))
+    );
+    begin(&mut p, 1, &[]);
+    assert!(matches!(
+        p.begin(1, &SeqParams::default()),
+        Err(Error::DuplicateSequence(1))
+    ));
+    assert!(matches!(
+        p.begin(2, &SeqParams::default()),
+        Err(Error::TooManySequences { limit: 1 })
+    ));
+    let mut row = [0.0f32; 10];
+    row[4] = f32::NAN;
+    let before = row;
+    assert!(matches!(
+        p.step(1, &mut row, StepMode::Logits),
+        Err(Error::InvalidLogits(_))
+    ));
+    assert!(
+        row.iter()
+            .zip(before)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
+    assert!(matches!(
+        p.step(1, &mut [0.0; 9], StepMode::Sample),
+        Err(Error::SizeMismatch { .. })
+    ));
+    assert!(matches!(
+        p.accept(1, 10),
+        Err(Error::TokenOutOfRange { .. })
+    ));
+    p.end(1).unwrap();
+    assert_eq!(p.end(1), Err(Error::UnknownSequence(1)));
+    assert!(GravityProcessor::new(Config::default(), 0).is_err());
+}
+
+#[test]
+fn reset_replays_the_same_tokens() {
+    let v = 64;
+    let mut p = proc(r#"{"preset":"creative"}"#, v);
+    begin(&mut p, 1, &[]);
+    let row: Vec<f32> = (0..v).map(|i| ((i * 37) % 11) as f32 * 0.3).collect();
+    let mut run = |p: &mut GravityProcessor| {
+        (0..6)
+            .map(|_| {
+                let t = p
+                    .step(1, &mut row.clone(), StepMode::Sample)
+                    .unwrap()
+                    .token
+                    .unwrap();
+                p.accept(1, t).unwrap();
+                t
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = run(&mut p);
+    p.reset(1).unwrap();
+    assert_eq!(run(&mut p), a);
+}
+
+#[test]
+fn gravity_processor_is_a_logits_processor() {
+    let mut p: Box<dyn LogitsProcessor> = Box::new(proc(r#"{"preset":"factual"}"#, 8));
+    let mut row = vec![0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+    p.apply(9, &mut row).unwrap();
+    // factual: T < 1 and min-p 0.1 → the final logits are sharper and truncated.
+    assert!(row[7] > 7.0);
+    assert_eq!(row[0], f32::NEG_INFINITY);
+    p.accept(9, 7).unwrap();
+    p.reset(9);
+}
