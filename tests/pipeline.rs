@@ -192,11 +192,14 @@ fn attractor_phrase_scores_one() {
     assert_eq!(r.black_hole_score, 1.0);
 }
 
-/// Abstention, table-driven: (row, target, tokens, expected: abstain, forced sequence).
+/// One abstention case: name, row, target, abstention tokens (JSON), abstains, forced tokens.
+type AbstainCase = (&'static str, Vec<f32>, f32, &'static str, bool, Vec<u32>);
+
+/// Abstention, table-driven.
 #[test]
 fn abstention_table() {
     let v = 100;
-    let cases: [(&str, Vec<f32>, f32, &str, bool, Vec<u32>); 4] = [
+    let cases: [AbstainCase; 4] = [
         ("confident: answers", peaked(v, 3), 0.5, "[]", false, vec![]),
         ("flat: stops", flat(v), 0.5, "[]", true, vec![]),
         (
@@ -369,7 +372,7 @@ fn reset_replays_the_same_tokens() {
     let mut p = proc(r#"{"preset":"creative"}"#, v);
     begin(&mut p, 1, &[]);
     let row: Vec<f32> = (0..v).map(|i| ((i * 37) % 11) as f32 * 0.3).collect();
-    let mut run = |p: &mut GravityProcessor| {
+    let run = |p: &mut GravityProcessor| {
         (0..6)
             .map(|_| {
                 let t = p
