@@ -32,6 +32,7 @@
 //!
 //! The C ABI over the same API lives in `ffi` (header `include/infogravity.h`).
 
+pub mod bench;
 pub mod calibration;
 pub mod config;
 pub mod error;

@@ -1,1 +1,261 @@
-fn main() {}
+//! `infogravity`: the command-line front end.
+//!
+//! - `infogravity demo` runs the gravity processor over an embedded decoding trace and prints
+//!   what it sees and does at every step (the main job on an embedded default, until the
+//!   reference engine lands).
+//! - `infogravity bench` times the field kernel, the full step and batches at real vocabulary
+//!   sizes, beside the floor kernel of the same run.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use infogravity::{Config, GravityProcessor, Regime, SeqParams, StepMode, bench, field};
+
+#[derive(Parser)]
+#[command(
+    name = "infogravity",
+    version,
+    about = "Gravity-aware sampling middleware for LLM inference engines"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the processor over an embedded decoding trace and print per-step diagnostics.
+    Demo {
+        /// Preset: neutral, balanced, factual or creative.
+        #[arg(long, default_value = "balanced")]
+        preset: String,
+        /// Sampling seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Print one JSON object per step instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Time measure / full step / batch against the floor kernel at real vocabulary sizes.
+    Bench {
+        /// One JSON object per line per case (case, vocab, batch, threads, median_ns,
+        /// floor_median_ns, …) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Vocabulary sizes (default: 32000, 128256, 151936, 262144).
+        #[arg(long, value_delimiter = ',')]
+        vocab: Vec<usize>,
+        /// Timed calls per single-row case.
+        #[arg(long, default_value_t = 400)]
+        iters: usize,
+        /// Rows per batch.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Preset of the step and batch cases.
+        #[arg(long, default_value = "balanced")]
+        preset: String,
+        /// Few iterations (a smoke run).
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Demo { preset, seed, json } => demo(&preset, seed, json),
+        Cmd::Bench {
+            json,
+            vocab,
+            iters,
+            batch,
+            preset,
+            quick,
+        } => bench_cmd(json, vocab, iters, batch, preset, quick),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The embedded trace: logits of a 48-step decode over a 32,000-token vocabulary in three
+/// phases — confident text (peaked rows), a weakly supported stretch (flat rows: the void),
+/// and a collapse into a repeated 3-token phrase (the black hole).
+fn trace_row(step: usize, v: usize, rng: &mut infogravity::sampler::Rng) -> Vec<f32> {
+    let mut r: Vec<f32> = (0..v).map(|_| (rng.uniform() as f32) * 4.0 - 2.0).collect();
+    match step {
+        0..=15 => {
+            r[100 + step * 17] += 16.0;
+            r[200 + step * 5] += 13.0;
+        }
+        16..=29 => {
+            for k in 0..40 {
+                r[1000 + k * 13 + step] += 2.0;
+            }
+        }
+        _ => {
+            r[7 + step % 3] += 16.0;
+            r[3000 + step] += 12.0;
+        }
+    }
+    r
+}
+
+fn demo(preset: &str, seed: u64, json: bool) -> infogravity::Result<()> {
+    let v = 32_000;
+    let cfg = Config::from_json(&format!(r#"{{"preset":"{preset}"}}"#))?;
+    let mut p = GravityProcessor::new(cfg, v)?;
+    // Anchor tokens stand for the host's grounding text (e.g. retrieved context).
+    let anchors = [100u32, 117, 134, 151];
+    let mass = p.begin(
+        1,
+        &SeqParams {
+            seed,
+            anchors: &anchors,
+            query: infogravity::QueryInput {
+                context_gain: Some(1.2),
+                ..Default::default()
+            },
+        },
+    )?;
+    let mut rng = infogravity::sampler::Rng::new(2024);
+    if !json {
+        println!(
+            "infogravity demo: preset {preset}, V = {v}, kernel {}, M(Q) = {:.3} (D = 1.2 nats only)",
+            field::kernel_name(),
+            mass.m.unwrap_or(f32::NAN)
+        );
+        println!(
+            "{:>4} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>10} {:>6} {:>6}  interventions",
+            "step", "token", "H", "h", "p_max", "T", "Φ", "regime", "void", "bh"
+        );
+    }
+    let mut counts = [0usize; 3];
+    for step in 0..48 {
+        let mut row = trace_row(step, v, &mut rng);
+        let r = p.step(1, &mut row, StepMode::Sample)?;
+        let tok = r.token.unwrap_or(0);
+        p.accept(1, tok)?;
+        counts[r.regime as usize] += 1;
+        let mut iv = vec![];
+        for (bit, name) in [
+            (infogravity::flags::ANCHOR, "anchor"),
+            (infogravity::flags::KICK, "kick"),
+            (infogravity::flags::CYCLE_PENALTY, "cycle-penalty"),
+            (infogravity::flags::ABSTAIN, "abstain"),
+        ] {
+            if r.flags & bit != 0 {
+                iv.push(name);
+            }
+        }
+        let regime = match r.regime {
+            Regime::Orbit => "orbit",
+            Regime::Void => "void",
+            Regime::BlackHole => "black-hole",
+        };
+        if json {
+            println!(
+                "{{\"step\":{step},\"token\":{tok},\"entropy\":{:.4},\"entropy_norm\":{:.4},\"varentropy\":{:.4},\"p_max\":{:.4},\"temperature\":{:.4},\"potential\":{:.4},\"regime\":\"{regime}\",\"void_score\":{:.4},\"black_hole_score\":{:.4},\"cycle_period\":{},\"interventions\":{:?}}}",
+                r.entropy,
+                r.entropy_norm,
+                r.varentropy,
+                r.p_max,
+                r.temperature,
+                r.token_potential,
+                r.void_score,
+                r.black_hole_score,
+                r.cycle_period,
+                iv
+            );
+        } else {
+            println!(
+                "{step:>4} {tok:>7} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.2} {regime:>10} {:>6.3} {:>6.3}  {}",
+                r.entropy,
+                r.entropy_norm,
+                r.p_max,
+                r.temperature,
+                r.token_potential,
+                r.void_score,
+                r.black_hole_score,
+                iv.join(",")
+            );
+        }
+    }
+    if !json {
+        println!(
+            "regimes: orbit {} steps, void {}, black hole {}",
+            counts[0], counts[1], counts[2]
+        );
+    }
+    p.end(1)
+}
+
+fn bench_cmd(
+    json: bool,
+    vocab: Vec<usize>,
+    iters: usize,
+    batch: usize,
+    preset: String,
+    quick: bool,
+) -> infogravity::Result<()> {
+    let plan = bench::Plan {
+        vocabs: if vocab.is_empty() {
+            bench::VOCABS.to_vec()
+        } else {
+            vocab
+        },
+        iters: if quick { 20 } else { iters.max(5) },
+        batch: if quick { batch.min(8) } else { batch.max(1) },
+        preset,
+    };
+    if plan.vocabs.contains(&0) {
+        return Err(infogravity::Error::InvalidArgument(
+            "--vocab must be ≥ 1".into(),
+        ));
+    }
+    if !json {
+        println!(
+            "kernel {}; medians of {} calls ({} per batch case); preset {}",
+            field::kernel_name(),
+            plan.iters,
+            (plan.iters / 8).max(5),
+            plan.preset
+        );
+        println!(
+            "{:<8} {:>7} {:>5} {:>7} {:>12} {:>12} {:>9} {:>10}",
+            "case", "vocab", "batch", "threads", "median µs", "floor µs", "÷ floor", "2nd pass"
+        );
+    }
+    let mut last_batch_1 = None;
+    bench::run(&plan, |c| {
+        if json {
+            println!("{}", c.to_json());
+        } else {
+            let extra = if c.case == "batch" && c.threads == 2 {
+                last_batch_1
+                    .map(|t1: f64| format!("  ({:.2}× vs 1 thread)", t1 / c.median_ns))
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            println!(
+                "{:<8} {:>7} {:>5} {:>7} {:>12.1} {:>12.1} {:>9.3} {:>9.1}%{extra}",
+                c.case,
+                c.vocab,
+                c.batch,
+                c.threads,
+                c.median_ns / 1e3,
+                c.floor_median_ns / 1e3,
+                c.median_ns / c.floor_median_ns,
+                c.full_pass_rate * 100.0
+            );
+        }
+        if c.case == "batch" && c.threads == 1 {
+            last_batch_1 = Some(c.median_ns);
+        }
+    })
+}

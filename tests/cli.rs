@@ -1,0 +1,85 @@
+//! Smoke tests of the `infogravity` binary.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_infogravity"))
+        .args(args)
+        .output()
+        .expect("run the binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bench_json_lines_have_the_documented_keys() {
+    let (ok, out, err) = run(&["bench", "--json", "--quick", "--vocab", "2000,5000"]);
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    // floor, measure, step, batch×2 per vocabulary.
+    assert_eq!(lines.len(), 10);
+    for l in &lines {
+        for k in [
+            "case",
+            "vocab",
+            "batch",
+            "threads",
+            "median_ns",
+            "floor_median_ns",
+        ] {
+            assert!(l.get(k).is_some(), "{k} missing in {l}");
+        }
+        assert!(l["median_ns"].as_f64().unwrap() > 0.0);
+    }
+    let cases: Vec<&str> = lines.iter().map(|l| l["case"].as_str().unwrap()).collect();
+    assert_eq!(&cases[..5], ["floor", "measure", "step", "batch", "batch"]);
+    assert_eq!(lines[4]["threads"], 2);
+}
+
+#[test]
+fn bench_table_is_readable() {
+    let (ok, out, err) = run(&["bench", "--quick", "--vocab", "3000"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("median µs") && out.contains("step") && out.contains("vs 1 thread"));
+}
+
+#[test]
+fn demo_shows_all_three_regimes() {
+    let (ok, out, err) = run(&["demo", "--json"]);
+    assert!(ok, "{err}");
+    let steps: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(steps.len(), 48);
+    for regime in ["orbit", "void", "black-hole"] {
+        assert!(
+            steps.iter().any(|s| s["regime"] == regime),
+            "no {regime} step"
+        );
+    }
+    // The escape fires once the loop is established.
+    assert!(steps.iter().any(|s| {
+        s["interventions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "cycle-penalty")
+    }));
+}
+
+#[test]
+fn bad_arguments_are_clear_errors() {
+    let (ok, _, err) = run(&["demo", "--preset", "spicy"]);
+    assert!(!ok && err.contains("spicy"), "{err}");
+    let (ok, _, err) = run(&["bench", "--vocab", "0"]);
+    assert!(!ok && err.contains("--vocab"), "{err}");
+    let (ok, _, err) = run(&["frobnicate"]);
+    assert!(!ok && err.contains("unrecognized subcommand"), "{err}");
+}
