@@ -38,6 +38,8 @@ pub mod config;
 pub mod error;
 pub mod ffi;
 pub mod field;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mass;
 pub mod policy;
 pub mod processor;

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI): format, lints, every test (C/C++ consumers included,
+# under valgrind when installed), header drift, benches compiled, fuzz smoke.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy (warnings denied)"
+cargo clippy --all-targets -- -D warnings
+
+step "header drift: regenerate include/infogravity.h and compare"
+cargo build --quiet --features generate-header
+git diff --exit-code -- include/ || { echo "include/infogravity.h is stale: commit the regenerated header" >&2; exit 1; }
+
+step "tests"
+if ! command -v valgrind >/dev/null; then
+  echo "note: valgrind not installed; the C/C++ consumers run without it (CI installs it)"
+fi
+cargo test --all-targets
+cargo test --doc
+
+step "benches compile"
+cargo bench --no-run --quiet
+
+step "fuzz smoke (${IG_FUZZ_SECONDS:-10}s per target)"
+if command -v cargo-fuzz >/dev/null; then
+  ./fuzz/run.sh "${IG_FUZZ_SECONDS:-10}"
+else
+  echo "skipped: cargo-fuzz is not installed (cargo install cargo-fuzz); CI installs it."
+  echo "The same harnesses ran above without coverage guidance in tests/fuzz_smoke.rs."
+fi
+echo
+echo "all checks passed"
