@@ -63,10 +63,10 @@ impl Kernel {
     #[inline]
     pub fn sums(self, z: &[f32], m: f32) -> (f32, f32, f32) {
         match self {
-            Kernel::Scalar => sums_scalar(z, m, None),
+            Kernel::Scalar => sums_scalar(z, m),
             // SAFETY: as in `scan`.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::sums::<false>(z, m, 0.0, 0, None) },
+            Kernel::Avx2 => unsafe { avx2::sums(z, m) },
         }
     }
 
@@ -85,21 +85,14 @@ impl Kernel {
         }
     }
 
-    /// As `sums`, also pushing every element with z ≥ gate into `cands` (ids offset by `base`).
+    /// Push every element with z ≥ gate into `cands` (ids offset by `base`).
     #[inline]
-    pub fn sums_gather(
-        self,
-        z: &[f32],
-        m: f32,
-        gate: f32,
-        base: u32,
-        cands: &mut Candidates,
-    ) -> (f32, f32, f32) {
+    pub fn gather(self, z: &[f32], gate: f32, base: u32, cands: &mut Candidates) {
         match self {
-            Kernel::Scalar => sums_scalar(z, m, Some((gate, base, cands))),
+            Kernel::Scalar => gather_scalar(z, gate, base, cands),
             // SAFETY: as in `scan`.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::sums::<true>(z, m, gate, base, Some(cands)) },
+            Kernel::Avx2 => unsafe { avx2::gather(z, gate, base, cands) },
         }
     }
 }
@@ -158,13 +151,9 @@ fn scan_scalar(z: &[f32]) -> Scan {
     }
 }
 
-fn sums_scalar(
-    z: &[f32],
-    m: f32,
-    mut gather: Option<(f32, u32, &mut Candidates)>,
-) -> (f32, f32, f32) {
+fn sums_scalar(z: &[f32], m: f32) -> (f32, f32, f32) {
     let (mut s0, mut s1, mut s2) = (0f32, 0f32, 0f32);
-    for (i, &v) in z.iter().enumerate() {
+    for &v in z {
         let x = v - m;
         let e = exp_scalar(x);
         if e > 0.0 {
@@ -172,13 +161,16 @@ fn sums_scalar(
             s1 += x * e;
             s2 += x * x * e;
         }
-        if let Some((gate, base, c)) = gather.as_mut() {
-            if v >= *gate {
-                c.push(*base + i as u32, v, *gate);
-            }
-        }
     }
     (s0, s1, s2)
+}
+
+fn gather_scalar(z: &[f32], gate: f32, base: u32, cands: &mut Candidates) {
+    for (i, &v) in z.iter().enumerate() {
+        if v >= gate {
+            cands.push(base + i as u32, v);
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -285,6 +277,26 @@ mod avx2 {
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn gather(z: &[f32], gate: f32, base: u32, cands: &mut Candidates) {
+        let gv = _mm256_set1_ps(gate);
+        let chunks = z.chunks_exact(8);
+        let tail = chunks.remainder();
+        for (ci, c) in chunks.enumerate() {
+            // SAFETY: `c` holds exactly 8 f32.
+            let zv = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+            let mut bits = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(zv, gv)) as u32;
+            while bits != 0 {
+                let j = bits.trailing_zeros();
+                cands.push(base + (ci * 8) as u32 + j, c[j as usize]);
+                bits &= bits - 1;
+            }
+        }
+        gather_scalar(tail, gate, base + (z.len() - tail.len()) as u32, cands);
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
     pub unsafe fn sums_below(z: &[f32], m: f32) -> f32 {
         let mv = _mm256_set1_ps(m);
         let mut acc = _mm256_setzero_ps();
@@ -308,15 +320,8 @@ mod avx2 {
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn sums<const GATHER: bool>(
-        z: &[f32],
-        m: f32,
-        gate: f32,
-        base: u32,
-        mut cands: Option<&mut Candidates>,
-    ) -> (f32, f32, f32) {
+    pub unsafe fn sums(z: &[f32], m: f32) -> (f32, f32, f32) {
         let mv = _mm256_set1_ps(m);
-        let gv = _mm256_set1_ps(gate);
         // Two independent accumulator sets hide the add/FMA latency; more would spill (16 ymm).
         let (mut a0, mut a1, mut a2) = (
             _mm256_setzero_ps(),
@@ -326,7 +331,7 @@ mod avx2 {
         let (mut b0, mut b1, mut b2) = (a0, a1, a2);
         let chunks = z.chunks_exact(16);
         let tail = chunks.remainder();
-        for (ci, c) in chunks.enumerate() {
+        for c in chunks {
             // SAFETY: `c` holds exactly 16 f32.
             let (za, zb) = unsafe {
                 (
@@ -344,34 +349,11 @@ mod avx2 {
             b1 = _mm256_add_ps(b1, tb);
             a2 = _mm256_fmadd_ps(xa, ta, a2);
             b2 = _mm256_fmadd_ps(xb, tb, b2);
-            if GATHER {
-                let ma = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(za, gv)) as u32;
-                let mb = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(zb, gv)) as u32;
-                let mut bits = ma | (mb << 8);
-                if bits != 0 {
-                    let c0 = base + (ci * 16) as u32;
-                    let cands = cands.as_deref_mut().expect("gather needs a buffer");
-                    while bits != 0 {
-                        let j = bits.trailing_zeros();
-                        cands.push(c0 + j, c[j as usize], gate);
-                        bits &= bits - 1;
-                    }
-                }
-            }
         }
         let mut s0 = hsum(_mm256_add_ps(a0, b0));
         let mut s1 = hsum(_mm256_add_ps(a1, b1));
         let mut s2 = hsum(_mm256_add_ps(a2, b2));
-        let off = (z.len() - tail.len()) as u32;
-        let t = sums_scalar(
-            tail,
-            m,
-            if GATHER {
-                cands.map(|c| (gate, base + off, c))
-            } else {
-                None
-            },
-        );
+        let t = sums_scalar(tail, m);
         s0 += t.0;
         s1 += t.1;
         s2 += t.2;

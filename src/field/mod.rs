@@ -119,11 +119,13 @@ pub struct Cand {
 
 /// Fixed-capacity buffer of candidate tokens (allocated once, reused every step).
 ///
-/// Invariant after a measurement with window `w`: if `overflow` is false, every token with
-/// z ≥ max − w is in `items` (items may also hold tokens a little below that gate).
+/// Invariant after a measurement with window `w`: if `overflow` is false, `items` holds
+/// exactly the tokens with z ≥ max − w, in increasing id order.
 #[derive(Debug, Clone)]
 pub struct Candidates {
     pub(crate) items: Vec<Cand>,
+    /// Per-block maxima of the last pass (blocks below the gate are not re-read).
+    block_max: Vec<f32>,
     cap: usize,
     /// The buffer was too small: the gate guarantee above does not hold.
     pub overflow: bool,
@@ -136,6 +138,7 @@ impl Candidates {
     pub fn with_capacity(cap: usize) -> Self {
         Candidates {
             items: Vec::with_capacity(cap.max(1)),
+            block_max: Vec::new(),
             cap: cap.max(1),
             overflow: false,
             window: 0.0,
@@ -151,23 +154,22 @@ impl Candidates {
     }
     pub(crate) fn clear(&mut self, window: f32) {
         self.items.clear();
+        self.block_max.clear();
         self.overflow = false;
         self.window = window;
     }
-    /// Push one candidate; when full, first drop those under `gate`, then give up (overflow).
+    /// Make room for the block maxima of rows of `vocab` tokens (so passes never allocate).
+    pub fn reserve_blocks(&mut self, vocab: usize) {
+        self.block_max.reserve(vocab.div_ceil(BLOCK));
+    }
+    /// Push one candidate; past the capacity, mark the buffer overflowed.
     #[inline]
-    pub(crate) fn push(&mut self, id: u32, logit: f32, gate: f32) {
-        if self.overflow {
-            return;
-        }
+    pub(crate) fn push(&mut self, id: u32, logit: f32) {
         if self.items.len() == self.cap {
-            self.items.retain(|c| c.logit >= gate);
-            if self.items.len() == self.cap {
-                self.overflow = true;
-                return;
-            }
+            self.overflow = true;
+        } else {
+            self.items.push(Cand { logit, id });
         }
-        self.items.push(Cand { logit, id });
     }
 }
 
@@ -325,7 +327,6 @@ fn measure_impl<E: Logit>(
         return Err(FieldError::Empty);
     }
     let k = kernel::select();
-    let window = cands.as_ref().map_or(0.0, |c| c.window);
     let mut merge = Merge::EMPTY;
     let mut top = Top2 {
         max: f32::NEG_INFINITY,
@@ -348,6 +349,9 @@ fn measure_impl<E: Logit>(
         let base = (bi * BLOCK) as u32;
         let a = k.scan(z);
         nan |= a.nan;
+        if let Some(c) = cands.as_deref_mut() {
+            c.block_max.push(a.max1);
+        }
         let new_max = a.max1 > top.max;
         if new_max {
             // New global maximum: the old one competes for second place.
@@ -361,11 +365,7 @@ fn measure_impl<E: Logit>(
             // Fully masked block, or +inf (an error decided below; the sums would be NaN).
             continue;
         }
-        let gate = top.max - window;
-        let s = match cands.as_deref_mut() {
-            Some(c) => k.sums_gather(z, a.max1, gate, base, c),
-            None => k.sums(z, a.max1),
-        };
+        let s = k.sums(z, a.max1);
         if new_max {
             if let Some((_, m, (s0, s1, s2))) = held.replace((bi, a.max1, s)) {
                 merge.add_block(m, s0, s1, s2);
@@ -395,9 +395,22 @@ fn measure_impl<E: Logit>(
         return Err(FieldError::AllMasked);
     }
     if let Some(c) = cands {
-        if !c.overflow {
-            let gate = top.max - c.window;
-            c.items.retain(|x| x.logit >= gate);
+        // Gather from the blocks that reach the final gate: a compare-only re-read of a few
+        // hot blocks, whatever the order in which the maximum was found.
+        let gate = top.max - c.window;
+        for bi in 0..c.block_max.len() {
+            if c.block_max[bi] < gate || c.overflow {
+                continue;
+            }
+            let chunk = &row[bi * BLOCK..((bi + 1) * BLOCK).min(row.len())];
+            let z: &[f32] = match E::as_f32_slice(chunk) {
+                Some(z) => z,
+                None => {
+                    E::to_f32_block(chunk, &mut buf[..chunk.len()]);
+                    &buf[..chunk.len()]
+                }
+            };
+            k.gather(z, gate, (bi * BLOCK) as u32, c);
         }
     }
     let log_z = merge.log_w;

@@ -299,6 +299,7 @@ impl GravityProcessor {
         let c = &self.core.cfg;
         let cap = c.sampler.max_candidates as usize;
         let mut cands = Candidates::with_capacity(cap);
+        cands.reserve_blocks(self.core.vocab);
         // Room for the edits merged into the list without reallocating.
         cands.items.reserve(cap + c.limits.max_anchors as usize + 1);
         Scratch {
