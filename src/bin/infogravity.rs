@@ -6,6 +6,7 @@
 //! - `infogravity bench` times the field kernel, the full step and batches at real vocabulary
 //!   sizes, beside the floor kernel of the same run.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -75,10 +76,40 @@ fn main() -> ExitCode {
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): not an error.
+        Err(CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What a subcommand can fail with.
+#[derive(Debug)]
+enum CliError {
+    Ig(infogravity::Error),
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Ig(e) => e.fmt(f),
+            CliError::Io(e) => write!(f, "writing output: {e}"),
+        }
+    }
+}
+
+impl From<infogravity::Error> for CliError {
+    fn from(e: infogravity::Error) -> Self {
+        CliError::Ig(e)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Io(e)
     }
 }
 
@@ -105,7 +136,8 @@ fn trace_row(step: usize, v: usize, rng: &mut infogravity::sampler::Rng) -> Vec<
     r
 }
 
-fn demo(preset: &str, seed: u64, json: bool) -> infogravity::Result<()> {
+fn demo(preset: &str, seed: u64, json: bool) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
     let v = 32_000;
     let cfg = Config::from_json(&format!(r#"{{"preset":"{preset}"}}"#))?;
     let mut p = GravityProcessor::new(cfg, v)?;
@@ -124,15 +156,17 @@ fn demo(preset: &str, seed: u64, json: bool) -> infogravity::Result<()> {
     )?;
     let mut rng = infogravity::sampler::Rng::new(2024);
     if !json {
-        println!(
+        writeln!(
+            out,
             "infogravity demo: preset {preset}, V = {v}, kernel {}, M(Q) = {:.3} (D = 1.2 nats only)",
             field::kernel_name(),
             mass.m.unwrap_or(f32::NAN)
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "{:>4} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>10} {:>6} {:>6}  interventions",
             "step", "token", "H", "h", "p_max", "T", "Φ", "regime", "void", "bh"
-        );
+        )?;
     }
     let mut counts = [0usize; 3];
     for step in 0..48 {
@@ -158,7 +192,8 @@ fn demo(preset: &str, seed: u64, json: bool) -> infogravity::Result<()> {
             Regime::BlackHole => "black-hole",
         };
         if json {
-            println!(
+            writeln!(
+                out,
                 "{{\"step\":{step},\"token\":{tok},\"entropy\":{:.4},\"entropy_norm\":{:.4},\"varentropy\":{:.4},\"p_max\":{:.4},\"temperature\":{:.4},\"potential\":{:.4},\"regime\":\"{regime}\",\"void_score\":{:.4},\"black_hole_score\":{:.4},\"cycle_period\":{},\"interventions\":{:?}}}",
                 r.entropy,
                 r.entropy_norm,
@@ -170,9 +205,10 @@ fn demo(preset: &str, seed: u64, json: bool) -> infogravity::Result<()> {
                 r.black_hole_score,
                 r.cycle_period,
                 iv
-            );
+            )?;
         } else {
-            println!(
+            writeln!(
+                out,
                 "{step:>4} {tok:>7} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.2} {regime:>10} {:>6.3} {:>6.3}  {}",
                 r.entropy,
                 r.entropy_norm,
@@ -182,16 +218,17 @@ fn demo(preset: &str, seed: u64, json: bool) -> infogravity::Result<()> {
                 r.void_score,
                 r.black_hole_score,
                 iv.join(",")
-            );
+            )?;
         }
     }
     if !json {
-        println!(
+        writeln!(
+            out,
             "regimes: orbit {} steps, void {}, black hole {}",
             counts[0], counts[1], counts[2]
-        );
+        )?;
     }
-    p.end(1)
+    Ok(p.end(1)?)
 }
 
 fn bench_cmd(
@@ -201,7 +238,8 @@ fn bench_cmd(
     batch: usize,
     preset: String,
     quick: bool,
-) -> infogravity::Result<()> {
+) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
     let plan = bench::Plan {
         vocabs: if vocab.is_empty() {
             bench::VOCABS.to_vec()
@@ -213,49 +251,61 @@ fn bench_cmd(
         preset,
     };
     if plan.vocabs.contains(&0) {
-        return Err(infogravity::Error::InvalidArgument(
-            "--vocab must be ≥ 1".into(),
-        ));
+        return Err(infogravity::Error::InvalidArgument("--vocab must be ≥ 1".into()).into());
     }
     if !json {
-        println!(
+        writeln!(
+            out,
             "kernel {}; medians of {} calls ({} per batch case); preset {}",
             field::kernel_name(),
             plan.iters,
             (plan.iters / 8).max(5),
             plan.preset
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "{:<8} {:>7} {:>5} {:>7} {:>12} {:>12} {:>9} {:>10}",
             "case", "vocab", "batch", "threads", "median µs", "floor µs", "÷ floor", "2nd pass"
-        );
+        )?;
     }
     let mut last_batch_1 = None;
+    let mut failed: Option<std::io::Error> = None;
     bench::run(&plan, |c| {
-        if json {
-            println!("{}", c.to_json());
-        } else {
-            let extra = if c.case == "batch" && c.threads == 2 {
-                last_batch_1
-                    .map(|t1: f64| format!("  ({:.2}× vs 1 thread)", t1 / c.median_ns))
-                    .unwrap_or_default()
+        if failed.is_some() {
+            return;
+        }
+        let r = (|| -> std::io::Result<()> {
+            if json {
+                writeln!(out, "{}", c.to_json())?;
             } else {
-                String::new()
-            };
-            println!(
-                "{:<8} {:>7} {:>5} {:>7} {:>12.1} {:>12.1} {:>9.3} {:>9.1}%{extra}",
-                c.case,
-                c.vocab,
-                c.batch,
-                c.threads,
-                c.median_ns / 1e3,
-                c.floor_median_ns / 1e3,
-                c.median_ns / c.floor_median_ns,
-                c.full_pass_rate * 100.0
-            );
+                let extra = if c.case == "batch" && c.threads == 2 {
+                    last_batch_1
+                        .map(|t1: f64| format!("  ({:.2}× vs 1 thread)", t1 / c.median_ns))
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    out,
+                    "{:<8} {:>7} {:>5} {:>7} {:>12.1} {:>12.1} {:>9.3} {:>9.1}%{extra}",
+                    c.case,
+                    c.vocab,
+                    c.batch,
+                    c.threads,
+                    c.median_ns / 1e3,
+                    c.floor_median_ns / 1e3,
+                    c.median_ns / c.floor_median_ns,
+                    c.full_pass_rate * 100.0
+                )?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            failed = Some(e);
         }
         if c.case == "batch" && c.threads == 1 {
             last_batch_1 = Some(c.median_ns);
         }
-    })
+    })?;
+    failed.map_or(Ok(()), |e| Err(e.into()))
 }
