@@ -54,5 +54,10 @@ pub use processor::{
     GravityProcessor, LogitsMut, LogitsProcessor, Regime, SeqParams, StepMode, StepReport, flags,
 };
 
+/// The README's Rust example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The crate version (Cargo's).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
