@@ -365,3 +365,29 @@ fn every_code_is_covered_and_numbered_stably() {
     .unwrap();
     assert!(header.contains("IG_STATUS_BUFFER_TOO_SMALL = 19"));
 }
+
+#[test]
+fn the_header_defines_only_prefixed_names() {
+    let header = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/include/infogravity.h"
+    ))
+    .unwrap();
+    for line in header.lines() {
+        let name = if let Some(rest) = line.strip_prefix("#define ") {
+            rest.split_whitespace().next()
+        } else if let Some(rest) = line.strip_prefix("typedef ") {
+            rest.split_whitespace().nth(1)
+        } else {
+            None
+        };
+        if let Some(n) = name {
+            assert!(
+                ["IG_", "Ig", "ig_", "INFOGRAVITY_H"]
+                    .iter()
+                    .any(|p| n.starts_with(p)),
+                "{n} leaked into the C header: exclude it in cbindgen.toml"
+            );
+        }
+    }
+}
