@@ -339,13 +339,7 @@ fn measure_impl<E: Logit>(
     // re-summed precisely (see `precise_block`).
     let mut held: Option<(usize, f32, (f32, f32, f32))> = None;
     for (bi, chunk) in row.chunks(BLOCK).enumerate() {
-        let z: &[f32] = match E::as_f32_slice(chunk) {
-            Some(z) => z,
-            None => {
-                E::to_f32_block(chunk, &mut buf[..chunk.len()]);
-                &buf[..chunk.len()]
-            }
-        };
+        let z = as_f32(chunk, &mut buf);
         let base = (bi * BLOCK) as u32;
         let a = k.scan(z);
         nan |= a.nan;
@@ -374,17 +368,6 @@ fn measure_impl<E: Logit>(
             merge.add_block(a.max1, s.0, s.1, s.2);
         }
     }
-    if let Some((bi, m, (_, s1, s2))) = held {
-        let chunk = &row[bi * BLOCK..((bi + 1) * BLOCK).min(row.len())];
-        let z: &[f32] = match E::as_f32_slice(chunk) {
-            Some(z) => z,
-            None => {
-                E::to_f32_block(chunk, &mut buf[..chunk.len()]);
-                &buf[..chunk.len()]
-            }
-        };
-        merge.merge(precise_block(k, z, m, s1, s2));
-    }
     if nan {
         return Err(FieldError::NaN);
     }
@@ -393,6 +376,11 @@ fn measure_impl<E: Logit>(
     }
     if top.max == f32::NEG_INFINITY {
         return Err(FieldError::AllMasked);
+    }
+    if let Some((bi, m, (_, s1, s2))) = held {
+        let chunk = &row[bi * BLOCK..((bi + 1) * BLOCK).min(row.len())];
+        let z = as_f32(chunk, &mut buf);
+        merge.merge(precise_block(k, z, m, s1, s2));
     }
     if let Some(c) = cands {
         // Gather from the blocks that reach the final gate: a compare-only re-read of a few
@@ -403,13 +391,7 @@ fn measure_impl<E: Logit>(
                 continue;
             }
             let chunk = &row[bi * BLOCK..((bi + 1) * BLOCK).min(row.len())];
-            let z: &[f32] = match E::as_f32_slice(chunk) {
-                Some(z) => z,
-                None => {
-                    E::to_f32_block(chunk, &mut buf[..chunk.len()]);
-                    &buf[..chunk.len()]
-                }
-            };
+            let z = as_f32(chunk, &mut buf);
             k.gather(z, gate, (bi * BLOCK) as u32, c);
         }
     }
@@ -423,6 +405,18 @@ fn measure_impl<E: Logit>(
         entropy: (log_z - merge.mean).max(0.0),
         varentropy: merge.var,
     })
+}
+
+/// A block as f32: the row itself for f32, else converted into `buf`.
+#[inline]
+fn as_f32<'a, E: Logit>(chunk: &'a [E], buf: &'a mut [f32; BLOCK]) -> &'a [f32] {
+    match E::as_f32_slice(chunk) {
+        Some(z) => z,
+        None => {
+            E::to_f32_block(chunk, &mut buf[..chunk.len()]);
+            &buf[..chunk.len()]
+        }
+    }
 }
 
 /// Stats of the block holding the global maximum, with S0 split as (count of maximal
