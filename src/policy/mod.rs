@@ -40,11 +40,8 @@ pub fn temperature(cfg: &TemperatureConfig, mass: Option<f32>, field: &Field, ki
             (1.0 - cfg.dyn_range) + 2.0 * cfg.dyn_range * h.powf(cfg.dyn_exponent)
         }
     };
-    let t = t_base * g * kick;
-    if t == 1.0 {
-        return 1.0; // exact pass-through: never let clamping perturb T = 1
-    }
-    t.clamp(cfg.min, cfg.max)
+    // Clamping leaves an in-range value bit-exact, so `neutral` keeps T = 1 exactly.
+    (t_base * g * kick).clamp(cfg.min, cfg.max)
 }
 
 /// The void-score features of one step (each bounded; see [`VoidConfig`]).
@@ -220,6 +217,12 @@ mod tests {
         assert_eq!(temperature(&t, Some(1.0), &flat, 100.0), t.max);
         t.base = 0.0;
         assert_eq!(temperature(&t, None, &flat, 1.0), 0.0);
+        // The clamps hold even for T = 1.
+        t.base = 1.0;
+        t.mass_gain = 0.0;
+        t.min = 1.5;
+        t.max = 2.0;
+        assert_eq!(temperature(&t, None, &flat, 1.0), 1.5);
     }
 
     #[test]
