@@ -389,18 +389,19 @@ unsafe fn read_versioned<T: Copy + Default>(ptr: *const T, what: &str) -> Result
     Ok(unsafe { *ptr })
 }
 
-/// Write a versioned output struct, keeping the caller's `struct_size`.
+/// Check an output struct before any state changes: aligned, and `struct_size` at least the
+/// first version's size.
 ///
 /// # Safety
-/// `ptr` must be non-NULL, aligned, and point to at least `struct_size` writable bytes.
-unsafe fn write_versioned<T: Copy>(ptr: *mut T, val: &T, what: &str) -> Result<(), Fail> {
+/// `ptr` must be non-NULL and point to at least a readable `size_t`.
+unsafe fn check_out<T>(ptr: *mut T, what: &str) -> Result<(), Fail> {
     if ptr.align_offset(std::mem::align_of::<T>()) != 0 {
         return Err(Fail(
             IgStatus::InvalidArgument,
             format!("{what} is misaligned"),
         ));
     }
-    // SAFETY: aligned, non-NULL, starts with a size_t.
+    // SAFETY: aligned (checked above) and non-NULL; the struct starts with a size_t.
     let size = unsafe { *(ptr as *const usize) };
     let ours = std::mem::size_of::<T>();
     if size < ours {
@@ -409,6 +410,17 @@ unsafe fn write_versioned<T: Copy>(ptr: *mut T, val: &T, what: &str) -> Result<(
             format!("{what}.struct_size = {size}, the first version is {ours} bytes"),
         ));
     }
+    Ok(())
+}
+
+/// Write a versioned output struct, keeping the caller's `struct_size`.
+///
+/// # Safety
+/// `ptr` must be non-NULL, aligned, and point to at least `struct_size` writable bytes.
+unsafe fn write_versioned<T: Copy>(ptr: *mut T, val: &T, what: &str) -> Result<(), Fail> {
+    // SAFETY: forwarded contract.
+    unsafe { check_out(ptr, what)? };
+    let ours = std::mem::size_of::<T>();
     let skip = std::mem::size_of::<usize>();
     // SAFETY: both regions hold at least `ours` bytes; they do not overlap (val is ours).
     unsafe {
@@ -664,14 +676,7 @@ pub unsafe extern "C" fn ig_processor_begin(
                 .filter(|s| !s.is_empty()),
             };
             if !mass_out.is_null() {
-                // Check the output struct before changing any state.
-                let size = *(mass_out as *const usize);
-                if size < std::mem::size_of::<IgQueryMass>() {
-                    return Err(Fail(
-                        IgStatus::StructTooSmall,
-                        format!("mass_out.struct_size = {size} is too small"),
-                    ));
-                }
+                check_out(mass_out, "mass_out")?;
             }
             let m = g.proc.begin(
                 seq,
@@ -717,13 +722,7 @@ pub unsafe extern "C" fn ig_processor_step(
         unsafe {
             let mut g = lock(p)?;
             let m = mode(mode_code)?;
-            let size = *(report as *const usize);
-            if size < std::mem::size_of::<IgStepReport>() {
-                return Err(Fail(
-                    IgStatus::StructTooSmall,
-                    format!("report.struct_size = {size} is too small"),
-                ));
-            }
+            check_out(report, "report")?;
             let row = logits(logits_ptr, dtype, n)?;
             let r = g.proc.step_row(seq, row, m)?;
             write_versioned(report, &IgStepReport::from(&r), "report")
