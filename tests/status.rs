@@ -391,3 +391,37 @@ fn the_header_defines_only_prefixed_names() {
         }
     }
 }
+
+#[test]
+fn versions_match_cargo() {
+    // SAFETY: static NUL-terminated string.
+    let v = unsafe { CStr::from_ptr(ig_version()) }.to_str().unwrap();
+    assert_eq!(v, env!("CARGO_PKG_VERSION"));
+    let num = |s: &str| s.parse::<u32>().unwrap();
+    let (maj, min, pat) = (
+        num(env!("CARGO_PKG_VERSION_MAJOR")),
+        num(env!("CARGO_PKG_VERSION_MINOR")),
+        num(env!("CARGO_PKG_VERSION_PATCH")),
+    );
+    assert_eq!(ig_version_number(), (maj << 16) | (min << 8) | pat);
+    let header = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/include/infogravity.h"
+    ))
+    .unwrap();
+    for (name, want) in [
+        ("IG_VERSION_MAJOR", maj.to_string()),
+        ("IG_VERSION_MINOR", min.to_string()),
+        ("IG_VERSION_PATCH", pat.to_string()),
+        (
+            "IG_VERSION_STRING",
+            format!("\"{}\"", env!("CARGO_PKG_VERSION")),
+        ),
+    ] {
+        let line = header
+            .lines()
+            .find(|l| l.starts_with(&format!("#define {name} ")))
+            .unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(line.split_whitespace().nth(2).unwrap(), want, "{name}");
+    }
+}
