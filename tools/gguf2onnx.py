@@ -283,6 +283,9 @@ def write(out, cfg, w, tokenizer, meta, source):
     os.makedirs(out, exist_ok=True)
     model = build(cfg, w)
     tmp = os.path.join(out, "model.onnx.tmp")
+    data = os.path.join(out, "model.onnx.data")
+    if os.path.exists(data):
+        os.remove(data)  # onnx appends external data to an existing file
     # Weights beside the graph keep the protobuf under its 2 GB limit and load fast.
     onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
                     location="model.onnx.data", size_threshold=1024)
