@@ -184,6 +184,10 @@ typedef enum IgStatus {
    The output buffer is too small; the needed size was written.
    */
   IG_STATUS_BUFFER_TOO_SMALL = 19,
+  /*
+   The inference engine failed (runtime library, model files, a run).
+   */
+  IG_STATUS_ENGINE = 20,
 } IgStatus;
 
 /*

@@ -16,6 +16,9 @@ step "header drift: regenerate include/infogravity.h and compare"
 cargo build --quiet --features generate-header
 git diff --exit-code -- include/ || { echo "include/infogravity.h is stale: commit the regenerated header" >&2; exit 1; }
 
+step "engine fixtures (ONNX Runtime library, tiny model): scripts/setup-engine.sh"
+./scripts/setup-engine.sh
+
 step "tests"
 if ! command -v valgrind >/dev/null; then
   echo "note: valgrind not installed; the C/C++ consumers run without it (CI installs it)"

@@ -48,6 +48,9 @@ pub enum Error {
     /// Reading or writing a file failed.
     #[error("i/o: {0}")]
     Io(String),
+    /// The inference engine failed: runtime library, model files, or a run.
+    #[error("engine: {0}")]
+    Engine(String),
     /// Any other argument the call cannot use.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -353,6 +353,7 @@ fn every_code_is_covered_and_numbered_stably() {
         (IgStatus::UnsupportedDtype, 17),
         (IgStatus::Panic, 18),
         (IgStatus::BufferTooSmall, 19),
+        (IgStatus::Engine, 20),
     ];
     assert_eq!(table.len(), IgStatus::all().len());
     for (s, n) in table {
@@ -364,6 +365,7 @@ fn every_code_is_covered_and_numbered_stably() {
     ))
     .unwrap();
     assert!(header.contains("IG_STATUS_BUFFER_TOO_SMALL = 19"));
+    assert!(header.contains("IG_STATUS_ENGINE = 20"));
 }
 
 #[test]

