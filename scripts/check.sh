@@ -16,8 +16,8 @@ step "header drift: regenerate include/infogravity.h and compare"
 cargo build --quiet --features generate-header
 git diff --exit-code -- include/ || { echo "include/infogravity.h is stale: commit the regenerated header" >&2; exit 1; }
 
-step "engine fixtures (ONNX Runtime library, tiny model): scripts/setup-engine.sh"
-./scripts/setup-engine.sh
+step "engine fixtures (ONNX Runtime library, tiny and real models): scripts/setup-engine.sh --real"
+./scripts/setup-engine.sh --real
 
 step "tests"
 if ! command -v valgrind >/dev/null; then

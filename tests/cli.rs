@@ -107,3 +107,37 @@ fn a_closed_pipe_ends_the_output_quietly() {
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn generate_runs_on_the_tiny_model() {
+    let dir = infogravity::engine::cache_dir().join("models/tiny");
+    if !dir.join("model.onnx").exists() || !infogravity::engine::ort_library(None).exists() {
+        eprintln!("SKIPPED: tiny model missing; run scripts/setup-engine.sh");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide the tiny model"
+        );
+        return;
+    }
+    let d = dir.to_str().unwrap();
+    let (ok, out, err) = run(&[
+        "generate",
+        "hello",
+        "--model",
+        d,
+        "--max-tokens",
+        "6",
+        "--diagnostics",
+        "jsonl",
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!rows.is_empty() && rows.len() <= 6, "{out}");
+    assert!(rows.iter().all(|r| r["entropy"].as_f64().unwrap() >= 0.0));
+    let (ok, _, err) = run(&["generate", "x", "--model", "no/such/dir"]);
+    assert!(!ok && err.contains("model.json"), "{err}");
+}

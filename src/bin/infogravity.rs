@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use infogravity::{Config, GravityProcessor, Regime, SeqParams, StepMode, bench, field};
+use infogravity::{Config, GravityProcessor, Regime, SeqParams, StepMode, bench, engine, field};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +25,45 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Generate an answer with the gravity processor in the loop (the reference engine).
+    ///
+    /// With no --model, uses SmolLM2-135M-Instruct from the cache, setting it up first
+    /// (scripts/setup-engine.sh --real) when it is missing.
+    Generate {
+        /// The user message.
+        #[arg(default_value = "What is the capital of France?")]
+        prompt: String,
+        /// Model directory (model.onnx, model.json, tokenizer.json).
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+        /// Preset: neutral, balanced, factual or creative.
+        #[arg(long, default_value = "balanced")]
+        preset: String,
+        /// Base temperature (overrides the preset's temperature.base; 0 = greedy).
+        #[arg(long)]
+        temperature: Option<f32>,
+        /// Sampling seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Most tokens to generate.
+        #[arg(long, default_value_t = 128)]
+        max_tokens: usize,
+        /// Anchor text (repeatable): its tokens are biased when the field goes void.
+        #[arg(long)]
+        anchor: Vec<String>,
+        /// System message (default: the model's own).
+        #[arg(long)]
+        system: Option<String>,
+        /// Per-token diagnostics after the answer: table or jsonl.
+        #[arg(long, value_parser = ["table", "jsonl", "none"], default_value = "table")]
+        diagnostics: String,
+        /// Also run plain sampling (neutral preset, same temperature and seed) for comparison.
+        #[arg(long)]
+        compare: bool,
+        /// ORT intra-op threads (0 = ORT's default).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
     /// Run the processor over an embedded decoding trace and print per-step diagnostics.
     Demo {
         /// Preset: neutral, balanced, factual or creative.
@@ -64,6 +103,31 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
+        Cmd::Generate {
+            prompt,
+            model,
+            preset,
+            temperature,
+            seed,
+            max_tokens,
+            anchor,
+            system,
+            diagnostics,
+            compare,
+            threads,
+        } => generate(GenArgs {
+            prompt,
+            model,
+            preset,
+            temperature,
+            seed,
+            max_tokens,
+            anchor,
+            system,
+            diagnostics,
+            compare,
+            threads,
+        }),
         Cmd::Demo { preset, seed, json } => demo(&preset, seed, json),
         Cmd::Bench {
             json,
@@ -308,4 +372,187 @@ fn bench_cmd(
         }
     })?;
     failed.map_or(Ok(()), |e| Err(e.into()))
+}
+
+struct GenArgs {
+    prompt: String,
+    model: Option<std::path::PathBuf>,
+    preset: String,
+    temperature: Option<f32>,
+    seed: u64,
+    max_tokens: usize,
+    anchor: Vec<String>,
+    system: Option<String>,
+    diagnostics: String,
+    compare: bool,
+    threads: usize,
+}
+
+/// The default model, set up on first use when the setup script is at hand.
+fn default_model() -> Result<std::path::PathBuf, CliError> {
+    let dir = engine::cache_dir().join("models/smollm2-135m-instruct");
+    if dir.join("model.onnx").exists() && engine::ort_library(None).exists() {
+        return Ok(dir);
+    }
+    let script = std::path::Path::new("scripts/setup-engine.sh");
+    if !script.exists() {
+        return Err(infogravity::Error::Engine(format!(
+            "no model at {}: run scripts/setup-engine.sh --real from the infogravity repository, \
+             or pass --model DIR",
+            dir.display()
+        ))
+        .into());
+    }
+    eprintln!("setting up the engine (ONNX Runtime, SmolLM2-135M-Instruct → ONNX); once only…");
+    let ok = std::process::Command::new("bash")
+        .arg(script)
+        .arg("--real")
+        .status()
+        .map_err(CliError::Io)?
+        .success();
+    if !ok {
+        return Err(
+            infogravity::Error::Engine("scripts/setup-engine.sh --real failed".into()).into(),
+        );
+    }
+    Ok(dir)
+}
+
+fn generate(a: GenArgs) -> Result<(), CliError> {
+    let dir = match &a.model {
+        Some(d) => d.clone(),
+        None => default_model()?,
+    };
+    let opts = engine::EngineOptions {
+        threads: a.threads,
+        ..Default::default()
+    };
+    let mut eng = engine::Engine::load(&dir, &opts)?;
+    let mut messages = vec![];
+    if let Some(s) = &a.system {
+        messages.push(engine::Message::new("system", s));
+    }
+    messages.push(engine::Message::new("user", &a.prompt));
+    let gen_opts = engine::GenerateOptions {
+        max_tokens: a.max_tokens,
+        seed: a.seed,
+        anchors: a.anchor.clone(),
+    };
+    let config = |preset: &str| {
+        let mut v = serde_json::json!({ "preset": preset });
+        if let Some(t) = a.temperature {
+            v["temperature"] = serde_json::json!({ "base": t });
+        }
+        v.to_string()
+    };
+    let mut out = std::io::stdout().lock();
+    let mut runs = vec![("gravity", config(&a.preset))];
+    if a.compare {
+        runs.insert(0, ("plain", config("neutral")));
+    }
+    for (label, json) in runs {
+        let mut p = engine::processor_for(&eng, &json)?;
+        if a.compare {
+            writeln!(
+                out,
+                "── {label} ({})",
+                if label == "plain" {
+                    "neutral"
+                } else {
+                    &a.preset
+                }
+            )?;
+        }
+        let mut werr = None;
+        let started = std::time::Instant::now();
+        let g = eng.generate(&mut p, &messages, &gen_opts, |piece, _| {
+            if werr.is_none() {
+                if let Err(e) = write!(out, "{piece}").and_then(|_| out.flush()) {
+                    werr = Some(e);
+                }
+            }
+        })?;
+        if let Some(e) = werr {
+            return Err(e.into());
+        }
+        let secs = started.elapsed().as_secs_f64();
+        writeln!(out)?;
+        writeln!(
+            out,
+            "[{} tokens, stop: {}, {:.1} tokens/s, prompt {} tokens]",
+            g.tokens.len(),
+            g.stop,
+            g.reports.len() as f64 / secs,
+            g.prompt_tokens
+        )?;
+        match a.diagnostics.as_str() {
+            "table" => {
+                writeln!(
+                    out,
+                    "{:>4} {:>14} {:>6} {:>6} {:>6} {:>6} {:>10} {:>6} {:>6}  interventions",
+                    "step", "token", "H", "p_max", "T", "Φ", "regime", "void", "bh"
+                )?;
+                for (i, r) in g.reports.iter().enumerate() {
+                    let piece = r
+                        .token
+                        .map(|t| eng.decode(&[t]).unwrap_or_default())
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "{i:>4} {:>14} {:>6.3} {:>6.3} {:>6.3} {:>6.2} {:>10} {:>6.3} {:>6.3}  {}",
+                        format!("{piece:?}"),
+                        r.entropy,
+                        r.p_max,
+                        r.temperature,
+                        r.token_potential,
+                        regime_name(r.regime),
+                        r.void_score,
+                        r.black_hole_score,
+                        flag_names(r.flags).join(",")
+                    )?;
+                }
+            }
+            "jsonl" => {
+                for (i, r) in g.reports.iter().enumerate() {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({
+                            "run": label, "step": i, "token": r.token,
+                            "text": r.token.map(|t| eng.decode(&[t]).unwrap_or_default()),
+                            "entropy": r.entropy, "varentropy": r.varentropy, "p_max": r.p_max,
+                            "temperature": r.temperature, "potential": r.token_potential,
+                            "regime": regime_name(r.regime), "void_score": r.void_score,
+                            "black_hole_score": r.black_hole_score,
+                            "interventions": flag_names(r.flags),
+                        })
+                    )?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn regime_name(r: Regime) -> &'static str {
+    match r {
+        Regime::Orbit => "orbit",
+        Regime::Void => "void",
+        Regime::BlackHole => "black-hole",
+    }
+}
+
+fn flag_names(f: u32) -> Vec<&'static str> {
+    [
+        (infogravity::flags::ANCHOR, "anchor"),
+        (infogravity::flags::KICK, "kick"),
+        (infogravity::flags::CYCLE_PENALTY, "cycle-penalty"),
+        (infogravity::flags::ABSTAIN, "abstain"),
+        (infogravity::flags::FORCED, "forced"),
+    ]
+    .into_iter()
+    .filter(|(b, _)| f & b != 0)
+    .map(|(_, n)| n)
+    .collect()
 }

@@ -20,6 +20,9 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+mod generate;
+pub use generate::{Engine, GenerateOptions, Generation, Message, processor_for, render_chat};
+
 /// The ONNX Runtime release the engine is built and tested against.
 pub const ORT_VERSION: &str = "1.31.1";
 
