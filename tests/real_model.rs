@@ -41,3 +41,40 @@ fn greedy_chat_answer_names_paris() {
     assert!(g.text.contains("Paris"), "answer: {:?}", g.text);
     assert_eq!(g.reports.len(), g.tokens.len() + (g.stop == "eos") as usize);
 }
+
+#[test]
+fn context_gain_is_positive_with_the_answer_and_near_zero_without() {
+    let Some(dir) = real() else { return };
+    let mut eng = Engine::load(&dir, &EngineOptions::default()).unwrap();
+    let cfg = infogravity::Config::default().mass;
+    // Measured at the answer position after a prefilled stem (see `engine::query_mass`).
+    // Values seen when this test was written: Freedonia 2.09 vs 0.17 nats, France 0.65 vs 0.013.
+    for (country, related, unrelated) in [
+        (
+            "Freedonia",
+            "The capital of Freedonia is Zorbaville.",
+            "Bananas are yellow fruits rich in potassium.",
+        ),
+        (
+            "France",
+            "Paris is the capital and largest city of France.",
+            "My cat likes to sleep on the warm windowsill.",
+        ),
+    ] {
+        let q = format!("What is the capital of {country}?");
+        let stem = format!("The capital of {country} is");
+        let d = |ctx: &str, eng: &mut Engine| {
+            engine::query_mass(eng, &q, Some(ctx), &stem, None, &cfg, None)
+                .unwrap()
+                .d
+                .unwrap()
+        };
+        let (dr, du) = (d(related, &mut eng), d(unrelated, &mut eng));
+        assert!(dr > 0.5, "{country}: D with the answer = {dr}");
+        assert!(du < 0.2, "{country}: D with an unrelated context = {du}");
+        assert!(dr > 3.0 * du, "{country}: {dr} vs {du}");
+        let none = engine::query_mass(&mut eng, &q, None, &stem, None, &cfg, None).unwrap();
+        assert_eq!(none.d, Some(0.0));
+        assert!(none.h.is_some() && none.n_surprisal.is_some() && none.m.is_some());
+    }
+}

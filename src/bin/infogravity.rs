@@ -64,6 +64,27 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         threads: usize,
     },
+    /// Query information mass M(Q) and its components H, D, N for a prompt (and context).
+    Mass {
+        /// The query (the user's question).
+        query: String,
+        /// Context placed before the query; D(Q) = KL(p(·|C⊕Q) ‖ p(·|Q)) at the answer position.
+        #[arg(long)]
+        context: Option<String>,
+        /// Answer stem prefilled after the assistant prompt (e.g. "The capital of France is"):
+        /// the answer position is after it.
+        #[arg(long, default_value = "")]
+        stem: String,
+        /// A Prior file for N_KL (default: the one shipped for SmolLM2, when it matches).
+        #[arg(long)]
+        prior: Option<std::path::PathBuf>,
+        /// Model directory (default: SmolLM2-135M-Instruct from the cache, set up if missing).
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the processor over an embedded decoding trace and print per-step diagnostics.
     Demo {
         /// Preset: neutral, balanced, factual or creative.
@@ -103,6 +124,14 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
+        Cmd::Mass {
+            query,
+            context,
+            stem,
+            prior,
+            model,
+            json,
+        } => mass_cmd(&query, context.as_deref(), &stem, prior, model, json),
         Cmd::Generate {
             prompt,
             model,
@@ -555,4 +584,89 @@ fn flag_names(f: u32) -> Vec<&'static str> {
     .filter(|(b, _)| f & b != 0)
     .map(|(_, n)| n)
     .collect()
+}
+
+fn mass_cmd(
+    query: &str,
+    context: Option<&str>,
+    stem: &str,
+    prior: Option<std::path::PathBuf>,
+    model: Option<std::path::PathBuf>,
+    json: bool,
+) -> Result<(), CliError> {
+    let dir = match model {
+        Some(d) => d,
+        None => default_model()?,
+    };
+    let mut eng = engine::Engine::load(&dir, &Default::default())?;
+    let prior = match prior {
+        Some(p) => Some(infogravity::Prior::load(&p)?),
+        None => None,
+    };
+    let cfg = Config::default();
+    let q = engine::query_mass(
+        &mut eng,
+        query,
+        context,
+        stem,
+        prior.as_ref(),
+        &cfg.mass,
+        None,
+    )?;
+    let mut out = std::io::stdout().lock();
+    let f = |x: Option<f32>| x.map_or("null".to_string(), |v| format!("{v:.4}"));
+    if json {
+        writeln!(
+            out,
+            "{{\"m\":{},\"h\":{},\"h_prompt_mean\":{},\"d\":{},\"n_kl\":{},\"n_surprisal\":{}}}",
+            f(q.m),
+            f(q.h),
+            f(q.h_prompt_mean),
+            f(q.d),
+            f(q.n_kl),
+            f(q.n_surprisal)
+        )?;
+    } else {
+        writeln!(
+            out,
+            "M(Q)          {}   (components min-max scaled; see `config` mass.*)",
+            f(q.m)
+        )?;
+        writeln!(
+            out,
+            "H(Q)          {}   normalised entropy at the answer position",
+            f(q.h)
+        )?;
+        writeln!(
+            out,
+            "H̄ prompt      {}   nats, mean over prompt positions",
+            f(q.h_prompt_mean)
+        )?;
+        writeln!(
+            out,
+            "D(Q)          {}   nats, KL(p(·|C⊕Q) ‖ p(·|Q)){}",
+            f(q.d),
+            if context.is_none() {
+                " (no context: 0)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            out,
+            "N_KL(Q)       {}   nats against the Prior{}",
+            f(q.n_kl),
+            if q.n_kl.is_none() {
+                " (no --prior)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            out,
+            "N surprisal   {}   nats/token of the query under the model",
+            f(q.n_surprisal)
+        )?;
+    }
+    Ok(())
 }

@@ -131,6 +131,13 @@ pub fn compute(
     Ok(out)
 }
 
+/// Set `q.m` from the raw components `q` holds (for hosts or engines that measured them
+/// themselves).
+pub fn with_mass(mut q: QueryMass, cfg: &MassConfig, calib: Option<&Calibration>) -> QueryMass {
+    q.m = combine(&q, cfg, calib);
+    q
+}
+
 /// M over the present components: z-scores under a calibration, else min-max to [0, 1].
 fn combine(q: &QueryMass, cfg: &MassConfig, calib: Option<&Calibration>) -> Option<f32> {
     let stats = calib.and_then(|c| c.mass.as_ref());

@@ -1,0 +1,134 @@
+//! Query mass from the model (DESIGN.md §1): H(Q) at the answer position and over the prompt,
+//! D(Q) = KL(p(·|C⊕Q) ‖ p(·|Q)) with one extra pass without the context, N(Q) against a Prior
+//! and as the mean surprisal of the query's tokens.
+
+use super::generate::{Engine, Message};
+use crate::calibration::Calibration;
+use crate::config::MassConfig;
+use crate::error::Result;
+use crate::field;
+use crate::mass::{self, Prior, QueryMass};
+
+/// KL(p ‖ q) in nats between the softmaxes of two logits rows (f64, exact two-pass).
+pub fn kl_logits(p: &[f32], q: &[f32]) -> f64 {
+    let lse = |z: &[f32]| {
+        let m = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+        m + z.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln()
+    };
+    let (lp, lq) = (lse(p), lse(q));
+    p.iter()
+        .zip(q)
+        .map(|(&a, &b)| {
+            let la = a as f64 - lp;
+            let pa = la.exp();
+            if pa > 0.0 {
+                pa * (la - (b as f64 - lq))
+            } else {
+                0.0
+            }
+        })
+        .sum::<f64>()
+        .max(0.0)
+}
+
+/// The chat prompt for `user` content, tokenised in three parts so the content's tokens are a
+/// known span, with `stem` after the assistant prompt: (ids, span start, span end).
+fn prompt_with_span(
+    e: &Engine,
+    system: Option<&str>,
+    user: &str,
+    stem: &str,
+) -> Result<(Vec<u32>, usize, usize)> {
+    let mut msgs = vec![];
+    if let Some(s) = system {
+        msgs.push(Message::new("system", s));
+    }
+    msgs.push(Message::new("user", "\u{0}"));
+    let full = super::render_chat(&e.lm.info().chat_template, &msgs);
+    let (pre, post) = full.split_once('\u{0}').expect("placeholder present");
+    let mut ids = e.encode(pre)?;
+    let start = ids.len();
+    ids.extend(e.encode(user)?);
+    let end = ids.len();
+    ids.extend(e.encode(&format!("{post}{stem}"))?);
+    Ok((ids, start, end))
+}
+
+/// M(Q) and its components for `query`, with an optional `context` placed before it in the
+/// user message (separated by a blank line). The answer position is right after the assistant
+/// prompt, or after `stem` (a prefilled answer start such as "The capital of France is") when
+/// it is not empty: with a stem, D measures what the context changes about the answer's
+/// content rather than about its first word.
+pub fn query_mass(
+    e: &mut Engine,
+    query: &str,
+    context: Option<&str>,
+    stem: &str,
+    prior: Option<&Prior>,
+    cfg: &MassConfig,
+    calib: Option<&Calibration>,
+) -> Result<QueryMass> {
+    let v = e.lm.info().vocab;
+    let (ids, start, end) = prompt_with_span(e, None, query, stem)?;
+    let (logits, _) = e.prefill(&ids)?;
+    let rows = ids.len();
+    let answer = &logits[(rows - 1) * v..];
+    let fa = field::measure(answer)?;
+    let mut q = QueryMass {
+        h: Some(fa.entropy_norm() as f32),
+        ..Default::default()
+    };
+    let mut h_sum = 0.0;
+    for r in logits.chunks_exact(v) {
+        h_sum += field::measure(r)?.entropy;
+    }
+    q.h_prompt_mean = Some((h_sum / rows as f64) as f32);
+    // Surprisal of each query token given what precedes it (row i predicts token i + 1).
+    if end > start && start > 0 {
+        let mut s = 0.0;
+        for i in start..end {
+            let row = &logits[(i - 1) * v..i * v];
+            s += field::measure(row)?.potential(row[ids[i] as usize]);
+        }
+        q.n_surprisal = Some((s / (end - start) as f64) as f32);
+    }
+    if let Some(p) = prior {
+        let qt = &ids[start..end];
+        if !qt.is_empty() {
+            let mut scratch = Vec::new();
+            q.n_kl = Some(p.novelty_kl(qt, cfg.prior_smoothing as f64, &mut scratch)? as f32);
+        }
+    }
+    q.d = Some(match context {
+        None => 0.0,
+        Some(c) => {
+            let (ids_c, _, _) = prompt_with_span(e, None, &format!("{c}\n\n{query}"), stem)?;
+            let (lc, _) = e.prefill(&ids_c)?;
+            let with_c = &lc[lc.len() - v..];
+            kl_logits(with_c, answer) as f32
+        }
+    });
+    Ok(mass::with_mass(q, cfg, calib))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kl_identities() {
+        let a = [1.0f32, 2.0, 3.0];
+        assert!(kl_logits(&a, &a).abs() < 1e-12);
+        let b = [3.0f32, 2.0, 1.0];
+        let p: Vec<f64> = {
+            let z: f64 = a.iter().map(|&x| (x as f64).exp()).sum();
+            a.iter().map(|&x| (x as f64).exp() / z).collect()
+        };
+        let q: Vec<f64> = {
+            let z: f64 = b.iter().map(|&x| (x as f64).exp()).sum();
+            b.iter().map(|&x| (x as f64).exp() / z).collect()
+        };
+        let want: f64 = p.iter().zip(&q).map(|(p, q)| p * (p / q).ln()).sum();
+        assert!((kl_logits(&a, &b) - want).abs() < 1e-12);
+    }
+}
