@@ -141,3 +141,52 @@ fn generate_runs_on_the_tiny_model() {
     let (ok, _, err) = run(&["generate", "x", "--model", "no/such/dir"]);
     assert!(!ok && err.contains("model.json"), "{err}");
 }
+
+#[test]
+fn prior_build_and_show() {
+    let dir = infogravity::engine::cache_dir().join("models/tiny");
+    if !dir.join("tokenizer.json").exists() {
+        eprintln!("SKIPPED: tiny model missing; run scripts/setup-engine.sh");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide the tiny model"
+        );
+        return;
+    }
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let text = tmp.join("corpus.txt");
+    std::fs::write(
+        &text,
+        "The capital of France is Paris.\n\nOne two three 123.",
+    )
+    .unwrap();
+    let out = tmp.join("tiny.prior");
+    let (ok, so, err) = run(&[
+        "prior",
+        "build",
+        "--tokenizer",
+        dir.join("tokenizer.json").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        text.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(so.contains("tokens over a vocabulary of"), "{so}");
+    let p = infogravity::Prior::load(&out).unwrap();
+    assert!(p.total() > 10 && p.provenance().contains("corpus.txt"));
+    let (ok, so, err) = run(&["prior", "show", out.to_str().unwrap()]);
+    assert!(ok && so.contains("provenance"), "{err}");
+    let (ok, _, err) = run(&["prior", "show", text.to_str().unwrap()]);
+    assert!(!ok && err.contains("corrupt prior"), "{err}");
+}
+
+#[test]
+fn the_shipped_prior_is_valid() {
+    let p = infogravity::Prior::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/priors/smollm2-135m-kjv.prior"
+    )))
+    .unwrap();
+    assert_eq!((p.vocab(), p.total()), (49_152, 991_888));
+    assert!(p.provenance().contains("King James"));
+}

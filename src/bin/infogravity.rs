@@ -24,6 +24,32 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum PriorCmd {
+    /// Count a tokenizer's tokens over text files into a Prior file (format: src/mass/prior.rs).
+    Build {
+        /// tokenizer.json of the model the Prior is for.
+        #[arg(long)]
+        tokenizer: std::path::PathBuf,
+        /// Output file.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Where the text comes from (stored in the file; default: the file names and sizes).
+        #[arg(long)]
+        provenance: Option<String>,
+        /// UTF-8 text files ("-" for standard input).
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Print a Prior file's header and most frequent tokens.
+    Show {
+        file: std::path::PathBuf,
+        /// tokenizer.json to print token texts.
+        #[arg(long)]
+        tokenizer: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Cmd {
     /// Generate an answer with the gravity processor in the loop (the reference engine).
     ///
@@ -75,7 +101,8 @@ enum Cmd {
         /// the answer position is after it.
         #[arg(long, default_value = "")]
         stem: String,
-        /// A Prior file for N_KL (default: the one shipped for SmolLM2, when it matches).
+        /// A Prior file for N_KL (default: priors/smollm2-135m-kjv.prior, built in, when the
+        /// model's vocabulary matches it).
         #[arg(long)]
         prior: Option<std::path::PathBuf>,
         /// Model directory (default: SmolLM2-135M-Instruct from the cache, set up if missing).
@@ -84,6 +111,11 @@ enum Cmd {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Reference unigram Priors (for N(Q)).
+    Prior {
+        #[command(subcommand)]
+        cmd: PriorCmd,
     },
     /// Run the processor over an embedded decoding trace and print per-step diagnostics.
     Demo {
@@ -124,6 +156,7 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
+        Cmd::Prior { cmd } => prior_cmd(cmd),
         Cmd::Mass {
             query,
             context,
@@ -599,9 +632,12 @@ fn mass_cmd(
         None => default_model()?,
     };
     let mut eng = engine::Engine::load(&dir, &Default::default())?;
+    // The Prior shipped for SmolLM2 (priors/README.md) is the default where the vocabulary fits.
+    const SHIPPED: &[u8] = include_bytes!("../../priors/smollm2-135m-kjv.prior");
     let prior = match prior {
         Some(p) => Some(infogravity::Prior::load(&p)?),
-        None => None,
+        None => Some(infogravity::Prior::from_bytes(SHIPPED)?)
+            .filter(|p| p.vocab() == eng.lm.info().vocab),
     };
     let cfg = Config::default();
     let q = engine::query_mass(
@@ -667,6 +703,88 @@ fn mass_cmd(
             "N surprisal   {}   nats/token of the query under the model",
             f(q.n_surprisal)
         )?;
+    }
+    Ok(())
+}
+
+fn prior_cmd(cmd: PriorCmd) -> Result<(), CliError> {
+    let load_tok = |p: &std::path::Path| {
+        tokenizers::Tokenizer::from_file(p)
+            .map_err(|e| infogravity::Error::Engine(format!("{}: {e}", p.display())))
+    };
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        PriorCmd::Build {
+            tokenizer,
+            out: path,
+            provenance,
+            files,
+        } => {
+            let tok = load_tok(&tokenizer)?;
+            let v = tok.get_vocab_size(true);
+            let mut counts = vec![0u32; v];
+            let mut described = vec![];
+            let mut total = 0u64;
+            for f in &files {
+                let text = if f.as_os_str() == "-" {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                    s
+                } else {
+                    std::fs::read_to_string(f)
+                        .map_err(|e| infogravity::Error::Io(format!("{}: {e}", f.display())))?
+                };
+                described.push(format!("{} ({} bytes)", f.display(), text.len()));
+                // Paragraph by paragraph: bounded memory, no tokens across blank lines.
+                for para in text.split("\n\n").filter(|p| !p.trim().is_empty()) {
+                    let enc = tok
+                        .encode(para, false)
+                        .map_err(|e| infogravity::Error::Engine(format!("tokenize: {e}")))?;
+                    for &id in enc.get_ids() {
+                        let c = &mut counts[id as usize];
+                        *c = c.saturating_add(1);
+                        total += 1;
+                    }
+                }
+            }
+            let prov = provenance.unwrap_or_else(|| {
+                format!(
+                    "corpus: {}; tokenizer: {}; infogravity {} prior build",
+                    described.join(", "),
+                    tokenizer.display(),
+                    infogravity::VERSION
+                )
+            });
+            let prior = infogravity::Prior::from_counts(counts, &prov)?;
+            prior.save(&path)?;
+            writeln!(
+                out,
+                "wrote {}: {total} tokens over a vocabulary of {v}, {} distinct",
+                path.display(),
+                (0..v as u32).filter(|&i| prior.count(i) > 0).count()
+            )?;
+        }
+        PriorCmd::Show { file, tokenizer } => {
+            let p = infogravity::Prior::load(&file)?;
+            writeln!(
+                out,
+                "{}: vocabulary {}, {} tokens",
+                file.display(),
+                p.vocab(),
+                p.total()
+            )?;
+            writeln!(out, "provenance: {}", p.provenance())?;
+            let tok = tokenizer.map(|t| load_tok(&t)).transpose()?;
+            let mut ids: Vec<u32> = (0..p.vocab() as u32).collect();
+            ids.sort_by_key(|&i| std::cmp::Reverse(p.count(i)));
+            for &i in ids.iter().take(10) {
+                let text = tok
+                    .as_ref()
+                    .and_then(|t| t.id_to_token(i))
+                    .unwrap_or_default();
+                writeln!(out, "{i:>7} {:>9} {text:?}", p.count(i))?;
+            }
+        }
     }
     Ok(())
 }
