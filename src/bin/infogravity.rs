@@ -539,13 +539,19 @@ fn generate(a: GenArgs) -> Result<(), CliError> {
         }
         let secs = started.elapsed().as_secs_f64();
         writeln!(out)?;
+        let n = g.reports.len().max(1) as f64;
+        let decode_steps = g.reports.len().saturating_sub(1).max(1) as f64;
         writeln!(
             out,
-            "[{} tokens, stop: {}, {:.1} tokens/s, prompt {} tokens]",
+            "[{} tokens, stop: {}, {:.1} tokens/s; prefill {} tokens at {:.0} tokens/s; model {:.2} ms/token, processor {:.1} µs/token ({:.2}% of the model)]",
             g.tokens.len(),
             g.stop,
             g.reports.len() as f64 / secs,
-            g.prompt_tokens
+            g.prompt_tokens,
+            g.prompt_tokens as f64 / g.prefill.as_secs_f64(),
+            g.model.as_secs_f64() * 1e3 / decode_steps,
+            g.processor.as_secs_f64() * 1e6 / n,
+            100.0 * (g.processor.as_secs_f64() / n) / (g.model.as_secs_f64() / decode_steps)
         )?;
         match a.diagnostics.as_str() {
             "table" => {

@@ -89,6 +89,12 @@ pub struct Generation {
     pub prompt_tokens: usize,
     /// Why it stopped: "eos", "max_tokens", "abstain", "context".
     pub stop: &'static str,
+    /// Wall time of the prompt's prefill.
+    pub prefill: std::time::Duration,
+    /// Wall time in the model's decode steps.
+    pub model: std::time::Duration,
+    /// Wall time in the processor (step + accept).
+    pub processor: std::time::Duration,
 }
 
 /// A model, its tokenizer and a gravity processor.
@@ -158,7 +164,9 @@ impl Engine {
             });
         }
         let prompt = self.encode(&render_chat(&self.lm.info().chat_template, messages))?;
+        let t0 = std::time::Instant::now();
         let (logits, mut cache) = self.prefill(&prompt)?;
+        let prefill = t0.elapsed();
         let mut anchors = vec![];
         for a in &opts.anchors {
             anchors.extend(self.encode(a)?);
@@ -187,9 +195,13 @@ impl Engine {
             reports: vec![],
             prompt_tokens: prompt.len(),
             stop: "max_tokens",
+            prefill,
+            model: std::time::Duration::ZERO,
+            processor: std::time::Duration::ZERO,
         };
         let mut shown = 0;
         for _ in 0..opts.max_tokens {
+            let t = std::time::Instant::now();
             let r = processor.step(seq, &mut row, StepMode::Sample)?;
             if r.stop {
                 out.stop = "abstain";
@@ -197,6 +209,7 @@ impl Engine {
             }
             let tok = r.token.expect("Sample mode selects a token");
             processor.accept(seq, tok)?;
+            out.processor += t.elapsed();
             out.reports.push(r);
             if tok == eos {
                 out.stop = "eos";
@@ -213,7 +226,9 @@ impl Engine {
                 out.stop = "context";
                 break;
             }
+            let t = std::time::Instant::now();
             row = self.lm.forward(&mut cache, &[tok])?;
+            out.model += t.elapsed();
         }
         out.text = self.decode(&out.tokens)?;
         processor.end(seq)?;
