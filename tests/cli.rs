@@ -190,3 +190,68 @@ fn the_shipped_prior_is_valid() {
     assert_eq!((p.vocab(), p.total()), (49_152, 991_888));
     assert!(p.provenance().contains("King James"));
 }
+
+#[test]
+fn scan_and_sensitivity_run_on_the_tiny_model() {
+    let dir = infogravity::engine::cache_dir().join("models/tiny");
+    if !dir.join("model.onnx").exists() || !infogravity::engine::ort_library(None).exists() {
+        eprintln!("SKIPPED: tiny model missing; run scripts/setup-engine.sh");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide the tiny model"
+        );
+        return;
+    }
+    let d = dir.to_str().unwrap();
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let (csv, svg) = (tmp.join("scan.csv"), tmp.join("scan.svg"));
+    let (ok, out, err) = run(&[
+        "scan",
+        "hello",
+        "--model",
+        d,
+        "--points",
+        "12",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("T* ="), "{out}");
+    let lines = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(lines.lines().count(), 12, "header + 11 intervals");
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    let (ok, _, err) = run(&["scan", "x", "--model", d, "--lo", "2", "--hi", "1"]);
+    assert!(!ok && err.contains("--lo"), "{err}");
+
+    let (ok, out, err) = run(&[
+        "sensitivity",
+        "hello there",
+        "--paraphrase",
+        "hi there",
+        "--paraphrase",
+        "hello",
+        "--model",
+        d,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let s = v["stability"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&s), "{s}");
+    assert_eq!(v["paraphrases"].as_array().unwrap().len(), 2);
+
+    let (ok, out, err) = run(&[
+        "mass",
+        "hello",
+        "--context",
+        "the capital",
+        "--model",
+        d,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["d"].as_f64().unwrap() >= 0.0 && v["h"].as_f64().is_some());
+}

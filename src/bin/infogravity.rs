@@ -112,6 +112,52 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Temperature phase scan (seed 004) of the next-token field at the answer position: entropy,
+    /// heat capacity and Jensen–Shannon distance between neighbouring temperatures on a log grid;
+    /// peaks are reported as critical temperatures. Writes CSV and an SVG plot.
+    Scan {
+        /// The user message.
+        prompt: String,
+        /// Answer stem prefilled after the assistant prompt.
+        #[arg(long, default_value = "")]
+        stem: String,
+        /// Temperatures on the grid.
+        #[arg(long, default_value_t = 24)]
+        points: usize,
+        /// Lowest temperature.
+        #[arg(long, default_value_t = 0.02)]
+        lo: f64,
+        /// Highest temperature.
+        #[arg(long, default_value_t = 4.0)]
+        hi: f64,
+        /// CSV output.
+        #[arg(long, default_value = "scan.csv")]
+        csv: std::path::PathBuf,
+        /// SVG plot output.
+        #[arg(long, default_value = "scan.svg")]
+        svg: std::path::PathBuf,
+        /// Model directory (default: SmolLM2-135M-Instruct, set up if missing).
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+    },
+    /// Prompt sensitivity (seed 000 §2.2): the next-token field of a query against paraphrases —
+    /// JS distance, ΔΦ of the top tokens, and the field stability S = 1 − mean JSD / ln 2.
+    Sensitivity {
+        /// The query.
+        query: String,
+        /// A rewording of it (repeatable, at least one).
+        #[arg(long = "paraphrase", required = true)]
+        paraphrases: Vec<String>,
+        /// Answer stem prefilled after the assistant prompt.
+        #[arg(long, default_value = "")]
+        stem: String,
+        /// Model directory (default: SmolLM2-135M-Instruct, set up if missing).
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reference unigram Priors (for N(Q)).
     Prior {
         #[command(subcommand)]
@@ -156,6 +202,23 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
+        Cmd::Scan {
+            prompt,
+            stem,
+            points,
+            lo,
+            hi,
+            csv,
+            svg,
+            model,
+        } => scan_cmd(&prompt, &stem, points, lo, hi, &csv, &svg, model),
+        Cmd::Sensitivity {
+            query,
+            paraphrases,
+            stem,
+            model,
+            json,
+        } => sensitivity_cmd(&query, &paraphrases, &stem, model, json),
         Cmd::Prior { cmd } => prior_cmd(cmd),
         Cmd::Mass {
             query,
@@ -791,6 +854,209 @@ fn prior_cmd(cmd: PriorCmd) -> Result<(), CliError> {
                 writeln!(out, "{i:>7} {:>9} {text:?}", p.count(i))?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The answer-position logits row for `user` (+ `stem`).
+fn answer_row(eng: &mut engine::Engine, user: &str, stem: &str) -> Result<Vec<f32>, CliError> {
+    let text = engine::render_chat(
+        &eng.lm.info().chat_template,
+        &[engine::Message::new("user", user)],
+    ) + stem;
+    let ids = eng.encode(&text)?;
+    let (logits, _) = eng.prefill(&ids)?;
+    let v = eng.lm.info().vocab;
+    Ok(logits[logits.len() - v..].to_vec())
+}
+
+#[allow(clippy::too_many_arguments)] // one call site, the subcommand's flags
+fn scan_cmd(
+    prompt: &str,
+    stem: &str,
+    points: usize,
+    lo: f64,
+    hi: f64,
+    csv: &std::path::Path,
+    svg: &std::path::Path,
+    model: Option<std::path::PathBuf>,
+) -> Result<(), CliError> {
+    use infogravity::field::thermo;
+    if !(lo > 0.0 && hi > lo && (3..=1000).contains(&points)) {
+        return Err(infogravity::Error::InvalidArgument(
+            "need 0 < --lo < --hi and 3 ≤ --points ≤ 1000".into(),
+        )
+        .into());
+    }
+    let dir = match model {
+        Some(d) => d,
+        None => default_model()?,
+    };
+    let mut eng = engine::Engine::load(&dir, &Default::default())?;
+    let z = answer_row(&mut eng, prompt, stem)?;
+    let grid = thermo::log_grid(lo, hi, points);
+    // JS distance (√JSD) between neighbours per unit of ln T, attributed to their geometric mean.
+    let step = (hi / lo).ln() / (points - 1) as f64;
+    let rows: Vec<(f64, f64, f64, f64)> = grid
+        .iter()
+        .map(|&t| {
+            let t2 = t * step.exp();
+            let js = thermo::js_divergence(&z, t, &z, t2).sqrt() / step;
+            (
+                t,
+                thermo::entropy_at(&z, t),
+                thermo::heat_capacity(&z, t),
+                js,
+            )
+        })
+        .collect();
+    let (t_star, c_star) = thermo::critical_temperature(&z, lo, hi);
+    let peaks: Vec<f64> = (1..rows.len() - 2)
+        .filter(|&i| rows[i].3 > rows[i - 1].3 && rows[i].3 >= rows[i + 1].3)
+        .map(|i| (rows[i].0 * rows[i].0 * step.exp()).sqrt())
+        .collect();
+    let mut f = String::from("temperature,entropy_nats,heat_capacity,js_distance_per_lnT\n");
+    for (t, h, c, js) in &rows[..rows.len() - 1] {
+        f.push_str(&format!("{t:.6},{h:.6},{c:.6},{js:.6}\n"));
+    }
+    std::fs::write(csv, f).map_err(CliError::Io)?;
+    std::fs::write(svg, scan_svg(&rows[..rows.len() - 1], t_star, prompt)).map_err(CliError::Io)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:>9} {:>9} {:>9} {:>11}",
+        "T", "H nats", "C(T)", "JS/ln T"
+    )?;
+    for (t, h, c, js) in &rows[..rows.len() - 1] {
+        writeln!(out, "{t:>9.4} {h:>9.4} {c:>9.4} {js:>11.4}")?;
+    }
+    writeln!(
+        out,
+        "T* = {t_star:.4} (C = {c_star:.4}), argmax of the heat capacity"
+    )?;
+    writeln!(
+        out,
+        "JS-distance peaks at T = {:?}",
+        peaks
+            .iter()
+            .map(|t| (t * 1e4).round() / 1e4)
+            .collect::<Vec<_>>()
+    )?;
+    writeln!(out, "wrote {} and {}", csv.display(), svg.display())?;
+    Ok(())
+}
+
+/// A small self-contained SVG: heat capacity and JS distance against log T.
+fn scan_svg(rows: &[(f64, f64, f64, f64)], t_star: f64, title: &str) -> String {
+    let (w, h, pad) = (720.0, 360.0, 48.0);
+    let (t0, t1) = (rows[0].0.ln(), rows[rows.len() - 1].0.ln());
+    let x = |t: f64| pad + (t.ln() - t0) / (t1 - t0) * (w - 2.0 * pad);
+    let series = |pick: fn(&(f64, f64, f64, f64)) -> f64, color: &str| {
+        let max = rows.iter().map(pick).fold(1e-12, f64::max);
+        let pts: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:.1},{:.1}",
+                    x(r.0),
+                    h - pad - pick(r) / max * (h - 2.0 * pad)
+                )
+            })
+            .collect();
+        format!(
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+            pts.join(" ")
+        )
+    };
+    let esc = title
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\
+<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\
+<text x=\"{pad}\" y=\"20\">Temperature scan: {esc}</text>\
+<line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"black\"/>\
+<text x=\"{pad}\" y=\"{lb}\">T = {:.3}</text><text x=\"{lr}\" y=\"{lb}\">T = {:.3} (log scale)</text>\
+{}{}\
+<line x1=\"{xs:.1}\" y1=\"{pad}\" x2=\"{xs:.1}\" y2=\"{b}\" stroke=\"gray\" stroke-dasharray=\"4\"/>\
+<text x=\"{xs:.1}\" y=\"{ts}\">T* = {t_star:.3}</text>\
+<text x=\"{lr}\" y=\"36\" fill=\"#c0392b\">heat capacity C(T)</text>\
+<text x=\"{lr}\" y=\"52\" fill=\"#2471a3\">JS distance / ln T</text></svg>\n",
+        rows[0].0,
+        rows[rows.len() - 1].0,
+        series(|r| r.2, "#c0392b"),
+        series(|r| r.3, "#2471a3"),
+        b = h - pad,
+        r = w - pad,
+        lb = h - pad + 20.0,
+        lr = w - pad - 170.0,
+        xs = x(t_star.clamp(rows[0].0, rows[rows.len() - 1].0)),
+        ts = pad - 6.0,
+    )
+}
+
+fn sensitivity_cmd(
+    query: &str,
+    paraphrases: &[String],
+    stem: &str,
+    model: Option<std::path::PathBuf>,
+    json: bool,
+) -> Result<(), CliError> {
+    use infogravity::field::{self as fld, thermo};
+    let dir = match model {
+        Some(d) => d,
+        None => default_model()?,
+    };
+    let mut eng = engine::Engine::load(&dir, &Default::default())?;
+    let z = answer_row(&mut eng, query, stem)?;
+    let f0 = fld::measure(&z).map_err(infogravity::Error::from)?;
+    let mut top: Vec<u32> = (0..z.len() as u32).collect();
+    top.sort_by(|&a, &b| z[b as usize].total_cmp(&z[a as usize]));
+    top.truncate(5);
+    let mut out = std::io::stdout().lock();
+    let mut jsds = vec![];
+    let mut items = vec![];
+    for p in paraphrases {
+        let zp = answer_row(&mut eng, p, stem)?;
+        let fp = fld::measure(&zp).map_err(infogravity::Error::from)?;
+        let jsd = thermo::js_divergence(&z, 1.0, &zp, 1.0);
+        jsds.push(jsd);
+        // ΔΦ(t) = Φ(t|Q') − Φ(t|Q) for Q's top tokens (seed eq. 11).
+        let dphi: Vec<(String, f64)> = top
+            .iter()
+            .map(|&t| {
+                let d = fp.potential(zp[t as usize]) - f0.potential(z[t as usize]);
+                (eng.decode(&[t]).unwrap_or_default(), d)
+            })
+            .collect();
+        items.push((p.clone(), jsd, dphi));
+    }
+    let s = 1.0 - jsds.iter().sum::<f64>() / jsds.len() as f64 / std::f64::consts::LN_2;
+    if json {
+        let v = serde_json::json!({
+            "query": query,
+            "stability": s,
+            "paraphrases": items.iter().map(|(p, j, d)| serde_json::json!({
+                "text": p, "jsd_nats": j, "js_distance": j.sqrt(),
+                "delta_phi": d.iter().map(|(t, x)| serde_json::json!({"token": t, "delta_phi": x})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{v}")?;
+    } else {
+        for (p, j, d) in &items {
+            writeln!(
+                out,
+                "{p:?}\n  JSD {j:.4} nats (JS distance {:.4})",
+                j.sqrt()
+            )?;
+            let parts: Vec<String> = d.iter().map(|(t, x)| format!("{t:?} {x:+.3}")).collect();
+            writeln!(out, "  ΔΦ of the query's top tokens: {}", parts.join(", "))?;
+        }
+        writeln!(
+            out,
+            "field stability S = {s:.4}  (1 = the same field for every rewording)"
+        )?;
     }
     Ok(())
 }

@@ -30,6 +30,7 @@
 
 mod kernel;
 pub mod reference;
+pub mod thermo;
 
 use half::{bf16, f16};
 
