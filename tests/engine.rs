@@ -94,3 +94,29 @@ fn bad_inputs_are_clear_errors() {
         .to_string();
     assert!(e.contains("cannot load"), "{e}");
 }
+
+#[test]
+fn providers_fall_back_in_order_and_report_which_runs() {
+    use infogravity::engine::Provider;
+    let Some(dir) = tiny() else { return };
+    // The PyPI onnxruntime wheel is a CPU build: CUDA and TensorRT cannot register.
+    let opts = EngineOptions {
+        providers: vec![Provider::TensorRt, Provider::Cuda, Provider::Cpu],
+        ..Default::default()
+    };
+    let lm = CausalLm::load(&dir, &opts).unwrap();
+    assert_eq!(lm.provider(), Provider::Cpu);
+    let tried: Vec<Provider> = lm.fallbacks().iter().map(|(p, _)| *p).collect();
+    assert_eq!(tried, vec![Provider::TensorRt, Provider::Cuda]);
+    assert!(lm.fallbacks().iter().all(|(_, why)| !why.is_empty()));
+    let only_gpu = EngineOptions {
+        providers: vec![Provider::Cuda],
+        ..Default::default()
+    };
+    let e = CausalLm::load(&dir, &only_gpu).err().unwrap().to_string();
+    assert!(
+        e.contains("no requested execution provider") && e.contains("cuda"),
+        "{e}"
+    );
+    assert!(Provider::parse("npu").is_err());
+}

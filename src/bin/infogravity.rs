@@ -89,6 +89,10 @@ enum Cmd {
         /// ORT intra-op threads (0 = ORT's default).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Execution providers to try in order (tensorrt, cuda, cpu); the one that runs is
+        /// reported.
+        #[arg(long, value_delimiter = ',', default_value = "tensorrt,cuda,cpu")]
+        providers: Vec<String>,
     },
     /// Query information mass M(Q) and its components H, D, N for a prompt (and context).
     Mass {
@@ -240,6 +244,7 @@ fn main() -> ExitCode {
             diagnostics,
             compare,
             threads,
+            providers,
         } => generate(GenArgs {
             prompt,
             model,
@@ -252,6 +257,7 @@ fn main() -> ExitCode {
             diagnostics,
             compare,
             threads,
+            providers,
         }),
         Cmd::Demo { preset, seed, json } => demo(&preset, seed, json),
         Cmd::Bench {
@@ -511,6 +517,7 @@ struct GenArgs {
     diagnostics: String,
     compare: bool,
     threads: usize,
+    providers: Vec<String>,
 }
 
 /// The default model, set up on first use when the setup script is at hand.
@@ -550,9 +557,36 @@ fn generate(a: GenArgs) -> Result<(), CliError> {
     };
     let opts = engine::EngineOptions {
         threads: a.threads,
+        providers: a
+            .providers
+            .iter()
+            .map(|p| engine::Provider::parse(p))
+            .collect::<infogravity::Result<_>>()?,
         ..Default::default()
     };
     let mut eng = engine::Engine::load(&dir, &opts)?;
+    let skipped: Vec<String> = eng
+        .lm
+        .fallbacks()
+        .iter()
+        .map(|(p, why)| {
+            format!(
+                "{} unavailable: {}",
+                p.name(),
+                why.lines().next().unwrap_or("")
+            )
+        })
+        .collect();
+    eprintln!(
+        "model {} on the {} execution provider{}",
+        eng.lm.info().source,
+        eng.lm.provider().name(),
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", skipped.join("; "))
+        }
+    );
     let mut messages = vec![];
     if let Some(s) = &a.system {
         messages.push(engine::Message::new("system", s));

@@ -110,13 +110,56 @@ pub struct ModelInfo {
     pub chat_template: String,
 }
 
+/// An ONNX Runtime execution provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    TensorRt,
+    Cuda,
+    Cpu,
+}
+
+impl Provider {
+    /// Lower-case name, as in `--providers`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::TensorRt => "tensorrt",
+            Provider::Cuda => "cuda",
+            Provider::Cpu => "cpu",
+        }
+    }
+    /// Parse a name (`tensorrt`, `cuda`, `cpu`).
+    pub fn parse(s: &str) -> Result<Provider> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tensorrt" | "trt" => Ok(Provider::TensorRt),
+            "cuda" => Ok(Provider::Cuda),
+            "cpu" => Ok(Provider::Cpu),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown execution provider `{other}` (tensorrt, cuda, cpu)"
+            ))),
+        }
+    }
+}
+
 /// Session settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// The ORT library (default: [`ort_library`]).
     pub ort_library: Option<PathBuf>,
     /// Intra-op threads (0 = ORT's default).
     pub threads: usize,
+    /// Execution providers to try, in order; each is registered with `error_on_failure`, and
+    /// the first that registers runs the model ([`CausalLm::provider`] says which).
+    pub providers: Vec<Provider>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            ort_library: None,
+            threads: 0,
+            providers: vec![Provider::Cpu],
+        }
+    }
 }
 
 /// The KV cache of one sequence: `present.*` of the last run, fed back as `past_key_values.*`.
@@ -142,6 +185,8 @@ pub struct CausalLm {
     info: ModelInfo,
     past: Vec<String>,
     present: Vec<String>,
+    provider: Provider,
+    fallbacks: Vec<(Provider, String)>,
 }
 
 impl CausalLm {
@@ -167,12 +212,48 @@ impl CausalLm {
         }
         let env = runtime(opts.ort_library.as_deref())?;
         let model = dir.join("model.onnx");
-        let mut b = Session::builder(env).map_err(|e| engine(e.to_string()))?;
-        if opts.threads > 0 {
-            b = b
-                .with_intra_threads(opts.threads)
-                .map_err(|e| engine(e.to_string()))?;
+        if !model.exists() {
+            return Err(engine(format!("{} not found", model.display())));
         }
+        if opts.providers.is_empty() {
+            return Err(Error::InvalidArgument(
+                "no execution provider requested".into(),
+            ));
+        }
+        // Our own fallback: each provider is registered with error_on_failure, so a provider
+        // that cannot run (no GPU, an ORT build without it) is known, not silently replaced.
+        let mut fallbacks = vec![];
+        let mut chosen = None;
+        for &p in &opts.providers {
+            let mut b = Session::builder(env).map_err(|e| engine(e.to_string()))?;
+            if opts.threads > 0 {
+                b = b
+                    .with_intra_threads(opts.threads)
+                    .map_err(|e| engine(e.to_string()))?;
+            }
+            let ep = match p {
+                Provider::TensorRt => ort::ep::TensorRT::default().build().error_on_failure(),
+                Provider::Cuda => ort::ep::CUDA::default().build().error_on_failure(),
+                Provider::Cpu => ort::ep::CPU::default().build().error_on_failure(),
+            };
+            match b.with_execution_providers([ep]) {
+                Ok(b) => {
+                    chosen = Some((p, b));
+                    break;
+                }
+                Err(e) => fallbacks.push((p, e.to_string())),
+            }
+        }
+        let Some((provider, mut b)) = chosen else {
+            let why: Vec<String> = fallbacks
+                .iter()
+                .map(|(p, e)| format!("{}: {e}", p.name()))
+                .collect();
+            return Err(engine(format!(
+                "no requested execution provider could be registered ({}); add cpu to the list",
+                why.join("; ")
+            )));
+        };
         let session = b
             .commit_from_file(&model)
             .map_err(|e| engine(format!("cannot load {}: {e}", model.display())))?;
@@ -214,7 +295,19 @@ impl CausalLm {
             info,
             past,
             present,
+            provider,
+            fallbacks,
         })
+    }
+
+    /// The execution provider that really runs the model.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// Providers tried before it, with the reason each could not be registered.
+    pub fn fallbacks(&self) -> &[(Provider, String)] {
+        &self.fallbacks
     }
 
     /// The model's metadata.
