@@ -37,6 +37,22 @@ PY
   rm -rf "$tmp"
 fi
 echo "ORT library: $lib"
+# A test fixture: an older ONNX Runtime, which the engine must refuse with a clear message.
+old="$cache/ort-old/libonnxruntime.so.1.22.0"
+if [ ! -f "$old" ]; then
+  tmp=$(mktemp -d)
+  "$py" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    "onnxruntime==1.22.0" -d "$tmp"
+  mkdir -p "$cache/ort-old"
+  "$py" - "$tmp" "$cache/ort-old" "1.22.0" <<'PY'
+import glob, sys, zipfile
+tmp, out, ver = sys.argv[1:]
+whl = glob.glob(f"{tmp}/onnxruntime-{ver}-*.whl")[0]
+with zipfile.ZipFile(whl) as z, open(f"{out}/libonnxruntime.so.{ver}", "wb") as f:
+    f.write(z.read(f"onnxruntime/capi/libonnxruntime.so.{ver}"))
+PY
+  rm -rf "$tmp"
+fi
 
 # 3. The tiny test model (random weights, same interface as the real one).
 if [ ! -f "$cache/models/tiny/model.onnx" ]; then
