@@ -53,6 +53,7 @@ fn decode_with_cache_matches_full_prefill() {
             .map(|(a, b)| (a - b).abs())
             .fold(worst, f32::max);
     }
+    eprintln!("decode vs prefill: max |Δlogit| = {worst:e}");
     assert!(worst <= 1e-4, "decode vs prefill differ by {worst}");
     assert_eq!(cache.len(), tokens.len());
 }
@@ -158,4 +159,44 @@ fn tokenizer_model_vocabulary_mismatch_is_an_error() {
         .unwrap()
         .to_string();
     assert!(e.contains("vocabulary mismatch"), "{e}");
+}
+
+#[test]
+fn a_batch_of_sequences_equals_one_by_one() {
+    let Some(dir) = tiny() else { return };
+    let mut lm = CausalLm::load(&dir, &EngineOptions::default()).unwrap();
+    let v = lm.info().vocab;
+    // Prompts of different lengths (left padding), then three decode steps per row.
+    let prompts: [&[u32]; 3] = [&[5, 17, 33, 40, 8], &[90, 12], &[7, 7, 120, 3]];
+    let steps: [[u32; 3]; 3] = [[11, 12, 13], [200, 3, 4], [9, 99, 150]];
+    let mut batch = lm.new_batch_cache(3).unwrap();
+    let mut batched: Vec<Vec<Vec<f32>>> = vec![lm.forward_batch(&mut batch, &prompts).unwrap()];
+    for k in 0..3 {
+        let toks: Vec<&[u32]> = (0..3).map(|r| &steps[r][k..k + 1]).collect();
+        batched.push(lm.forward_batch(&mut batch, &toks).unwrap());
+    }
+    let mut worst = 0f32;
+    for r in 0..3 {
+        let mut cache = lm.new_cache().unwrap();
+        let mut single = vec![lm.forward(&mut cache, prompts[r]).unwrap()];
+        for k in 0..3 {
+            single.push(lm.forward(&mut cache, &steps[r][k..k + 1]).unwrap());
+        }
+        for (call, one) in single.iter().enumerate() {
+            let many = &batched[call][r];
+            assert_eq!(one.len(), many.len());
+            assert_eq!(one.len() % v, 0);
+            worst = one
+                .iter()
+                .zip(many)
+                .map(|(a, b)| (a - b).abs())
+                .fold(worst, f32::max);
+        }
+        assert_eq!(batch.len(r), prompts[r].len() + 3);
+    }
+    eprintln!("batch vs one by one: max |Δlogit| = {worst:e}");
+    assert!(worst <= 1e-4, "batch vs one by one differ by {worst}");
+    // Wrong row count and empty rows are errors.
+    assert!(lm.forward_batch(&mut batch, &[&[1]]).is_err());
+    assert!(lm.forward_batch(&mut batch, &[&[1], &[], &[2]]).is_err());
 }

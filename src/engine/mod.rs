@@ -179,6 +179,26 @@ impl KvCache {
     }
 }
 
+/// The KV cache of a batch of sequences sharing one run: `[B, n_kv, T, head_dim]` tensors and
+/// a per-row mask of which of the T slots hold that row's tokens (rows of different lengths are
+/// left-padded; padded slots stay masked for good).
+pub struct BatchCache {
+    values: Vec<DynValue>,
+    mask: Vec<Vec<i64>>,
+    next_pos: Vec<i64>,
+}
+
+impl BatchCache {
+    /// Rows in the batch.
+    pub fn rows(&self) -> usize {
+        self.mask.len()
+    }
+    /// Tokens held by row `b`.
+    pub fn len(&self, b: usize) -> usize {
+        self.next_pos[b] as usize
+    }
+}
+
 /// A causal LM session.
 pub struct CausalLm {
     session: Session,
@@ -326,6 +346,139 @@ impl CausalLm {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(KvCache { values, len: 0 })
+    }
+
+    /// An empty cache for `rows` sequences run together.
+    pub fn new_batch_cache(&self, rows: usize) -> Result<BatchCache> {
+        if rows == 0 {
+            return Err(Error::InvalidArgument(
+                "a batch needs at least one row".into(),
+            ));
+        }
+        let (kv, hd) = (self.info.kv_heads as i64, self.info.head_dim as i64);
+        let values = (0..2 * self.info.layers)
+            .map(|_| {
+                Tensor::from_array((vec![rows as i64, kv, 0, hd], Vec::<f32>::new()))
+                    .map(|t| t.into_dyn())
+                    .map_err(|e| engine(e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(BatchCache {
+            values,
+            mask: vec![vec![]; rows],
+            next_pos: vec![0; rows],
+        })
+    }
+
+    /// Run one chunk per row (`tokens[b]` after what row b holds; lengths may differ, rows are
+    /// left-padded) in a single session run. Returns per row the logits of its new positions
+    /// (`[tokens[b].len(), V]`).
+    pub fn forward_batch(
+        &mut self,
+        cache: &mut BatchCache,
+        tokens: &[&[u32]],
+    ) -> Result<Vec<Vec<f32>>> {
+        let v = self.info.vocab;
+        let b = cache.rows();
+        if tokens.len() != b {
+            return Err(Error::SizeMismatch {
+                what: "batch rows",
+                expected: b,
+                got: tokens.len(),
+            });
+        }
+        if tokens.iter().any(|t| t.is_empty()) {
+            return Err(Error::InvalidArgument(
+                "every batch row needs at least one token".into(),
+            ));
+        }
+        if let Some(&t) = tokens
+            .iter()
+            .flat_map(|r| r.iter())
+            .find(|&&t| t as usize >= v)
+        {
+            return Err(Error::TokenOutOfRange {
+                what: "model input",
+                id: t as u64,
+                vocab: v,
+            });
+        }
+        let s = tokens.iter().map(|r| r.len()).max().unwrap_or(0);
+        let p = cache.mask[0].len();
+        if let Some(r) = (0..b).find(|&r| cache.len(r) + tokens[r].len() > self.info.context) {
+            return Err(engine(format!(
+                "row {r}: {} tokens exceed the model's context of {}",
+                cache.len(r) + tokens[r].len(),
+                self.info.context
+            )));
+        }
+        let (mut ids, mut pos, mut mask) = (vec![0i64; b * s], vec![0i64; b * s], vec![]);
+        for (r, row) in tokens.iter().enumerate() {
+            let pad = s - row.len();
+            for (j, &t) in row.iter().enumerate() {
+                ids[r * s + pad + j] = t as i64;
+                pos[r * s + pad + j] = cache.next_pos[r] + j as i64;
+            }
+            mask.extend_from_slice(&cache.mask[r]);
+            mask.extend((0..s).map(|j| (j >= pad) as i64));
+        }
+        let t = |r: ort::Result<Tensor<i64>>| r.map_err(|e| engine(e.to_string()));
+        let ids = t(Tensor::from_array((vec![b as i64, s as i64], ids)))?;
+        let pos = t(Tensor::from_array((vec![b as i64, s as i64], pos)))?;
+        let mask_t = t(Tensor::from_array((
+            vec![b as i64, (p + s) as i64],
+            mask.clone(),
+        )))?;
+        let mut inputs: Vec<(
+            std::borrow::Cow<'_, str>,
+            ort::session::SessionInputValue<'_>,
+        )> = vec![
+            ("input_ids".into(), ids.into()),
+            ("attention_mask".into(), mask_t.into()),
+            ("position_ids".into(), pos.into()),
+        ];
+        for (name, value) in self.past.iter().zip(&cache.values) {
+            inputs.push((name.as_str().into(), value.into()));
+        }
+        let mut out = self
+            .session
+            .run(inputs)
+            .map_err(|e| engine(format!("inference failed: {e}")))?;
+        let rows = {
+            let (shape, data) = out["logits"]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| engine(e.to_string()))?;
+            if shape.len() != 3
+                || shape[0] as usize != b
+                || shape[1] as usize != s
+                || shape[2] as usize != v
+            {
+                return Err(engine(format!(
+                    "logits have shape {shape:?}, expected [{b}, {s}, {v}]"
+                )));
+            }
+            tokens
+                .iter()
+                .enumerate()
+                .map(|(r, row)| {
+                    let start = (r * s + s - row.len()) * v;
+                    data[start..start + row.len() * v].to_vec()
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut values = Vec::with_capacity(self.present.len());
+        for name in &self.present {
+            values.push(
+                out.remove(name.as_str())
+                    .ok_or_else(|| engine(format!("output {name} missing")))?,
+            );
+        }
+        cache.values = values;
+        for (r, row) in tokens.iter().enumerate() {
+            cache.mask[r] = mask[r * (p + s)..(r + 1) * (p + s)].to_vec();
+            cache.next_pos[r] += row.len() as i64;
+        }
+        Ok(rows)
     }
 
     /// Run `tokens` after what `cache` holds; returns the logits of every new position
