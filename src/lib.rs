@@ -35,6 +35,7 @@
 pub mod bench;
 pub mod calibration;
 pub mod config;
+#[cfg(feature = "engine")]
 pub mod engine;
 pub mod error;
 pub mod ffi;

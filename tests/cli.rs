@@ -1,4 +1,5 @@
 //! Smoke tests of the `infogravity` binary.
+#![cfg(feature = "engine")]
 
 use std::process::Command;
 

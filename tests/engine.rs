@@ -1,5 +1,6 @@
 //! The reference engine on the tiny model (`scripts/setup-engine.sh` makes it; CI runs that
 //! script first, so these tests do not skip there).
+#![cfg(feature = "engine")]
 
 use std::path::PathBuf;
 

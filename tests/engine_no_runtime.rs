@@ -1,5 +1,6 @@
 //! A missing ONNX Runtime library is an error that says how to get it (its own process: the
 //! ORT environment is created once per process).
+#![cfg(feature = "engine")]
 
 #[test]
 fn missing_runtime_says_how_to_get_it() {

@@ -1,6 +1,7 @@
 //! An ONNX Runtime older than the one the engine needs is refused with a message that says how
 //! to get the right one (its own process: the ORT environment is created once per process).
 //! `scripts/setup-engine.sh` provides the old library as a fixture; CI runs it.
+#![cfg(feature = "engine")]
 
 #[test]
 fn too_old_runtime_says_how_to_get_the_right_one() {

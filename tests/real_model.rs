@@ -1,5 +1,6 @@
 //! The real model, SmolLM2-135M-Instruct converted from its Q4_1 GGUF (`scripts/setup-engine.sh
 //! --real`; CI runs it, so these tests do not skip there).
+#![cfg(feature = "engine")]
 
 use std::path::PathBuf;
 
