@@ -19,32 +19,15 @@ fi
 "$py" -m pip install -q --disable-pip-version-check \
   gguf==0.19.0 onnx==1.23.2 numpy==2.4.6 tokenizers==0.23.3 protobuf==7.36.2
 
-# 2. ONNX Runtime: the shared library inside the PyPI wheel.
-lib="$cache/ort/libonnxruntime.so.$ORT_VERSION"
-if [ ! -f "$lib" ]; then
+# 2. ONNX Runtime: the shared library inside the PyPI wheel onnxruntime==VERSION.
+fetch_ort() { # VERSION DIR
+  local ver=$1 dir=$2 tmp
+  [ -f "$dir/libonnxruntime.so.$ver" ] && return 0
   tmp=$(mktemp -d)
   "$py" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
-    "onnxruntime==$ORT_VERSION" -d "$tmp"
-  mkdir -p "$cache/ort"
-  "$py" - "$tmp" "$cache/ort" "$ORT_VERSION" <<'PY'
-import glob, sys, zipfile
-tmp, out, ver = sys.argv[1:]
-whl = glob.glob(f"{tmp}/onnxruntime-{ver}-*.whl")[0]
-name = f"onnxruntime/capi/libonnxruntime.so.{ver}"
-with zipfile.ZipFile(whl) as z, open(f"{out}/libonnxruntime.so.{ver}", "wb") as f:
-    f.write(z.read(name))
-PY
-  rm -rf "$tmp"
-fi
-echo "ORT library: $lib"
-# A test fixture: an older ONNX Runtime, which the engine must refuse with a clear message.
-old="$cache/ort-old/libonnxruntime.so.1.22.0"
-if [ ! -f "$old" ]; then
-  tmp=$(mktemp -d)
-  "$py" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
-    "onnxruntime==1.22.0" -d "$tmp"
-  mkdir -p "$cache/ort-old"
-  "$py" - "$tmp" "$cache/ort-old" "1.22.0" <<'PY'
+    "onnxruntime==$ver" -d "$tmp"
+  mkdir -p "$dir"
+  "$py" - "$tmp" "$dir" "$ver" <<'PY'
 import glob, sys, zipfile
 tmp, out, ver = sys.argv[1:]
 whl = glob.glob(f"{tmp}/onnxruntime-{ver}-*.whl")[0]
@@ -52,7 +35,11 @@ with zipfile.ZipFile(whl) as z, open(f"{out}/libonnxruntime.so.{ver}", "wb") as 
     f.write(z.read(f"onnxruntime/capi/libonnxruntime.so.{ver}"))
 PY
   rm -rf "$tmp"
-fi
+}
+fetch_ort "$ORT_VERSION" "$cache/ort"
+echo "ORT library: $cache/ort/libonnxruntime.so.$ORT_VERSION"
+# A test fixture: an older ONNX Runtime, which the engine must refuse with a clear message.
+fetch_ort 1.22.0 "$cache/ort-old"
 
 # 3. The tiny test model (random weights, same interface as the real one).
 if [ ! -f "$cache/models/tiny/model.onnx" ]; then

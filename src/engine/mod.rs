@@ -162,20 +162,17 @@ impl Default for EngineOptions {
     }
 }
 
-/// The KV cache of one sequence: `present.*` of the last run, fed back as `past_key_values.*`.
-pub struct KvCache {
-    values: Vec<DynValue>,
-    len: usize,
-}
+/// The KV cache of one sequence: a one-row [`BatchCache`].
+pub struct KvCache(BatchCache);
 
 impl KvCache {
     /// Tokens in the cache.
     pub fn len(&self) -> usize {
-        self.len
+        self.0.len(0)
     }
     /// No tokens yet.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 }
 
@@ -335,17 +332,9 @@ impl CausalLm {
         &self.info
     }
 
-    /// An empty cache.
+    /// An empty cache for one sequence.
     pub fn new_cache(&self) -> Result<KvCache> {
-        let (kv, hd) = (self.info.kv_heads as i64, self.info.head_dim as i64);
-        let values = (0..2 * self.info.layers)
-            .map(|_| {
-                Tensor::from_array((vec![1i64, kv, 0, hd], Vec::<f32>::new()))
-                    .map(|t| t.into_dyn())
-                    .map_err(|e| engine(e.to_string()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache { values, len: 0 })
+        Ok(KvCache(self.new_batch_cache(1)?))
     }
 
     /// An empty cache for `rows` sequences run together.
@@ -482,79 +471,10 @@ impl CausalLm {
     }
 
     /// Run `tokens` after what `cache` holds; returns the logits of every new position
-    /// (row-major `[tokens.len(), V]`) and advances the cache.
+    /// (row-major `[tokens.len(), V]`) and advances the cache. A failed call leaves the cache
+    /// as it was.
     pub fn forward(&mut self, cache: &mut KvCache, tokens: &[u32]) -> Result<Vec<f32>> {
-        let v = self.info.vocab;
-        if tokens.is_empty() {
-            return Err(Error::InvalidArgument(
-                "forward needs at least one token".into(),
-            ));
-        }
-        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= v) {
-            // The Gather in the graph does not bounds-check: validate here (DESIGN.md §3).
-            return Err(Error::TokenOutOfRange {
-                what: "model input",
-                id: t as u64,
-                vocab: v,
-            });
-        }
-        let (p, s) = (cache.len, tokens.len());
-        if p + s > self.info.context {
-            return Err(engine(format!(
-                "{} tokens exceed the model's context of {}",
-                p + s,
-                self.info.context
-            )));
-        }
-        let t = |r: ort::Result<Tensor<i64>>| r.map_err(|e| engine(e.to_string()));
-        let ids = t(Tensor::from_array((
-            vec![1i64, s as i64],
-            tokens.iter().map(|&x| x as i64).collect::<Vec<_>>(),
-        )))?;
-        let mask = t(Tensor::from_array((
-            vec![1i64, (p + s) as i64],
-            vec![1i64; p + s],
-        )))?;
-        let pos = t(Tensor::from_array((
-            vec![1i64, s as i64],
-            (p as i64..(p + s) as i64).collect::<Vec<_>>(),
-        )))?;
-        let mut inputs: Vec<(
-            std::borrow::Cow<'_, str>,
-            ort::session::SessionInputValue<'_>,
-        )> = vec![
-            ("input_ids".into(), ids.into()),
-            ("attention_mask".into(), mask.into()),
-            ("position_ids".into(), pos.into()),
-        ];
-        for (name, value) in self.past.iter().zip(&cache.values) {
-            inputs.push((name.as_str().into(), value.into()));
-        }
-        let mut out = self
-            .session
-            .run(inputs)
-            .map_err(|e| engine(format!("inference failed: {e}")))?;
-        let logits = {
-            let (shape, data) = out["logits"]
-                .try_extract_tensor::<f32>()
-                .map_err(|e| engine(e.to_string()))?;
-            if shape.len() != 3 || shape[2] as usize != v || shape[1] as usize != s {
-                return Err(engine(format!(
-                    "logits have shape {shape:?}, expected [1, {s}, {v}] (tokenizer/model \
-                     vocabulary mismatch?)"
-                )));
-            }
-            data.to_vec()
-        };
-        let mut values = Vec::with_capacity(self.present.len());
-        for name in &self.present {
-            values.push(
-                out.remove(name.as_str())
-                    .ok_or_else(|| engine(format!("output {name} missing")))?,
-            );
-        }
-        cache.values = values;
-        cache.len = p + s;
-        Ok(logits)
+        let mut rows = self.forward_batch(&mut cache.0, &[tokens])?;
+        Ok(rows.pop().expect("one row in, one row out"))
     }
 }
