@@ -79,3 +79,14 @@ fn context_gain_is_positive_with_the_answer_and_near_zero_without() {
         assert!(none.h.is_some() && none.n_surprisal.is_some() && none.m.is_some());
     }
 }
+
+#[test]
+fn a_factual_answer_conducts_information_from_its_query() {
+    let Some(dir) = real() else { return };
+    let mut eng = Engine::load(&dir, &EngineOptions::default()).unwrap();
+    // Seen when written: σ = 2.30 nats/token, ρ = 0.78, B = 0.18 for this query against "N/A".
+    let c = engine::conductivity(&mut eng, "What is the capital of France?", "N/A", 24).unwrap();
+    assert!(eng.decode(&c.answer).unwrap().contains("Paris"));
+    assert!(c.sigma > 0.5, "σ = {}", c.sigma);
+    assert!(c.rho > 0.0 && (0.0..=1.0).contains(&c.canned), "{c:?}");
+}

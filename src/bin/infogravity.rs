@@ -112,6 +112,10 @@ enum Cmd {
         /// Model directory (default: SmolLM2-135M-Instruct from the cache, set up if missing).
         #[arg(long)]
         model: Option<std::path::PathBuf>,
+        /// Also measure the information conductivity of the greedy answer against this
+        /// content-free query (e.g. "N/A"): σ, ρ and the canned-answer score B.
+        #[arg(long)]
+        conductivity: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -230,8 +234,17 @@ fn main() -> ExitCode {
             stem,
             prior,
             model,
+            conductivity,
             json,
-        } => mass_cmd(&query, context.as_deref(), &stem, prior, model, json),
+        } => mass_cmd(
+            &query,
+            context.as_deref(),
+            &stem,
+            prior,
+            model,
+            conductivity.as_deref(),
+            json,
+        ),
         Cmd::Generate {
             prompt,
             model,
@@ -728,6 +741,7 @@ fn mass_cmd(
     stem: &str,
     prior: Option<std::path::PathBuf>,
     model: Option<std::path::PathBuf>,
+    null_query: Option<&str>,
     json: bool,
 ) -> Result<(), CliError> {
     let dir = match model {
@@ -752,19 +766,24 @@ fn mass_cmd(
         &cfg.mass,
         None,
     )?;
+    let cond = match null_query {
+        Some(nq) => Some(engine::conductivity(&mut eng, query, nq, 48)?),
+        None => None,
+    };
     let mut out = std::io::stdout().lock();
     let f = |x: Option<f32>| x.map_or("null".to_string(), |v| format!("{v:.4}"));
     if json {
-        writeln!(
-            out,
-            "{{\"m\":{},\"h\":{},\"h_prompt_mean\":{},\"d\":{},\"n_kl\":{},\"n_surprisal\":{}}}",
-            f(q.m),
-            f(q.h),
-            f(q.h_prompt_mean),
-            f(q.d),
-            f(q.n_kl),
-            f(q.n_surprisal)
-        )?;
+        let mut v = serde_json::json!({
+            "m": q.m, "h": q.h, "h_prompt_mean": q.h_prompt_mean, "d": q.d,
+            "n_kl": q.n_kl, "n_surprisal": q.n_surprisal,
+        });
+        if let Some(c) = &cond {
+            v["conductivity"] = serde_json::json!({
+                "answer": eng.decode(&c.answer)?, "sigma": c.sigma, "h_null": c.h_null,
+                "rho": c.rho, "confidence": c.confidence, "canned": c.canned,
+            });
+        }
+        writeln!(out, "{v}")?;
     } else {
         writeln!(
             out,
@@ -796,7 +815,7 @@ fn mass_cmd(
             "N_KL(Q)       {}   nats against the Prior{}",
             f(q.n_kl),
             if q.n_kl.is_none() {
-                " (no --prior)"
+                " (no Prior for this vocabulary)"
             } else {
                 ""
             }
@@ -806,6 +825,24 @@ fn mass_cmd(
             "N surprisal   {}   nats/token of the query under the model",
             f(q.n_surprisal)
         )?;
+        if let Some(c) = &cond {
+            writeln!(out, "answer y      {:?}", eng.decode(&c.answer)?)?;
+            writeln!(
+                out,
+                "σ             {:.4}   nats/token, (log p(y|Q) − log p(y|Q_null)) / L",
+                c.sigma
+            )?;
+            writeln!(
+                out,
+                "ρ             {:.4}   σ / h_null (h_null = {:.4} nats)",
+                c.rho, c.h_null
+            )?;
+            writeln!(
+                out,
+                "B (canned)    {:.4}   c̄·(1 − ρ), c̄ = {:.4}",
+                c.canned, c.confidence
+            )?;
+        }
     }
     Ok(())
 }

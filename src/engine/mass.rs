@@ -132,3 +132,84 @@ mod tests {
         assert!((kl_logits(&a, &b) - want).abs() < 1e-12);
     }
 }
+
+/// Information conductivity of an answer (DESIGN.md §1): how much the query, rather than the
+/// model's prior, determines the answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conductivity {
+    /// The answer y: the model's greedy reply to the query (token ids, without the end token).
+    pub answer: Vec<u32>,
+    /// σ = (1/L)[log p(y|Q) − log p(y|Q_null)], nats per token.
+    pub sigma: f64,
+    /// h_null: mean predictive entropy over y's positions under Q_null, nats.
+    pub h_null: f64,
+    /// ρ = σ / h_null.
+    pub rho: f64,
+    /// c̄: mean probability of y's tokens under Q.
+    pub confidence: f64,
+    /// Canned-answer score B = c̄·(1 − ρ), clamped to [0, 1]: confident yet independent of Q.
+    pub canned: f64,
+}
+
+/// Log-probabilities and entropies of `answer` after the chat prompt for `user`.
+fn score(e: &mut Engine, user: &str, answer: &[u32]) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (mut ids, _, _) = prompt_with_span(e, None, user, "")?;
+    let p = ids.len();
+    ids.extend_from_slice(answer);
+    let (logits, _) = e.prefill(&ids)?;
+    let v = e.lm.info().vocab;
+    let (mut lp, mut h) = (vec![], vec![]);
+    for (k, &tok) in answer.iter().enumerate() {
+        let row = &logits[(p + k - 1) * v..(p + k) * v];
+        let f = field::measure(row)?;
+        lp.push(-f.potential(row[tok as usize]));
+        h.push(f.entropy);
+    }
+    Ok((lp, h))
+}
+
+/// σ, ρ and B for the greedy answer (at most `max_tokens`) to `query`, against the content-free
+/// query `null_query` (e.g. "N/A", as in calibrate-before-use).
+pub fn conductivity(
+    e: &mut Engine,
+    query: &str,
+    null_query: &str,
+    max_tokens: usize,
+) -> Result<Conductivity> {
+    let v = e.lm.info().vocab;
+    let eos = e.lm.info().eos_token_id;
+    let (ids, _, _) = prompt_with_span(e, None, query, "")?;
+    let mut cache = e.lm.new_cache()?;
+    let mut row =
+        e.lm.forward(&mut cache, &ids)?
+            .split_off((ids.len() - 1) * v);
+    let mut answer = vec![];
+    for _ in 0..max_tokens {
+        let tok = field::measure(&row)?.argmax;
+        if tok == eos {
+            break;
+        }
+        answer.push(tok);
+        row = e.lm.forward(&mut cache, &[tok])?;
+    }
+    if answer.is_empty() {
+        return Err(crate::error::Error::InvalidArgument(
+            "the model's answer is empty: no conductivity to measure".into(),
+        ));
+    }
+    let (lq, _) = score(e, query, &answer)?;
+    let (ln, hn) = score(e, null_query, &answer)?;
+    let l = answer.len() as f64;
+    let sigma = (lq.iter().sum::<f64>() - ln.iter().sum::<f64>()) / l;
+    let h_null = hn.iter().sum::<f64>() / l;
+    let rho = if h_null > 0.0 { sigma / h_null } else { 0.0 };
+    let confidence = lq.iter().map(|x| x.exp()).sum::<f64>() / l;
+    Ok(Conductivity {
+        answer,
+        sigma,
+        h_null,
+        rho,
+        confidence,
+        canned: (confidence * (1.0 - rho)).clamp(0.0, 1.0),
+    })
+}
