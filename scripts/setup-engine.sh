@@ -45,7 +45,10 @@ fetch_ort 1.22.0 "$cache/ort-old"
 if [ ! -f "$cache/models/tiny/model.onnx" ]; then
   "$py" tools/gguf2onnx.py --tiny "$cache/models/tiny" >/dev/null
 fi
-echo "tiny model: $cache/models/tiny"
+if [ ! -f "$cache/models/tiny-nocache/model.onnx" ]; then
+  "$py" tools/gguf2onnx.py --tiny --no-cache "$cache/models/tiny-nocache" >/dev/null
+fi
+echo "tiny model: $cache/models/tiny (and tiny-nocache, the same weights without a KV cache)"
 # A fixture for the engine's interface check: the tiny model with `input_ids` renamed.
 if [ ! -f "$cache/models/tiny-renamed/model.onnx" ]; then
   mkdir -p "$cache/models/tiny-renamed"

@@ -201,3 +201,26 @@ fn a_batch_of_sequences_equals_one_by_one() {
     assert!(lm.forward_batch(&mut batch, &[&[1]]).is_err());
     assert!(lm.forward_batch(&mut batch, &[&[1], &[], &[2]]).is_err());
 }
+
+#[test]
+fn a_model_without_kv_cache_gives_the_same_logits() {
+    let Some(dir) = tiny() else { return };
+    let nocache = dir.with_file_name("tiny-nocache");
+    let mut a = CausalLm::load(&dir, &EngineOptions::default()).unwrap();
+    let mut b = CausalLm::load(&nocache, &EngineOptions::default()).unwrap();
+    assert!(a.has_kv_cache() && !b.has_kv_cache());
+    let (mut ca, mut cb) = (a.new_cache().unwrap(), b.new_cache().unwrap());
+    let mut worst = 0f32;
+    for chunk in [&[5u32, 17, 33][..], &[40], &[8], &[90, 120]] {
+        let x = a.forward(&mut ca, chunk).unwrap();
+        let y = b.forward(&mut cb, chunk).unwrap();
+        assert_eq!(x.len(), y.len());
+        worst = x
+            .iter()
+            .zip(&y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(worst, f32::max);
+    }
+    assert_eq!((ca.len(), cb.len()), (7, 7));
+    assert!(worst <= 1e-4, "with vs without KV cache differ by {worst}");
+}

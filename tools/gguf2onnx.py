@@ -6,6 +6,7 @@
 
     python tools/gguf2onnx.py model.gguf OUT_DIR          # the real model, fp32 weights
     python tools/gguf2onnx.py --tiny OUT_DIR [--seed N]   # tiny random model, same interface
+    (--no-cache: a graph without the past/present tensors; the engine then re-runs the history)
 
 The ONNX interface (the names the engine discovers):
     inputs   input_ids [B, S] int64, attention_mask [B, P+S] int64, position_ids [B, S] int64,
@@ -68,8 +69,9 @@ def rotate_half(g, x, half):
     return g.op("Concat", [g.op("Neg", [x2]), x1], axis=-1)
 
 
-def build(cfg, w):
-    """cfg: dict of hyper-parameters; w: dict name → float32 array in [out, in] / [V, D] form."""
+def build(cfg, w, kv_cache=True):
+    """cfg: dict of hyper-parameters; w: dict name → float32 array in [out, in] / [V, D] form.
+    Without `kv_cache` the graph has no past/present tensors (the engine re-runs the history)."""
     g = Graph()
     D, H, KV, hd, V, L = cfg["hidden"], cfg["heads"], cfg["kv_heads"], cfg["head_dim"], cfg["vocab"], cfg["layers"]
     rep = H // KV
@@ -80,7 +82,7 @@ def build(cfg, w):
         helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["batch", "seq"]),
     ]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq", V])]
-    for i in range(L):
+    for i in range(L if kv_cache else 0):
         for kind in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(
                 f"past_key_values.{i}.{kind}", TensorProto.FLOAT, ["batch", KV, "past", hd]))
@@ -134,10 +136,13 @@ def build(cfg, w):
         # The cache holds [B, KV, T, hd].
         k4 = g.op("Squeeze", [k, g.const([2])])
         v4 = g.op("Squeeze", [v, g.const([2])])
-        k_all = g.op("Concat", [f"past_key_values.{i}.key", k4], axis=2)
-        v_all = g.op("Concat", [f"past_key_values.{i}.value", v4], axis=2)
-        g.nodes.append(helper.make_node("Identity", [k_all], [f"present.{i}.key"]))
-        g.nodes.append(helper.make_node("Identity", [v_all], [f"present.{i}.value"]))
+        if kv_cache:
+            k_all = g.op("Concat", [f"past_key_values.{i}.key", k4], axis=2)
+            v_all = g.op("Concat", [f"past_key_values.{i}.value", v4], axis=2)
+            g.nodes.append(helper.make_node("Identity", [k_all], [f"present.{i}.key"]))
+            g.nodes.append(helper.make_node("Identity", [v_all], [f"present.{i}.value"]))
+        else:
+            k_all, v_all = k4, v4
         k5 = g.op("Unsqueeze", [k_all, g.const([2])])  # [B, KV, 1, T, hd]
         v5 = g.op("Unsqueeze", [v_all, g.const([2])])
         scores = g.op("MatMul", [q, g.op("Transpose", [k5], perm=[0, 1, 2, 4, 3])])  # [B,KV,rep,S,T]
@@ -279,9 +284,9 @@ def tiny(seed):
     return cfg, w, t, meta
 
 
-def write(out, cfg, w, tokenizer, meta, source):
+def write(out, cfg, w, tokenizer, meta, source, kv_cache=True):
     os.makedirs(out, exist_ok=True)
-    model = build(cfg, w)
+    model = build(cfg, w, kv_cache)
     tmp = os.path.join(out, "model.onnx.tmp")
     data = os.path.join(out, "model.onnx.data")
     if os.path.exists(data):
@@ -305,16 +310,17 @@ def main():
     ap.add_argument("out", help="output directory")
     ap.add_argument("--tiny", action="store_true", help="write the tiny random test model")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-cache", action="store_true", help="a graph without KV-cache tensors")
     a = ap.parse_args()
     if a.tiny:
         cfg, w, t, meta = tiny(a.seed)
-        write(a.out, cfg, w, t, meta, f"tiny random llama, seed {a.seed}")
+        write(a.out, cfg, w, t, meta, f"tiny random llama, seed {a.seed}", not a.no_cache)
     else:
         if not a.gguf or not os.path.exists(a.gguf):
             sys.exit(f"error: GGUF file {a.gguf!r} not found")
         cfg, w, tok = read_gguf(a.gguf)
         meta = {"bos": tok["bos"], "eos": tok["eos"], "chat_template": tok["chat_template"]}
-        write(a.out, cfg, w, make_tokenizer(tok), meta, os.path.basename(a.gguf))
+        write(a.out, cfg, w, make_tokenizer(tok), meta, os.path.basename(a.gguf), not a.no_cache)
     print(f"wrote {a.out}/model.onnx, tokenizer.json, model.json")
 
 

@@ -183,6 +183,8 @@ pub struct BatchCache {
     values: Vec<DynValue>,
     mask: Vec<Vec<i64>>,
     next_pos: Vec<i64>,
+    /// Each row's tokens, kept for models without a KV cache.
+    history: Vec<Vec<u32>>,
 }
 
 impl BatchCache {
@@ -200,6 +202,7 @@ impl BatchCache {
 pub struct CausalLm {
     session: Session,
     info: ModelInfo,
+    /// Empty for a model without a KV cache (then every call re-runs the whole history).
     past: Vec<String>,
     present: Vec<String>,
     provider: Provider,
@@ -284,6 +287,12 @@ impl CausalLm {
                 present.push(format!("present.{i}.{kind}"));
             }
         }
+        // With a KV cache every past/present tensor must be there; without one, none of them.
+        let has_past = past.iter().filter(|p| names.contains(&p.as_str())).count();
+        if has_past == 0 {
+            past.clear();
+            present.clear();
+        }
         let want_in = ["input_ids", "attention_mask", "position_ids"]
             .into_iter()
             .map(String::from)
@@ -292,7 +301,8 @@ impl CausalLm {
             if !names.contains(&w.as_str()) {
                 return Err(engine(format!(
                     "{}: unexpected inputs {names:?}: expected input_ids, attention_mask, \
-                     position_ids and past_key_values.N.key/value for {} layers (missing {w})",
+                     position_ids and, for a KV cache, past_key_values.N.key/value for {} \
+                     layers (missing {w})",
                     model.display(),
                     info.layers
                 )));
@@ -327,6 +337,11 @@ impl CausalLm {
         &self.fallbacks
     }
 
+    /// Whether the model has a KV cache (without one, each call re-runs the whole history).
+    pub fn has_kv_cache(&self) -> bool {
+        !self.past.is_empty()
+    }
+
     /// The model's metadata.
     pub fn info(&self) -> &ModelInfo {
         &self.info
@@ -356,6 +371,7 @@ impl CausalLm {
             values,
             mask: vec![vec![]; rows],
             next_pos: vec![0; rows],
+            history: vec![vec![]; rows],
         })
     }
 
@@ -367,8 +383,36 @@ impl CausalLm {
         cache: &mut BatchCache,
         tokens: &[&[u32]],
     ) -> Result<Vec<Vec<f32>>> {
+        if !self.has_kv_cache() && cache.next_pos.iter().any(|&p| p > 0) {
+            // No KV cache: run each row's whole history again and keep the new positions.
+            if tokens.len() != cache.rows() {
+                return Err(Error::SizeMismatch {
+                    what: "batch rows",
+                    expected: cache.rows(),
+                    got: tokens.len(),
+                });
+            }
+            let full: Vec<Vec<u32>> = cache
+                .history
+                .iter()
+                .zip(tokens)
+                .map(|(h, t)| h.iter().chain(t.iter()).copied().collect())
+                .collect();
+            let mut fresh = self.new_batch_cache(cache.rows())?;
+            let refs: Vec<&[u32]> = full.iter().map(Vec::as_slice).collect();
+            let all = self.forward_batch(&mut fresh, &refs)?;
+            let v = self.info.vocab;
+            let rows = all
+                .into_iter()
+                .zip(tokens)
+                .map(|(r, t)| r[r.len() - t.len() * v..].to_vec())
+                .collect();
+            *cache = fresh;
+            return Ok(rows);
+        }
         let v = self.info.vocab;
         let b = cache.rows();
+        let cached = self.has_kv_cache();
         if tokens.len() != b {
             return Err(Error::SizeMismatch {
                 what: "batch rows",
@@ -466,6 +510,9 @@ impl CausalLm {
         for (r, row) in tokens.iter().enumerate() {
             cache.mask[r] = mask[r * (p + s)..(r + 1) * (p + s)].to_vec();
             cache.next_pos[r] += row.len() as i64;
+            if !cached {
+                cache.history[r].extend_from_slice(row);
+            }
         }
         Ok(rows)
     }
