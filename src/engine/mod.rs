@@ -383,6 +383,11 @@ impl CausalLm {
         cache: &mut BatchCache,
         tokens: &[&[u32]],
     ) -> Result<Vec<Vec<f32>>> {
+        if tokens.iter().any(|t| t.is_empty()) {
+            return Err(Error::InvalidArgument(
+                "every batch row needs at least one token".into(),
+            ));
+        }
         if !self.has_kv_cache() && cache.next_pos.iter().any(|&p| p > 0) {
             // No KV cache: run each row's whole history again and keep the new positions.
             if tokens.len() != cache.rows() {
@@ -419,11 +424,6 @@ impl CausalLm {
                 expected: b,
                 got: tokens.len(),
             });
-        }
-        if tokens.iter().any(|t| t.is_empty()) {
-            return Err(Error::InvalidArgument(
-                "every batch row needs at least one token".into(),
-            ));
         }
         if let Some(&t) = tokens
             .iter()
