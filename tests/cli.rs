@@ -3,6 +3,21 @@
 
 use std::process::Command;
 
+/// The tiny model and the ORT library from `scripts/setup-engine.sh`, or None (with the reason
+/// printed) outside CI; CI must provide them.
+fn tiny() -> Option<std::path::PathBuf> {
+    let dir = infogravity::engine::cache_dir().join("models/tiny");
+    if dir.join("model.onnx").exists() && infogravity::engine::ort_library(None).exists() {
+        return Some(dir);
+    }
+    eprintln!("SKIPPED: tiny model missing; run scripts/setup-engine.sh");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must provide the tiny model"
+    );
+    None
+}
+
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_infogravity"))
         .args(args)
@@ -111,15 +126,7 @@ fn a_closed_pipe_ends_the_output_quietly() {
 
 #[test]
 fn generate_runs_on_the_tiny_model() {
-    let dir = infogravity::engine::cache_dir().join("models/tiny");
-    if !dir.join("model.onnx").exists() || !infogravity::engine::ort_library(None).exists() {
-        eprintln!("SKIPPED: tiny model missing; run scripts/setup-engine.sh");
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide the tiny model"
-        );
-        return;
-    }
+    let Some(dir) = tiny() else { return };
     let d = dir.to_str().unwrap();
     let (ok, out, err) = run(&[
         "generate",
@@ -145,15 +152,7 @@ fn generate_runs_on_the_tiny_model() {
 
 #[test]
 fn prior_build_and_show() {
-    let dir = infogravity::engine::cache_dir().join("models/tiny");
-    if !dir.join("tokenizer.json").exists() {
-        eprintln!("SKIPPED: tiny model missing; run scripts/setup-engine.sh");
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide the tiny model"
-        );
-        return;
-    }
+    let Some(dir) = tiny() else { return };
     let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let text = tmp.join("corpus.txt");
     std::fs::write(
@@ -194,15 +193,7 @@ fn the_shipped_prior_is_valid() {
 
 #[test]
 fn scan_and_sensitivity_run_on_the_tiny_model() {
-    let dir = infogravity::engine::cache_dir().join("models/tiny");
-    if !dir.join("model.onnx").exists() || !infogravity::engine::ort_library(None).exists() {
-        eprintln!("SKIPPED: tiny model missing; run scripts/setup-engine.sh");
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide the tiny model"
-        );
-        return;
-    }
+    let Some(dir) = tiny() else { return };
     let d = dir.to_str().unwrap();
     let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let (csv, svg) = (tmp.join("scan.csv"), tmp.join("scan.svg"));

@@ -55,45 +55,7 @@ enum Cmd {
     ///
     /// With no --model, uses SmolLM2-135M-Instruct from the cache, setting it up first
     /// (scripts/setup-engine.sh --real) when it is missing.
-    Generate {
-        /// The user message.
-        #[arg(default_value = "What is the capital of France?")]
-        prompt: String,
-        /// Model directory (model.onnx, model.json, tokenizer.json).
-        #[arg(long)]
-        model: Option<std::path::PathBuf>,
-        /// Preset: neutral, balanced, factual or creative.
-        #[arg(long, default_value = "balanced")]
-        preset: String,
-        /// Base temperature (overrides the preset's temperature.base; 0 = greedy).
-        #[arg(long)]
-        temperature: Option<f32>,
-        /// Sampling seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Most tokens to generate.
-        #[arg(long, default_value_t = 128)]
-        max_tokens: usize,
-        /// Anchor text (repeatable): its tokens are biased when the field goes void.
-        #[arg(long)]
-        anchor: Vec<String>,
-        /// System message (default: the model's own).
-        #[arg(long)]
-        system: Option<String>,
-        /// Per-token diagnostics after the answer: table or jsonl.
-        #[arg(long, value_parser = ["table", "jsonl", "none"], default_value = "table")]
-        diagnostics: String,
-        /// Also run plain sampling (neutral preset, same temperature and seed) for comparison.
-        #[arg(long)]
-        compare: bool,
-        /// ORT intra-op threads (0 = ORT's default).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-        /// Execution providers to try in order (tensorrt, cuda, cpu); the one that runs is
-        /// reported.
-        #[arg(long, value_delimiter = ',', default_value = "tensorrt,cuda,cpu")]
-        providers: Vec<String>,
-    },
+    Generate(GenArgs),
     /// Query information mass M(Q) and its components H, D, N for a prompt (and context).
     Mass {
         /// The query (the user's question).
@@ -245,33 +207,7 @@ fn main() -> ExitCode {
             conductivity.as_deref(),
             json,
         ),
-        Cmd::Generate {
-            prompt,
-            model,
-            preset,
-            temperature,
-            seed,
-            max_tokens,
-            anchor,
-            system,
-            diagnostics,
-            compare,
-            threads,
-            providers,
-        } => generate(GenArgs {
-            prompt,
-            model,
-            preset,
-            temperature,
-            seed,
-            max_tokens,
-            anchor,
-            system,
-            diagnostics,
-            compare,
-            threads,
-            providers,
-        }),
+        Cmd::Generate(a) => generate(a),
         Cmd::Demo { preset, seed, json } => demo(&preset, seed, json),
         Cmd::Bench {
             json,
@@ -518,19 +454,54 @@ fn bench_cmd(
     failed.map_or(Ok(()), |e| Err(e.into()))
 }
 
+/// The flags of `generate`.
+#[derive(clap::Args)]
 struct GenArgs {
+    /// The user message.
+    #[arg(default_value = "What is the capital of France?")]
     prompt: String,
+    /// Model directory (model.onnx, model.json, tokenizer.json).
+    #[arg(long)]
     model: Option<std::path::PathBuf>,
+    /// Preset: neutral, balanced, factual or creative.
+    #[arg(long, default_value = "balanced")]
     preset: String,
+    /// Base temperature (overrides the preset's temperature.base; 0 = greedy).
+    #[arg(long)]
     temperature: Option<f32>,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 128)]
     max_tokens: usize,
+    /// Anchor text (repeatable): its tokens are biased when the field goes void.
+    #[arg(long)]
     anchor: Vec<String>,
+    /// System message (default: the model's own).
+    #[arg(long)]
     system: Option<String>,
+    /// Per-token diagnostics after the answer: table or jsonl.
+    #[arg(long, value_parser = ["table", "jsonl", "none"], default_value = "table")]
     diagnostics: String,
+    /// Also run plain sampling (neutral preset, same temperature and seed) for comparison.
+    #[arg(long)]
     compare: bool,
+    /// ORT intra-op threads (0 = ORT's default).
+    #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Execution providers to try in order (tensorrt, cuda, cpu); the one that runs is
+    /// reported.
+    #[arg(long, value_delimiter = ',', default_value = "tensorrt,cuda,cpu")]
     providers: Vec<String>,
+}
+
+/// `--model`, or the default model (set up on first use).
+fn model_dir(model: Option<std::path::PathBuf>) -> Result<std::path::PathBuf, CliError> {
+    match model {
+        Some(d) => Ok(d),
+        None => default_model(),
+    }
 }
 
 /// The default model, set up on first use when the setup script is at hand.
@@ -564,10 +535,7 @@ fn default_model() -> Result<std::path::PathBuf, CliError> {
 }
 
 fn generate(a: GenArgs) -> Result<(), CliError> {
-    let dir = match &a.model {
-        Some(d) => d.clone(),
-        None => default_model()?,
-    };
+    let dir = model_dir(a.model.clone())?;
     let opts = engine::EngineOptions {
         threads: a.threads,
         providers: a
@@ -744,10 +712,7 @@ fn mass_cmd(
     null_query: Option<&str>,
     json: bool,
 ) -> Result<(), CliError> {
-    let dir = match model {
-        Some(d) => d,
-        None => default_model()?,
-    };
+    let dir = model_dir(model)?;
     let mut eng = engine::Engine::load(&dir, &Default::default())?;
     // The Prior shipped for SmolLM2 (priors/README.md) is the default where the vocabulary fits.
     const SHIPPED: &[u8] = include_bytes!("../../priors/smollm2-135m-kjv.prior");
@@ -959,10 +924,7 @@ fn scan_cmd(
         )
         .into());
     }
-    let dir = match model {
-        Some(d) => d,
-        None => default_model()?,
-    };
+    let dir = model_dir(model)?;
     let mut eng = engine::Engine::load(&dir, &Default::default())?;
     let z = answer_row(&mut eng, prompt, stem)?;
     let grid = thermo::log_grid(lo, hi, points);
@@ -1075,10 +1037,7 @@ fn sensitivity_cmd(
     json: bool,
 ) -> Result<(), CliError> {
     use infogravity::field::{self as fld, thermo};
-    let dir = match model {
-        Some(d) => d,
-        None => default_model()?,
-    };
+    let dir = model_dir(model)?;
     let mut eng = engine::Engine::load(&dir, &Default::default())?;
     let z = answer_row(&mut eng, query, stem)?;
     let f0 = fld::measure(&z).map_err(infogravity::Error::from)?;
