@@ -146,6 +146,35 @@ fn generate_runs_on_the_tiny_model() {
         .collect();
     assert!(!rows.is_empty() && rows.len() <= 6, "{out}");
     assert!(rows.iter().all(|r| r["entropy"].as_f64().unwrap() >= 0.0));
+    // Two prompts × two samples in one batch, with T* in the diagnostics.
+    let (ok, out, err) = run(&[
+        "generate",
+        "hello",
+        "one two",
+        "--samples",
+        "2",
+        "--model",
+        d,
+        "--max-tokens",
+        "4",
+        "--tstar",
+        "--diagnostics",
+        "jsonl",
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for r in 0..4 {
+        assert!(rows.iter().any(|j| j["row"] == r), "row {r} missing: {out}");
+        assert!(
+            out.contains(&format!("sample {} seed {r}]", r % 2 + 1)),
+            "{out}"
+        );
+    }
+    assert!(rows.iter().all(|j| j["t_star"].as_f64().unwrap() > 0.0));
     let (ok, _, err) = run(&["generate", "x", "--model", "no/such/dir"]);
     assert!(!ok && err.contains("model.json"), "{err}");
 }

@@ -224,3 +224,63 @@ fn a_model_without_kv_cache_gives_the_same_logits() {
     assert_eq!((ca.len(), cb.len()), (7, 7));
     assert!(worst <= 1e-4, "with vs without KV cache differ by {worst}");
 }
+
+#[test]
+fn generate_batch_equals_generating_one_by_one() {
+    let Some(dir) = tiny() else { return };
+    let mut eng = engine::Engine::load(&dir, &EngineOptions::default()).unwrap();
+    let prompts: Vec<Vec<u32>> = ["hello there", "one two three four five", "x"]
+        .iter()
+        .map(|t| {
+            eng.chat_prompt(&[engine::Message::new("user", t)], "")
+                .unwrap()
+        })
+        .collect();
+    let opts = engine::GenerateOptions {
+        max_tokens: 12,
+        seed: 40,
+        critical_temperature: true,
+        ..Default::default()
+    };
+    let mut p = engine::processor_for(&eng, r#"{"preset":"balanced"}"#).unwrap();
+    let mut streamed = [0usize; 3];
+    let batch = eng
+        .generate_batch(&mut p, &prompts, &opts, |r, _, _| streamed[r] += 1)
+        .unwrap();
+    assert_eq!(batch.len(), 3);
+    assert!(
+        batch.iter().any(|g| g.tokens.len() >= 2),
+        "nothing was generated"
+    );
+    for (r, g) in batch.iter().enumerate() {
+        // Reports arrive per token: one per accepted token (+ the EOS step).
+        assert_eq!(g.reports.len(), g.tokens.len() + (g.stop == "eos") as usize);
+        assert_eq!(g.t_star.len(), g.reports.len());
+        assert!(
+            g.t_star.iter().all(|t| (0.02..=4.0).contains(t)),
+            "{:?}",
+            g.t_star
+        );
+        assert!(streamed[r] >= 1 || g.tokens.is_empty());
+        // Row r alone, with row r's seed: the same tokens (logits agree to ~1e-5, far below
+        // what would flip a sampled token except on a near-tie).
+        let one = eng
+            .generate_batch(
+                &mut p,
+                &prompts[r..r + 1],
+                &engine::GenerateOptions {
+                    seed: opts.seed + r as u64,
+                    ..opts.clone()
+                },
+                |_, _, _| {},
+            )
+            .unwrap();
+        assert_eq!(one[0].tokens, g.tokens, "row {r}");
+        assert_eq!(one[0].stop, g.stop, "row {r}");
+    }
+    assert!(
+        eng.generate_batch(&mut p, &[], &opts, |_, _, _| {})
+            .unwrap()
+            .is_empty()
+    );
+}

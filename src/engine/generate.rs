@@ -68,6 +68,10 @@ pub struct GenerateOptions {
     pub seed: u64,
     /// Anchor texts: their tokens become the sequence's anchors.
     pub anchors: Vec<String>,
+    /// Also compute each token's critical temperature T* (the argmax of the heat capacity of
+    /// the raw next-token field over [0.02, 4], [`crate::field::thermo::CriticalTemperature`]).
+    /// Costs about 50 kernel passes over the vocabulary per token (see the CLI's `--tstar`).
+    pub critical_temperature: bool,
 }
 
 impl Default for GenerateOptions {
@@ -76,6 +80,7 @@ impl Default for GenerateOptions {
             max_tokens: 128,
             seed: 0,
             anchors: vec![],
+            critical_temperature: false,
         }
     }
 }
@@ -86,6 +91,8 @@ pub struct Generation {
     pub text: String,
     pub tokens: Vec<u32>,
     pub reports: Vec<StepReport>,
+    /// Per report, T* of the raw field (only with `critical_temperature`).
+    pub t_star: Vec<f32>,
     pub prompt_tokens: usize,
     /// Why it stopped: "eos", "max_tokens", "abstain", "context".
     pub stop: &'static str,
@@ -146,6 +153,13 @@ impl Engine {
         Ok((logits, cache))
     }
 
+    /// The token ids of the chat prompt for `messages` (template of `model.json`), followed by
+    /// `stem`: text the answer is made to start with (e.g. "The capital of Peru is"), so the
+    /// first generated token continues it.
+    pub fn chat_prompt(&self, messages: &[Message], stem: &str) -> Result<Vec<u32>> {
+        self.encode(&(render_chat(&self.lm.info().chat_template, messages) + stem))
+    }
+
     /// Generate a reply to `messages` with `processor` (whose vocabulary must be the model's),
     /// calling `on_token(text_piece, report)` as each token is accepted.
     pub fn generate(
@@ -155,6 +169,27 @@ impl Engine {
         opts: &GenerateOptions,
         mut on_token: impl FnMut(&str, &StepReport),
     ) -> Result<Generation> {
+        let prompt = self.chat_prompt(messages, "")?;
+        let mut g =
+            self.generate_batch(processor, &[prompt], opts, |_, piece, r| on_token(piece, r))?;
+        Ok(g.pop().expect("one prompt in, one generation out"))
+    }
+
+    /// Generate continuations of several token prompts in one batch: row `r` is sequence
+    /// `r + 1` of `processor` with seed `opts.seed + r`. Each model call runs every row (prompts
+    /// of different lengths are left-padded, see [`CausalLm::forward_batch`]); the processor steps
+    /// the live rows with [`GravityProcessor::step_batch`]. A row that has finished still takes
+    /// part in the model calls (fed its last token, its logits ignored) until every row is done:
+    /// that is the cost of a static batch, as in a plain static-batch server.
+    /// `on_token(row, text_piece, report)` is called as each token is accepted. The timing fields
+    /// of every [`Generation`] are those of the whole batch.
+    pub fn generate_batch(
+        &mut self,
+        processor: &mut GravityProcessor,
+        prompts: &[Vec<u32>],
+        opts: &GenerateOptions,
+        mut on_token: impl FnMut(usize, &str, &StepReport),
+    ) -> Result<Vec<Generation>> {
         let v = self.lm.info().vocab;
         if processor.vocab() != v {
             return Err(Error::SizeMismatch {
@@ -163,75 +198,135 @@ impl Engine {
                 got: processor.vocab(),
             });
         }
-        let prompt = self.encode(&render_chat(&self.lm.info().chat_template, messages))?;
-        let t0 = std::time::Instant::now();
-        let (logits, mut cache) = self.prefill(&prompt)?;
-        let prefill = t0.elapsed();
+        let b = prompts.len();
+        if b == 0 {
+            return Ok(vec![]);
+        }
         let mut anchors = vec![];
         for a in &opts.anchors {
             anchors.extend(self.encode(a)?);
         }
         anchors.sort_unstable();
         anchors.dedup();
-        let seq = 1;
-        let _ = processor.end(seq);
-        // The last prompt row is the first answer position: H(Q) comes from the prompt logits.
-        processor.begin(
-            seq,
-            &SeqParams {
-                seed: opts.seed,
-                anchors: &anchors,
-                query: QueryInput {
-                    prompt_logits: Some(&logits),
-                    ..Default::default()
+        let t0 = std::time::Instant::now();
+        let mut cache = self.lm.new_batch_cache(b)?;
+        let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+        let prompt_logits = self.lm.forward_batch(&mut cache, &refs)?;
+        let prefill = t0.elapsed();
+        let mut rows = vec![0f32; b * v];
+        for (r, logits) in prompt_logits.iter().enumerate() {
+            let seq = r as u64 + 1;
+            let _ = processor.end(seq);
+            // The last prompt row is the first answer position: H(Q) comes from the prompt logits.
+            processor.begin(
+                seq,
+                &SeqParams {
+                    seed: opts.seed.wrapping_add(r as u64),
+                    anchors: &anchors,
+                    query: QueryInput {
+                        prompt_logits: Some(logits),
+                        ..Default::default()
+                    },
                 },
-            },
-        )?;
-        let mut row = logits[logits.len() - v..].to_vec();
-        let eos = self.lm.info().eos_token_id;
-        let mut out = Generation {
-            text: String::new(),
-            tokens: vec![],
-            reports: vec![],
-            prompt_tokens: prompt.len(),
-            stop: "max_tokens",
-            prefill,
-            model: std::time::Duration::ZERO,
-            processor: std::time::Duration::ZERO,
-        };
-        let mut shown = 0;
-        for _ in 0..opts.max_tokens {
-            let t = std::time::Instant::now();
-            let r = processor.step(seq, &mut row, StepMode::Sample)?;
-            if r.stop {
-                out.stop = "abstain";
-                break;
-            }
-            let tok = r.token.expect("Sample mode selects a token");
-            processor.accept(seq, tok)?;
-            out.processor += t.elapsed();
-            out.reports.push(r);
-            if tok == eos {
-                out.stop = "eos";
-                break;
-            }
-            out.tokens.push(tok);
-            // Stream whole characters: decode the tail and print what is new.
-            let text = self.decode(&out.tokens)?;
-            if !text.ends_with('\u{fffd}') {
-                on_token(&text[shown.min(text.len())..], &r);
-                shown = text.len();
-            }
-            if cache.len() + 1 > self.lm.info().context {
-                out.stop = "context";
-                break;
-            }
-            let t = std::time::Instant::now();
-            row = self.lm.forward(&mut cache, &[tok])?;
-            out.model += t.elapsed();
+            )?;
+            rows[r * v..(r + 1) * v].copy_from_slice(&logits[logits.len() - v..]);
         }
-        out.text = self.decode(&out.tokens)?;
-        processor.end(seq)?;
+        drop(prompt_logits);
+        let eos = self.lm.info().eos_token_id;
+        let mut out: Vec<Generation> = prompts
+            .iter()
+            .map(|p| Generation {
+                text: String::new(),
+                tokens: vec![],
+                reports: vec![],
+                t_star: vec![],
+                prompt_tokens: p.len(),
+                stop: "max_tokens",
+                prefill,
+                model: std::time::Duration::ZERO,
+                processor: std::time::Duration::ZERO,
+            })
+            .collect();
+        let (mut model, mut proc) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        // Live rows, in order; their logits are packed at the front of `rows` for step_batch.
+        let mut live: Vec<usize> = (0..b).collect();
+        let mut seqs: Vec<u64> = live.iter().map(|&r| r as u64 + 1).collect();
+        let mut reports = vec![StepReport::default(); b];
+        let mut shown = vec![0usize; b];
+        let mut next: Vec<u32> = vec![eos; b];
+        let mut t_star = crate::field::thermo::CriticalTemperature::default();
+        for _ in 0..opts.max_tokens {
+            let n = live.len();
+            if opts.critical_temperature {
+                for (i, &r) in live.iter().enumerate() {
+                    let row = &rows[i * v..(i + 1) * v];
+                    let (ts, _) = t_star.find(row, 0.02, 4.0);
+                    out[r].t_star.push(ts as f32);
+                }
+            }
+            let t = std::time::Instant::now();
+            processor.step_batch(
+                &seqs[..n],
+                &mut rows[..n * v],
+                StepMode::Sample,
+                &mut reports[..n],
+            )?;
+            let mut done = vec![];
+            for (i, &r) in live.iter().enumerate() {
+                let rep = reports[i];
+                let g = &mut out[r];
+                if rep.stop {
+                    g.t_star.truncate(g.reports.len());
+                    g.stop = "abstain";
+                    done.push(r);
+                    continue;
+                }
+                let tok = rep.token.expect("Sample mode selects a token");
+                processor.accept(seqs[i], tok)?;
+                g.reports.push(rep);
+                next[r] = tok;
+                if tok == eos {
+                    g.stop = "eos";
+                    done.push(r);
+                    continue;
+                }
+                g.tokens.push(tok);
+                // Stream whole characters: decode the tail and print what is new.
+                let text = self.decode(&g.tokens)?;
+                if !text.ends_with('\u{fffd}') {
+                    on_token(r, &text[shown[r].min(text.len())..], &rep);
+                    shown[r] = text.len();
+                }
+            }
+            proc += t.elapsed();
+            live.retain(|r| !done.contains(r));
+            if live.is_empty() {
+                break;
+            }
+            seqs = live.iter().map(|&r| r as u64 + 1).collect();
+            // Every row takes the next model call; when one would pass the model's context the
+            // batch ends and the live rows stop with "context".
+            if (0..b).any(|r| cache.len(r) + 1 > self.lm.info().context) {
+                for &r in &live {
+                    out[r].stop = "context";
+                }
+                break;
+            }
+            let t = std::time::Instant::now();
+            let feed: Vec<[u32; 1]> = next.iter().map(|&t| [t]).collect();
+            let refs: Vec<&[u32]> = feed.iter().map(|t| t.as_slice()).collect();
+            let logits = self.lm.forward_batch(&mut cache, &refs)?;
+            model += t.elapsed();
+            for (i, &r) in live.iter().enumerate() {
+                rows[i * v..(i + 1) * v].copy_from_slice(&logits[r]);
+            }
+        }
+        for (r, g) in out.iter_mut().enumerate() {
+            g.text = self.decode(&g.tokens)?;
+            g.model = model;
+            g.processor = proc;
+            processor.end(r as u64 + 1)?;
+        }
         Ok(out)
     }
 }
