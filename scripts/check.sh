@@ -27,6 +27,11 @@ fi
 cargo test --all-targets
 cargo test --doc
 
+step "evaluation smoke: 30 QA items on the real model (the full run: docs/EVALUATION.md)"
+rm -rf target/eval-smoke
+cargo run --quiet -- eval qa --limit 30 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
+head -6 target/eval-smoke.log && tail -1 target/eval-smoke.log
+
 step "benches compile"
 cargo bench --no-run --quiet
 

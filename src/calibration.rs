@@ -14,7 +14,8 @@
 //!             "n": {"mean": 3.2, "std": 1.1} }
 //! }
 //! ```
-//! `void` replaces `void.weights`; `mass` switches M(Q) from min-max scaling to z-scores.
+//! `void` replaces `void.weights`; `mass` switches M(Q)'s components from min-max scaling to
+//! z-scores (each of `h`, `d`, `n` may be left out: that component stays min-max scaled).
 //! Both are optional; unknown keys, a wrong format tag or version, non-finite numbers and
 //! non-positive standard deviations are errors.
 
@@ -36,13 +37,17 @@ pub struct Standard {
     pub std: f64,
 }
 
-/// Standardisation of H, D and N.
+/// Standardisation of H, D and N. A component without statistics (e.g. D when the
+/// calibration set had no contexts) keeps the min–max scaling to [0, 1].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MassStats {
-    pub h: Standard,
-    pub d: Standard,
-    pub n: Standard,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub h: Option<Standard>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d: Option<Standard>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<Standard>,
 }
 
 /// A loaded calibration.
@@ -100,7 +105,7 @@ impl Calibration {
             }
         }
         if let Some(m) = &c.mass {
-            for s in [m.h, m.d, m.n] {
+            for s in [m.h, m.d, m.n].into_iter().flatten() {
                 if !s.mean.is_finite() || !s.std.is_finite() || s.std <= 0.0 {
                     return Err(corrupt(
                         "mass statistics need finite means and std > 0".into(),

@@ -38,6 +38,8 @@ pub mod config;
 #[cfg(feature = "engine")]
 pub mod engine;
 pub mod error;
+#[cfg(feature = "engine")]
+pub mod eval;
 pub mod ffi;
 pub mod field;
 #[doc(hidden)]

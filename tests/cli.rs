@@ -276,3 +276,56 @@ fn scan_and_sensitivity_run_on_the_tiny_model() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert!(v["d"].as_f64().unwrap() >= 0.0 && v["h"].as_f64().is_some());
 }
+
+#[test]
+fn eval_qa_runs_resumes_and_rejects_a_bad_bank() {
+    let Some(dir) = tiny() else { return };
+    let d = dir.to_str().unwrap();
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("eval-qa");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let bank = tmp.join("bank.jsonl");
+    let mut lines = String::new();
+    for (i, c) in ["France", "Peru", "Chad", "Laos"].iter().enumerate() {
+        lines.push_str(&format!(
+            "{{\"id\":{i},\"relation\":\"capital\",\"subject\":\"{c}\",\"question\":\"What is the capital of {c}?\",\"stem\":\"The capital of {c} is\",\"answers\":[\"X\"]}}\n"
+        ));
+    }
+    std::fs::write(&bank, lines).unwrap();
+    let out = tmp.join("out");
+    let args = |limit: &str| {
+        vec![
+            "eval".to_string(),
+            "qa".into(),
+            "--model".into(),
+            d.into(),
+            "--bank".into(),
+            bank.to_str().unwrap().into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+            "--resamples".into(),
+            "50".into(),
+            "--limit".into(),
+            limit.into(),
+        ]
+    };
+    let a2 = args("2");
+    let (ok, stdout, err) = run(&a2.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    assert!(stdout.contains("| all | 2 |"), "{stdout}");
+    // The second run resumes: two records kept, two added.
+    let a4 = args("4");
+    let (ok, stdout, err) = run(&a4.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    assert!(stdout.contains("| all | 4 |"), "{stdout}");
+    let records = std::fs::read_to_string(out.join("qa.jsonl")).unwrap();
+    assert_eq!(records.lines().count(), 4);
+    for f in ["qa.md", "qa.json", "qa_risk_coverage.svg", "qa_audit.md"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    // Every answer of the random tiny model is wrong: one class, no calibration, n/a AUROCs.
+    assert!(stdout.contains("n/a"), "{stdout}");
+    std::fs::write(&bank, "{\"id\": 1}\n").unwrap();
+    let (ok, _, err) = run(&a2.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!ok && err.contains("bank.jsonl:1"), "{err}");
+}

@@ -24,6 +24,31 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum EvalCmd {
+    /// Closed-book QA: does the void score predict wrong answers? Answers every item of the
+    /// bank greedily with its answer stem, grades it, fits calibrated void weights on a
+    /// training split and reports AUROC, risk–coverage and Kalai scores on the held-out split.
+    Qa {
+        /// Only N items, evenly spaced over the bank (a smoke run).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Output directory: qa.jsonl (raw records; an interrupted run resumes from it),
+        /// qa.md, qa.json, qa_risk_coverage.svg, qa_audit.md, calibration.json.
+        #[arg(long, default_value = "eval-out")]
+        out: std::path::PathBuf,
+        /// The item bank (JSON lines, see tools/build_qa_bank.py).
+        #[arg(long, default_value = "eval/qa_bank.jsonl")]
+        bank: std::path::PathBuf,
+        /// Bootstrap resamples for the intervals.
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
+        /// Model directory (default: SmolLM2-135M-Instruct, set up on first use).
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum PriorCmd {
     /// Count a tokenizer's tokens over text files into a Prior file (format: src/mass/prior.rs).
     Build {
@@ -133,6 +158,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: PriorCmd,
     },
+    /// The evaluation on the real model (docs/EVALUATION.md); resumes where it stopped.
+    Eval {
+        #[command(subcommand)]
+        cmd: EvalCmd,
+    },
     /// Run the processor over an embedded decoding trace and print per-step diagnostics.
     Demo {
         /// Preset: neutral, balanced, factual or creative.
@@ -190,6 +220,7 @@ fn main() -> ExitCode {
             json,
         } => sensitivity_cmd(&query, &paraphrases, &stem, model, json),
         Cmd::Prior { cmd } => prior_cmd(cmd),
+        Cmd::Eval { cmd } => eval_cmd(cmd),
         Cmd::Mass {
             query,
             context,
@@ -782,6 +813,81 @@ fn flag_names(f: u32) -> Vec<&'static str> {
     .collect()
 }
 
+/// The Prior shipped for SmolLM2 (priors/README.md), when its vocabulary is `vocab`.
+fn shipped_prior(vocab: usize) -> Result<Option<infogravity::Prior>, CliError> {
+    const SHIPPED: &[u8] = include_bytes!("../../priors/smollm2-135m-kjv.prior");
+    Ok(Some(infogravity::Prior::from_bytes(SHIPPED)?).filter(|p| p.vocab() == vocab))
+}
+
+fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
+    use infogravity::eval::{qa, report};
+    match cmd {
+        EvalCmd::Qa {
+            limit,
+            out,
+            bank,
+            resamples,
+            model,
+        } => {
+            let mut items = qa::load_bank(&bank)?;
+            if let Some(n) = limit.filter(|&n| n < items.len()) {
+                // Evenly spaced over the bank, so a smoke run covers both relations.
+                let len = items.len();
+                items = (0..n).map(|k| items[k * len / n].clone()).collect();
+            }
+            let dir = model_dir(model)?;
+            let mut eng = engine::Engine::load(&dir, &Default::default())?;
+            let prior = shipped_prior(eng.lm.info().vocab)?;
+            std::fs::create_dir_all(&out).map_err(CliError::Io)?;
+            let cfg = Config::default();
+            let bar = progress(items.len() as u64, "items");
+            let started = std::time::Instant::now();
+            let records = qa::run_bank(
+                &mut eng,
+                &items,
+                prior.as_ref(),
+                &cfg.mass,
+                &out.join("qa.jsonl"),
+                |done, _| bar.set_position(done as u64),
+            )?;
+            bar.finish_and_clear();
+            let provenance = format!(
+                "infogravity {} eval qa: {} ({} items), model {}, training split by FNV-1a(subject) even",
+                env!("CARGO_PKG_VERSION"),
+                bank.display(),
+                records.len(),
+                eng.lm.info().source
+            );
+            let rep = report::analyse(&records, &cfg, &provenance, resamples);
+            let write =
+                |name: &str, text: &str| std::fs::write(out.join(name), text).map_err(CliError::Io);
+            write("qa.md", &rep.markdown)?;
+            write(
+                "qa.json",
+                &serde_json::to_string_pretty(&rep.json).expect("serialises"),
+            )?;
+            write("qa_risk_coverage.svg", &rep.svg)?;
+            write("qa_audit.md", &rep.audit)?;
+            if let Some(c) = &rep.calibration {
+                write(
+                    "calibration.json",
+                    &serde_json::to_string_pretty(c).expect("serialises"),
+                )?;
+            }
+            let mut o = std::io::stdout().lock();
+            writeln!(o, "{}", rep.markdown)?;
+            writeln!(
+                o,
+                "{} items in {:.0} s; wrote {}",
+                records.len(),
+                started.elapsed().as_secs_f64(),
+                out.display()
+            )?;
+            Ok(())
+        }
+    }
+}
+
 fn mass_cmd(
     query: &str,
     context: Option<&str>,
@@ -793,12 +899,9 @@ fn mass_cmd(
 ) -> Result<(), CliError> {
     let dir = model_dir(model)?;
     let mut eng = engine::Engine::load(&dir, &Default::default())?;
-    // The Prior shipped for SmolLM2 (priors/README.md) is the default where the vocabulary fits.
-    const SHIPPED: &[u8] = include_bytes!("../../priors/smollm2-135m-kjv.prior");
     let prior = match prior {
         Some(p) => Some(infogravity::Prior::load(&p)?),
-        None => Some(infogravity::Prior::from_bytes(SHIPPED)?)
-            .filter(|p| p.vocab() == eng.lm.info().vocab),
+        None => shipped_prior(eng.lm.info().vocab)?,
     };
     let cfg = Config::default();
     let q = engine::query_mass(

@@ -188,6 +188,21 @@ impl Engine {
         processor: &mut GravityProcessor,
         prompts: &[Vec<u32>],
         opts: &GenerateOptions,
+        on_token: impl FnMut(usize, &str, &StepReport),
+    ) -> Result<Vec<Generation>> {
+        self.generate_batch_with(processor, prompts, opts, |_, _, _| {}, on_token)
+    }
+
+    /// [`Engine::generate_batch`] with a host logits processor: `pre(row, context, logits)` is
+    /// called on each live row's raw logits before the gravity processor's step, with the row's
+    /// whole context (prompt and generated tokens) — where a host's own penalties (e.g. DRY)
+    /// go, first in the pipeline order of DESIGN.md §1.
+    pub fn generate_batch_with(
+        &mut self,
+        processor: &mut GravityProcessor,
+        prompts: &[Vec<u32>],
+        opts: &GenerateOptions,
+        mut pre: impl FnMut(usize, &[u32], &mut [f32]),
         mut on_token: impl FnMut(usize, &str, &StepReport),
     ) -> Result<Vec<Generation>> {
         let v = self.lm.info().vocab;
@@ -255,6 +270,7 @@ impl Engine {
         let mut shown = vec![0usize; b];
         let mut next: Vec<u32> = vec![eos; b];
         let mut t_star = crate::field::thermo::CriticalTemperature::default();
+        let mut context: Vec<Vec<u32>> = prompts.to_vec();
         for _ in 0..opts.max_tokens {
             let n = live.len();
             if opts.critical_temperature {
@@ -263,6 +279,9 @@ impl Engine {
                     let (ts, _) = t_star.find(row, 0.02, 4.0);
                     out[r].t_star.push(ts as f32);
                 }
+            }
+            for (i, &r) in live.iter().enumerate() {
+                pre(r, &context[r], &mut rows[i * v..(i + 1) * v]);
             }
             let t = std::time::Instant::now();
             processor.step_batch(
@@ -285,6 +304,7 @@ impl Engine {
                 processor.accept(seqs[i], tok)?;
                 g.reports.push(rep);
                 next[r] = tok;
+                context[r].push(tok);
                 if tok == eos {
                     g.stop = "eos";
                     done.push(r);

@@ -33,7 +33,7 @@ pub fn kl_logits(p: &[f32], q: &[f32]) -> f64 {
 
 /// The chat prompt for `user` content, tokenised in three parts so the content's tokens are a
 /// known span, with `stem` after the assistant prompt: (ids, span start, span end).
-fn prompt_with_span(
+pub fn prompt_with_span(
     e: &Engine,
     system: Option<&str>,
     user: &str,
@@ -71,6 +71,32 @@ pub fn query_mass(
     let v = e.lm.info().vocab;
     let (ids, start, end) = prompt_with_span(e, None, query, stem)?;
     let (logits, _) = e.prefill(&ids)?;
+    let mut q = prompt_mass(&ids, start, end, &logits, v, prior, cfg)?;
+    let answer = &logits[logits.len() - v..];
+    q.d = Some(match context {
+        None => 0.0,
+        Some(c) => {
+            let (ids_c, _, _) = prompt_with_span(e, None, &format!("{c}\n\n{query}"), stem)?;
+            let (lc, _) = e.prefill(&ids_c)?;
+            let with_c = &lc[lc.len() - v..];
+            kl_logits(with_c, answer) as f32
+        }
+    });
+    Ok(mass::with_mass(q, cfg, calib))
+}
+
+/// The prompt-side components of M(Q) from the prefill logits `[P, V]` of `ids` (the query's
+/// tokens are `ids[start..end]`): H at the answer position (last row) and over the prompt, the
+/// mean surprisal of the query tokens, N_KL against `prior`. D and M are left unset.
+pub fn prompt_mass(
+    ids: &[u32],
+    start: usize,
+    end: usize,
+    logits: &[f32],
+    v: usize,
+    prior: Option<&Prior>,
+    cfg: &MassConfig,
+) -> Result<QueryMass> {
     let rows = ids.len();
     let answer = &logits[(rows - 1) * v..];
     let fa = field::measure(answer)?;
@@ -99,16 +125,7 @@ pub fn query_mass(
             q.n_kl = Some(p.novelty_kl(qt, cfg.prior_smoothing as f64, &mut scratch)? as f32);
         }
     }
-    q.d = Some(match context {
-        None => 0.0,
-        Some(c) => {
-            let (ids_c, _, _) = prompt_with_span(e, None, &format!("{c}\n\n{query}"), stem)?;
-            let (lc, _) = e.prefill(&ids_c)?;
-            let with_c = &lc[lc.len() - v..];
-            kl_logits(with_c, answer) as f32
-        }
-    });
-    Ok(mass::with_mass(q, cfg, calib))
+    Ok(q)
 }
 
 #[cfg(test)]

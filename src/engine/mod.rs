@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 mod generate;
 mod mass;
 pub use generate::{Engine, GenerateOptions, Generation, Message, processor_for, render_chat};
-pub use mass::{Conductivity, conductivity, kl_logits, query_mass};
+pub use mass::{Conductivity, conductivity, kl_logits, prompt_mass, prompt_with_span, query_mass};
 
 /// The ONNX Runtime release the engine is built and tested against.
 pub const ORT_VERSION: &str = "1.31.1";

@@ -143,9 +143,9 @@ fn combine(q: &QueryMass, cfg: &MassConfig, calib: Option<&Calibration>) -> Opti
     let stats = calib.and_then(|c| c.mass.as_ref());
     let n = q.n_kl.or(q.n_surprisal);
     let parts = [
-        (q.h, cfg.alpha, 1.0, stats.map(|s| s.h)),
-        (q.d, cfg.beta, cfg.d_max, stats.map(|s| s.d)),
-        (n, cfg.gamma, cfg.n_max, stats.map(|s| s.n)),
+        (q.h, cfg.alpha, 1.0, stats.and_then(|s| s.h)),
+        (q.d, cfg.beta, cfg.d_max, stats.and_then(|s| s.d)),
+        (n, cfg.gamma, cfg.n_max, stats.and_then(|s| s.n)),
     ];
     let (mut num, mut den) = (0.0f64, 0.0f64);
     for (x, w, max, st) in parts {

@@ -1,0 +1,383 @@
+//! Closed-book factual QA (issue "evaluation", part 1): does the void score predict wrong
+//! answers? The bank is `eval/qa_bank.jsonl` (built from the PyPI package `countryinfo` by
+//! `tools/build_qa_bank.py`). Each item is prompted with the chat template and its answer stem
+//! prefilled ("The capital of Peru is"), answered greedily, graded by alias match, and every
+//! signal is recorded: the field at the first answer token (the void score's features), per-token
+//! baselines over the answer and the prompt-side components of M(Q) (DESIGN.md §1).
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{MassConfig, VoidWeights};
+use crate::engine::{self, Engine};
+use crate::error::{Error, Result};
+use crate::field::{self, Field};
+use crate::mass::{self, Prior, QueryMass};
+use crate::policy::VoidFeatures;
+
+/// One item of the bank.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    pub id: u32,
+    pub relation: String,
+    pub subject: String,
+    pub question: String,
+    pub stem: String,
+    pub answers: Vec<String>,
+}
+
+/// Read a bank (JSON lines); errors name the line.
+pub fn load_bank(path: &Path) -> Result<Vec<Item>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| Error::CorruptFile {
+                what: "QA bank",
+                msg: format!("{}:{}: {e}", path.display(), i + 1),
+            })
+        })
+        .collect()
+}
+
+/// The field statistics kept per step (enough to rebuild a [`Field`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Step {
+    pub max: f32,
+    pub second: f32,
+    pub argmax: u32,
+    pub log_z: f64,
+    pub entropy: f64,
+    pub varentropy: f64,
+    /// Φ of the chosen token (greedy: the argmax).
+    pub potential: f64,
+}
+
+/// What one item produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: u32,
+    pub relation: String,
+    pub subject: String,
+    /// The generated continuation of the stem.
+    pub answer: String,
+    pub correct: bool,
+    pub vocab: usize,
+    /// One entry per generated token (the first is the first answer position).
+    pub steps: Vec<Step>,
+    /// Prompt-side mass components (raw): h, h_prompt_mean, n_kl, n_surprisal.
+    pub h: Option<f32>,
+    pub h_prompt_mean: Option<f32>,
+    pub n_kl: Option<f32>,
+    pub n_surprisal: Option<f32>,
+}
+
+impl Record {
+    /// The field of step `i`.
+    pub fn field(&self, i: usize) -> Field {
+        let s = &self.steps[i];
+        Field {
+            vocab: self.vocab,
+            max: s.max,
+            argmax: s.argmax,
+            second: s.second,
+            log_z: s.log_z,
+            entropy: s.entropy,
+            varentropy: s.varentropy,
+        }
+    }
+
+    /// The raw query mass (no M yet).
+    pub fn mass(&self) -> QueryMass {
+        QueryMass {
+            h: self.h,
+            h_prompt_mean: self.h_prompt_mean,
+            n_kl: self.n_kl,
+            n_surprisal: self.n_surprisal,
+            ..Default::default()
+        }
+    }
+}
+
+/// Fold case and accents, keep letters and digits, single spaces, padded with spaces so that
+/// whole-word containment is a substring test.
+pub fn normalise(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let mut out = String::from(" ");
+    for c in s
+        .nfkd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+    {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+        } else if !out.ends_with(' ') {
+            out.push(' ');
+        }
+    }
+    if !out.ends_with(' ') {
+        out.push(' ');
+    }
+    out
+}
+
+/// The answer's first sentence: up to a newline, `!`, `?`, or a `.` followed by a space or the
+/// end whose word is longer than two letters (so "St." and "D.C." do not end it).
+pub fn first_sentence(s: &str) -> &str {
+    let b = s.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'\n' | b'!' | b'?' => return &s[..i],
+            b'.' if b.get(i + 1).is_none_or(|n| n.is_ascii_whitespace()) => {
+                let word = s[..i].rsplit(|c: char| !c.is_alphanumeric()).next();
+                if word.is_some_and(|w| w.chars().count() > 2) {
+                    return &s[..i];
+                }
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+/// Correct when an accepted answer occurs as whole words in the first sentence (case and
+/// accents folded).
+pub fn grade(answer: &str, accepted: &[String]) -> bool {
+    let clause = normalise(first_sentence(answer));
+    accepted.iter().any(|a| {
+        let a = normalise(a);
+        !a.trim().is_empty() && clause.contains(&a)
+    })
+}
+
+/// Answer `item` greedily (at most `max_tokens`, stopping at the end of the first sentence).
+pub fn run_item(
+    e: &mut Engine,
+    item: &Item,
+    prior: Option<&Prior>,
+    cfg: &MassConfig,
+    max_tokens: usize,
+) -> Result<Record> {
+    let v = e.lm.info().vocab;
+    let (ids, start, end) = engine::prompt_with_span(e, None, &item.question, &item.stem)?;
+    let (logits, mut cache) = e.prefill(&ids)?;
+    let q = engine::prompt_mass(&ids, start, end, &logits, v, prior, cfg)?;
+    let mut row = logits[logits.len() - v..].to_vec();
+    drop(logits);
+    let eos = e.lm.info().eos_token_id;
+    let (mut steps, mut tokens) = (vec![], vec![]);
+    let mut answer = String::new();
+    for _ in 0..max_tokens {
+        let f = field::measure(&row[..])?;
+        let tok = f.argmax;
+        steps.push(Step {
+            max: f.max,
+            second: f.second,
+            argmax: f.argmax,
+            log_z: f.log_z,
+            entropy: f.entropy,
+            varentropy: f.varentropy,
+            potential: f.potential(row[tok as usize]),
+        });
+        if tok == eos {
+            break;
+        }
+        tokens.push(tok);
+        answer = e.decode(&tokens)?;
+        if first_sentence(&answer).len() < answer.trim_end().len() {
+            break;
+        }
+        row = e.lm.forward(&mut cache, &[tok])?;
+    }
+    Ok(Record {
+        id: item.id,
+        relation: item.relation.clone(),
+        subject: item.subject.clone(),
+        correct: grade(&answer, &item.answers),
+        answer,
+        vocab: v,
+        steps,
+        h: q.h,
+        h_prompt_mean: q.h_prompt_mean,
+        n_kl: q.n_kl,
+        n_surprisal: q.n_surprisal,
+    })
+}
+
+/// Run `items` (skipping ids already in `out`, so an interrupted run resumes), appending one
+/// JSON line per item to `out` as it finishes. `progress(done, total)` after each item.
+pub fn run_bank(
+    e: &mut Engine,
+    items: &[Item],
+    prior: Option<&Prior>,
+    cfg: &MassConfig,
+    out: &Path,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<Record>> {
+    let mut have: Vec<Record> = match std::fs::read_to_string(out) {
+        Ok(t) => t
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|err| Error::CorruptFile {
+                what: "QA results",
+                msg: format!("{}: {err} (delete it to start over)", out.display()),
+            })?,
+        Err(_) => vec![],
+    };
+    let done: std::collections::HashSet<u32> = have.iter().map(|r| r.id).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)
+        .map_err(|err| Error::Io(format!("{}: {err}", out.display())))?;
+    let total = items.len();
+    let mut n = items.iter().filter(|i| done.contains(&i.id)).count();
+    progress(n, total);
+    for item in items.iter().filter(|i| !done.contains(&i.id)) {
+        let r = run_item(e, item, prior, cfg, 16)?;
+        let line = serde_json::to_string(&r).expect("records serialise");
+        writeln!(file, "{line}").map_err(|err| Error::Io(format!("{}: {err}", out.display())))?;
+        have.push(r);
+        n += 1;
+        progress(n, total);
+    }
+    // Grade again from the bank: a corrected answer list applies without re-running the model.
+    let by_id: std::collections::HashMap<u32, &Item> = items.iter().map(|i| (i.id, i)).collect();
+    have.retain_mut(|r| match by_id.get(&r.id) {
+        Some(item) => {
+            r.correct = grade(&r.answer, &item.answers);
+            true
+        }
+        None => false,
+    });
+    have.sort_by_key(|r| r.id);
+    Ok(have)
+}
+
+/// The per-item scores compared in the report; higher = more likely wrong.
+pub struct Scores {
+    pub names: Vec<&'static str>,
+    pub values: Vec<Vec<f64>>,
+}
+
+/// The baselines of the issue, each oriented so that higher = more likely wrong.
+pub fn baselines(records: &[Record]) -> Scores {
+    let per = |f: &dyn Fn(&Record) -> f64| records.iter().map(f).collect::<Vec<f64>>();
+    let tok = |r: &Record| r.steps.len().max(1) as f64;
+    let names = vec![
+        "entropy, first token",
+        "1 − p_max, first token",
+        "mean token entropy",
+        "max token entropy",
+        "1 − min token probability",
+        "−mean log-probability",
+        "energy −log Z, first token",
+    ];
+    let values = vec![
+        per(&|r| r.steps[0].entropy),
+        per(&|r| 1.0 - r.field(0).p_max()),
+        per(&|r| r.steps.iter().map(|s| s.entropy).sum::<f64>() / tok(r)),
+        per(&|r| r.steps.iter().map(|s| s.entropy).fold(0.0, f64::max)),
+        per(&|r| {
+            1.0 - r
+                .steps
+                .iter()
+                .map(|s| (-s.potential).exp())
+                .fold(1.0, f64::min)
+        }),
+        per(&|r| r.steps.iter().map(|s| s.potential).sum::<f64>() / tok(r)),
+        per(&|r| -r.steps[0].log_z),
+    ];
+    Scores { names, values }
+}
+
+/// The void score at the first answer token, exactly as the processor computes it (trend 0 at
+/// the first step, no task space), with weights `w` and M(Q) from `cfg` and `calib`.
+pub fn void_scores(
+    records: &[Record],
+    w: &VoidWeights,
+    cfg: &MassConfig,
+    calib: Option<&crate::Calibration>,
+) -> Vec<f64> {
+    records
+        .iter()
+        .map(|r| {
+            let m = mass::with_mass(r.mass(), cfg, calib).m;
+            VoidFeatures::new(&r.field(0), 0.0, None, m).score(w) as f64
+        })
+        .collect()
+}
+
+/// The void features at the first answer token (entropy, energy, 1 − p_max, varentropy, mass),
+/// the inputs of the calibration fit.
+pub fn void_features(
+    records: &[Record],
+    cfg: &MassConfig,
+    calib: Option<&crate::Calibration>,
+) -> Vec<Vec<f64>> {
+    records
+        .iter()
+        .map(|r| {
+            let m = mass::with_mass(r.mass(), cfg, calib).m;
+            let f = VoidFeatures::new(&r.field(0), 0.0, None, m);
+            vec![
+                f.entropy as f64,
+                f.energy as f64,
+                f.one_minus_pmax as f64,
+                f.varentropy as f64,
+                f.mass as f64,
+            ]
+        })
+        .collect()
+}
+
+/// Train/test split by subject (a country's two items stay together): FNV-1a of the name, even
+/// = train.
+pub fn is_train(subject: &str) -> bool {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in subject.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h % 2 == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grading_folds_case_accents_and_abbreviations() {
+        let a = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(grade(" Paris.", &a(&["Paris"])));
+        assert!(grade(" bogota, the largest city.", &a(&["Bogotá"])));
+        assert!(grade(" St. George's, on the coast.", &a(&["St. George's"])));
+        assert!(grade(
+            " Washington, D.C. It is",
+            &a(&["Washington D.C.", "Washington"])
+        ));
+        assert!(!grade(" Lyon. Paris is not", &a(&["Paris"])));
+        assert!(!grade(" Parisville.", &a(&["Paris"])));
+        assert!(grade(
+            " the continent of South America.",
+            &a(&["South America"])
+        ));
+        assert!(!grade(" Europe.\nAsia", &a(&["Asia"])));
+        assert_eq!(first_sentence(" Lima. Peru"), " Lima");
+        assert_eq!(normalise("Chișinău!"), " chisinau ");
+    }
+
+    #[test]
+    fn split_keeps_a_country_together_and_is_balanced() {
+        let names: Vec<String> = (0..400).map(|i| format!("Country {i}")).collect();
+        let train = names.iter().filter(|n| is_train(n)).count();
+        assert!((150..250).contains(&train), "{train}");
+        assert_eq!(is_train("France"), is_train("France"));
+    }
+}

@@ -1,0 +1,358 @@
+//! The QA analysis: split, calibration fit, AUROC tables with bootstrap intervals,
+//! risk–coverage, Kalai scores, the hand-audit sample and an SVG plot.
+
+use std::fmt::Write;
+
+use super::metrics::{self, Interval};
+use super::qa::{self, Record};
+use crate::calibration::{
+    CALIBRATION_FORMAT, CALIBRATION_VERSION, Calibration, MassStats, Standard,
+};
+use crate::config::{Config, VoidWeights};
+
+/// Everything `eval qa` writes besides the raw records.
+pub struct QaReport {
+    pub markdown: String,
+    pub json: serde_json::Value,
+    /// Fitted on the training split; `None` when the split has a single class.
+    pub calibration: Option<Calibration>,
+    pub svg: String,
+    pub audit: String,
+}
+
+fn standard(xs: impl Iterator<Item = f64>) -> Option<Standard> {
+    let v: Vec<f64> = xs.collect();
+    if v.len() < 2 {
+        return None;
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+    (std > 0.0).then_some(Standard { mean, std })
+}
+
+/// Fit the calibration on `train`: z-score statistics of H and N, then a logistic regression
+/// of "wrong" on the void features at the first answer token (`l2` on standardised weights).
+pub fn fit_calibration(train: &[Record], cfg: &Config, provenance: &str) -> Option<Calibration> {
+    let wrong: Vec<bool> = train.iter().map(|r| !r.correct).collect();
+    if wrong.iter().all(|&w| w) || !wrong.iter().any(|&w| w) {
+        return None;
+    }
+    let stats = MassStats {
+        h: standard(train.iter().filter_map(|r| r.h.map(f64::from))),
+        d: None,
+        n: standard(
+            train
+                .iter()
+                .filter_map(|r| r.n_kl.or(r.n_surprisal).map(f64::from)),
+        ),
+    };
+    let mut calib = Calibration {
+        format: CALIBRATION_FORMAT.into(),
+        version: CALIBRATION_VERSION,
+        provenance: provenance.into(),
+        void: None,
+        mass: Some(stats),
+    };
+    let x = qa::void_features(train, &cfg.mass, Some(&calib));
+    let (bias, w) = metrics::logistic_fit(&x, &wrong, 1.0);
+    calib.void = Some(VoidWeights {
+        bias: bias as f32,
+        entropy: w[0] as f32,
+        energy: w[1] as f32,
+        one_minus_pmax: w[2] as f32,
+        varentropy: w[3] as f32,
+        trend: 0.0,
+        task: 0.0,
+        mass: w[4] as f32,
+    });
+    Some(calib)
+}
+
+fn fmt_iv(i: &Option<Interval>) -> String {
+    match i {
+        Some(i) => format!("{:.3} [{:.3}, {:.3}]", i.value, i.lo, i.hi),
+        None => "n/a".into(),
+    }
+}
+
+/// Analyse the records: the calibration is fitted on the training split and every held-out
+/// figure is computed on the other half.
+pub fn analyse(records: &[Record], cfg: &Config, provenance: &str, resamples: usize) -> QaReport {
+    let (train, test): (Vec<Record>, Vec<Record>) = records
+        .iter()
+        .cloned()
+        .partition(|r| qa::is_train(&r.subject));
+    let calib = fit_calibration(&train, cfg, provenance);
+    let mut md = String::new();
+    let mut json = serde_json::json!({});
+    // Accuracy.
+    let _ = writeln!(
+        md,
+        "| relation | items | correct | accuracy |\n|---|---|---|---|"
+    );
+    for rel in ["capital", "region", "all"] {
+        let rs: Vec<&Record> = records
+            .iter()
+            .filter(|r| rel == "all" || r.relation == rel)
+            .collect();
+        let ok = rs.iter().filter(|r| r.correct).count();
+        let acc = ok as f64 / rs.len().max(1) as f64;
+        let _ = writeln!(md, "| {rel} | {} | {ok} | {acc:.3} |", rs.len());
+        json["accuracy"][rel] = serde_json::json!({"items": rs.len(), "correct": ok});
+    }
+    let _ = writeln!(
+        md,
+        "\nSplit by country (FNV-1a of the name): {} training items, {} held out.\n",
+        train.len(),
+        test.len()
+    );
+    // Scores on the held-out split: baselines, default void, M(Q), calibrated void.
+    let base = qa::baselines(&test);
+    let mut names: Vec<String> = base.names.iter().map(|s| s.to_string()).collect();
+    let mut values = base.values;
+    let nb = names.len();
+    names.push("void score, default weights".into());
+    values.push(qa::void_scores(&test, &cfg.void.weights, &cfg.mass, None));
+    names.push("M(Q) alone (z-scored)".into());
+    values.push(
+        test.iter()
+            .map(|r| {
+                crate::mass::with_mass(r.mass(), &cfg.mass, calib.as_ref())
+                    .m
+                    .unwrap_or(0.0) as f64
+            })
+            .collect(),
+    );
+    if let Some(c) = &calib {
+        names.push("**void score, calibrated**".into());
+        values.push(qa::void_scores(
+            &test,
+            c.void.as_ref().expect("fitted"),
+            &cfg.mass,
+            Some(c),
+        ));
+    }
+    let wrong: Vec<bool> = test.iter().map(|r| !r.correct).collect();
+    // Best baseline by pooled held-out AUROC (chosen on the test split: favours the baseline).
+    let best = (0..nb)
+        .filter_map(|i| metrics::auroc(&values[i], &wrong).map(|a| (i, a)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i);
+    let _ = writeln!(
+        md,
+        "AUROC for predicting a wrong answer, held-out split, with 95% paired-bootstrap intervals \
+         ({resamples} resamples):\n\n| score | capital | region | pooled |\n|---|---|---|---|"
+    );
+    let mut per_rel = vec![];
+    for rel in ["capital", "region", "pooled"] {
+        let keep: Vec<usize> = (0..test.len())
+            .filter(|&i| rel == "pooled" || test[i].relation == rel)
+            .collect();
+        let y: Vec<bool> = keep.iter().map(|&i| wrong[i]).collect();
+        let cols: Vec<Vec<f64>> = values
+            .iter()
+            .map(|v| keep.iter().map(|&i| v[i]).collect())
+            .collect();
+        let refs: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
+        let pairs: Vec<(usize, usize)> = match (calib.is_some(), best) {
+            (true, Some(b)) => vec![(values.len() - 1, b)],
+            _ => vec![],
+        };
+        per_rel.push(metrics::bootstrap_auroc(&refs, &y, &pairs, resamples, 2024));
+    }
+    for (i, name) in names.iter().enumerate() {
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} |",
+            fmt_iv(&per_rel[0].0[i]),
+            fmt_iv(&per_rel[1].0[i]),
+            fmt_iv(&per_rel[2].0[i])
+        );
+        json["auroc"][name.trim_matches('*')] = serde_json::json!({
+            "capital": per_rel[0].0[i], "region": per_rel[1].0[i], "pooled": per_rel[2].0[i],
+        });
+    }
+    if let (Some(b), true) = (best, calib.is_some()) {
+        let _ = writeln!(
+            md,
+            "\nCalibrated void score − best single baseline ({}), AUROC difference: capital {}, \
+             region {}, pooled {}.",
+            names[b],
+            fmt_iv(&per_rel[0].1[0]),
+            fmt_iv(&per_rel[1].1[0]),
+            fmt_iv(&per_rel[2].1[0])
+        );
+        json["difference_vs_best_baseline"] = serde_json::json!({
+            "baseline": names[b],
+            "capital": per_rel[0].1[0], "region": per_rel[1].1[0], "pooled": per_rel[2].1[0],
+        });
+    }
+    // Risk–coverage (pooled, held out).
+    let correct: Vec<bool> = test.iter().map(|r| r.correct).collect();
+    let _ = writeln!(
+        md,
+        "\nRisk–coverage when abstaining by each score (held out, pooled; AURC lower is better):\n\n\
+         | score | AURC | accuracy at 50% coverage | at 80% | at 100% |\n|---|---|---|---|---|"
+    );
+    let mut curves = vec![];
+    for (name, v) in names.iter().zip(&values) {
+        let c = metrics::risk_coverage(v, &correct);
+        if c.is_empty() {
+            continue;
+        }
+        let (a, a50, a80, a100) = (
+            metrics::aurc(&c),
+            metrics::accuracy_at(&c, 0.5),
+            metrics::accuracy_at(&c, 0.8),
+            metrics::accuracy_at(&c, 1.0),
+        );
+        let _ = writeln!(md, "| {name} | {a:.3} | {a50:.3} | {a80:.3} | {a100:.3} |");
+        json["risk_coverage"][name.trim_matches('*')] =
+            serde_json::json!({"aurc": a, "acc50": a50, "acc80": a80});
+        curves.push((name.trim_matches('*').to_string(), c));
+    }
+    // Kalai-penalised score with the confidences that are probabilities.
+    let mut conf: Vec<(String, Vec<f64>)> = vec![
+        ("always answer".into(), vec![1.0; test.len()]),
+        (
+            "p_max, first token".into(),
+            test.iter().map(|r| r.field(0).p_max()).collect(),
+        ),
+        (
+            "exp(mean log-probability)".into(),
+            test.iter()
+                .map(|r| {
+                    (-r.steps.iter().map(|s| s.potential).sum::<f64>()
+                        / r.steps.len().max(1) as f64)
+                        .exp()
+                })
+                .collect(),
+        ),
+    ];
+    if calib.is_some() {
+        let v = values.last().expect("calibrated score");
+        conf.push((
+            "1 − calibrated void score".into(),
+            v.iter().map(|x| 1.0 - x).collect(),
+        ));
+    }
+    let _ = writeln!(
+        md,
+        "\nKalai-penalised score (answer when confidence ≥ t; right +1, wrong −t/(1−t), \
+         abstain 0; mean over held-out items):\n\n| confidence | t = 0.5 | t = 0.75 | t = 0.9 |\n|---|---|---|---|"
+    );
+    for (name, c) in &conf {
+        let k: Vec<f64> = [0.5, 0.75, 0.9]
+            .iter()
+            .map(|&t| metrics::kalai_score(c, &correct, t) + 0.0) // + 0.0: no "-0.000"
+            .collect();
+        let _ = writeln!(md, "| {name} | {:.3} | {:.3} | {:.3} |", k[0], k[1], k[2]);
+        json["kalai"][name] = serde_json::json!(k);
+    }
+    if let Some(c) = &calib {
+        let _ = writeln!(
+            md,
+            "\nFitted calibration (training split; saved as `calibration.json`, loadable by \
+             `GravityProcessor::set_calibration` / `ig_processor_load_calibration`):\n\n```json\n{}\n```",
+            serde_json::to_string_pretty(c).expect("serialises")
+        );
+    }
+    QaReport {
+        markdown: md,
+        json,
+        calibration: calib,
+        svg: risk_coverage_svg(&curves),
+        audit: audit(records, 50),
+    }
+}
+
+/// A seeded sample of `n` gradings for a hand audit.
+fn audit(records: &[Record], n: usize) -> String {
+    let mut rng = crate::sampler::Rng::new(50);
+    let mut idx: Vec<usize> = (0..records.len()).collect();
+    for i in (1..idx.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        idx.swap(i, j);
+    }
+    let mut s = String::from(
+        "| id | subject | relation | model's answer (after the stem) | graded |\n|---|---|---|---|---|\n",
+    );
+    for &i in idx.iter().take(n) {
+        let r = &records[i];
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            r.id,
+            r.subject,
+            r.relation,
+            r.answer.replace('|', "\\|").replace('\n', "⏎"),
+            if r.correct { "right" } else { "wrong" }
+        );
+    }
+    s
+}
+
+/// Risk–coverage curves as a self-contained SVG.
+pub fn risk_coverage_svg(curves: &[(String, Vec<(f64, f64)>)]) -> String {
+    let (w, h, pad) = (760.0, 420.0, 50.0);
+    let colors = [
+        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+        "#bcbd22", "#17becf", "#000000",
+    ];
+    let ymax = curves
+        .iter()
+        .flat_map(|(_, c)| c.iter().map(|p| p.1))
+        .fold(0.05, f64::max);
+    let x = |c: f64| pad + c * (w - 2.0 * pad - 220.0);
+    let y = |r: f64| h - pad - r / ymax * (h - 2.0 * pad);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{pad}\" y=\"20\" font-size=\"13\">Risk–coverage, held-out QA items (lower is better)</text>\n\
+         <line x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"black\"/>\n\
+         <line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{0}\" stroke=\"black\"/>\n\
+         <text x=\"{2}\" y=\"{3}\">coverage</text>\n<text x=\"8\" y=\"{pad}\">risk</text>\n",
+        h - pad,
+        x(1.0),
+        x(0.45),
+        h - 12.0
+    );
+    for t in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\">{t}</text>",
+            x(t) - 6.0,
+            h - pad + 14.0
+        );
+    }
+    for k in 0..=4 {
+        let r = ymax * k as f64 / 4.0;
+        let _ = writeln!(s, "<text x=\"12\" y=\"{}\">{r:.2}</text>", y(r) + 4.0);
+    }
+    for (i, (name, c)) in curves.iter().enumerate() {
+        let col = colors[i % colors.len()];
+        let pts: Vec<String> = c
+            .iter()
+            .map(|&(cv, r)| format!("{:.1},{:.1}", x(cv), y(r)))
+            .collect();
+        let width = if name.contains("calibrated") { 3 } else { 1 };
+        let _ = writeln!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{col}\" stroke-width=\"{width}\" points=\"{}\"/>",
+            pts.join(" ")
+        );
+        let ly = pad + 16.0 * i as f64;
+        let _ = writeln!(
+            s,
+            "<line x1=\"{0}\" y1=\"{ly}\" x2=\"{1}\" y2=\"{ly}\" stroke=\"{col}\" stroke-width=\"{width}\"/>\
+             <text x=\"{2}\" y=\"{3}\">{4}</text>",
+            w - 260.0,
+            w - 240.0,
+            w - 235.0,
+            ly + 4.0,
+            name.replace('&', "&amp;").replace('<', "&lt;")
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
