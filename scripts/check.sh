@@ -27,10 +27,12 @@ fi
 cargo test --all-targets
 cargo test --doc
 
-step "evaluation smoke: 30 QA items on the real model (the full run: docs/EVALUATION.md)"
+step "evaluation smoke: 30 QA items, 3 open-ended prompts on the real model (full runs: docs/EVALUATION.md)"
 rm -rf target/eval-smoke
 cargo run --quiet -- eval qa --limit 30 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
 head -6 target/eval-smoke.log && tail -1 target/eval-smoke.log
+cargo run --quiet -- eval loops --limit 3 --max-tokens 32 --out target/eval-smoke >target/eval-smoke.log
+cat target/eval-smoke.log
 
 step "benches compile"
 cargo bench --no-run --quiet

@@ -46,6 +46,28 @@ enum EvalCmd {
         #[arg(long)]
         model: Option<std::path::PathBuf>,
     },
+    /// Black holes: open-ended prompts decoded greedily, with a repetition stop, with DRY and
+    /// with the escape intervention; loop rate, distinct-2/3, model log-likelihood.
+    Loops {
+        /// Only N prompts, evenly spaced (a smoke run).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Output directory: loops.jsonl (resumable), loops.md, loops.json.
+        #[arg(long, default_value = "eval-out")]
+        out: std::path::PathBuf,
+        /// One prompt per line.
+        #[arg(long, default_value = "eval/open_prompts.txt")]
+        prompts: std::path::PathBuf,
+        /// Tokens per generation.
+        #[arg(long, default_value_t = 160)]
+        max_tokens: usize,
+        /// Prompts decoded together in one batch.
+        #[arg(long, default_value_t = 20)]
+        batch: usize,
+        /// Model directory (default: SmolLM2-135M-Instruct, set up on first use).
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -819,9 +841,65 @@ fn shipped_prior(vocab: usize) -> Result<Option<infogravity::Prior>, CliError> {
     Ok(Some(infogravity::Prior::from_bytes(SHIPPED)?).filter(|p| p.vocab() == vocab))
 }
 
+/// At most `limit` of `items`, evenly spaced.
+fn evenly<T: Clone>(items: Vec<T>, limit: Option<usize>) -> Vec<T> {
+    match limit.filter(|&n| n < items.len()) {
+        Some(n) => (0..n).map(|k| items[k * items.len() / n].clone()).collect(),
+        None => items,
+    }
+}
+
 fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
-    use infogravity::eval::{qa, report};
+    use infogravity::eval::{loops, qa, report};
     match cmd {
+        EvalCmd::Loops {
+            limit,
+            out,
+            prompts,
+            max_tokens,
+            batch,
+            model,
+        } => {
+            let text = std::fs::read_to_string(&prompts)
+                .map_err(|e| infogravity::Error::Io(format!("{}: {e}", prompts.display())))?;
+            let all: Vec<String> = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect();
+            let list = evenly(all, limit);
+            let dir = model_dir(model)?;
+            let mut eng = engine::Engine::load(&dir, &Default::default())?;
+            std::fs::create_dir_all(&out).map_err(CliError::Io)?;
+            let bar = progress((loops::METHODS.len() * list.len()) as u64, "generations");
+            let started = std::time::Instant::now();
+            let records = loops::run_loops(
+                &mut eng,
+                &list,
+                max_tokens,
+                batch,
+                &out.join("loops.jsonl"),
+                |done, _| bar.set_position(done as u64),
+            )?;
+            bar.finish_and_clear();
+            let (md, json) = loops::report(&records);
+            std::fs::write(out.join("loops.md"), &md).map_err(CliError::Io)?;
+            std::fs::write(
+                out.join("loops.json"),
+                serde_json::to_string_pretty(&json).expect("serialises"),
+            )
+            .map_err(CliError::Io)?;
+            let mut o = std::io::stdout().lock();
+            writeln!(o, "{md}")?;
+            writeln!(
+                o,
+                "{} prompts, {max_tokens} tokens each, in {:.0} s; wrote {}",
+                list.len(),
+                started.elapsed().as_secs_f64(),
+                out.display()
+            )?;
+            Ok(())
+        }
         EvalCmd::Qa {
             limit,
             out,
@@ -830,11 +908,8 @@ fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
             model,
         } => {
             let mut items = qa::load_bank(&bank)?;
-            if let Some(n) = limit.filter(|&n| n < items.len()) {
-                // Evenly spaced over the bank, so a smoke run covers both relations.
-                let len = items.len();
-                items = (0..n).map(|k| items[k * len / n].clone()).collect();
-            }
+            // Evenly spaced over the bank, so a smoke run covers both relations.
+            items = evenly(items, limit);
             let dir = model_dir(model)?;
             let mut eng = engine::Engine::load(&dir, &Default::default())?;
             let prior = shipped_prior(eng.lm.info().vocab)?;

@@ -218,24 +218,9 @@ pub fn run_bank(
     out: &Path,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Record>> {
-    let mut have: Vec<Record> = match std::fs::read_to_string(out) {
-        Ok(t) => t
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(serde_json::from_str)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|err| Error::CorruptFile {
-                what: "QA results",
-                msg: format!("{}: {err} (delete it to start over)", out.display()),
-            })?,
-        Err(_) => vec![],
-    };
+    let mut have: Vec<Record> = super::read_jsonl(out, "QA results")?;
     let done: std::collections::HashSet<u32> = have.iter().map(|r| r.id).collect();
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(out)
-        .map_err(|err| Error::Io(format!("{}: {err}", out.display())))?;
+    let mut file = super::append(out)?;
     let total = items.len();
     let mut n = items.iter().filter(|i| done.contains(&i.id)).count();
     progress(n, total);
