@@ -124,6 +124,14 @@ fn a_closed_pipe_ends_the_output_quietly() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
 
+/// The JSON objects among the lines of `out`.
+fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn generate_runs_on_the_tiny_model() {
     let Some(dir) = tiny() else { return };
@@ -139,11 +147,7 @@ fn generate_runs_on_the_tiny_model() {
         "jsonl",
     ]);
     assert!(ok, "{err}");
-    let rows: Vec<serde_json::Value> = out
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&out);
     assert!(!rows.is_empty() && rows.len() <= 6, "{out}");
     assert!(rows.iter().all(|r| r["entropy"].as_f64().unwrap() >= 0.0));
     // Two prompts × two samples in one batch, with T* in the diagnostics.
@@ -162,11 +166,7 @@ fn generate_runs_on_the_tiny_model() {
         "jsonl",
     ]);
     assert!(ok, "{err}");
-    let rows: Vec<serde_json::Value> = out
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&out);
     for r in 0..4 {
         assert!(rows.iter().any(|j| j["row"] == r), "row {r} missing: {out}");
         assert!(
