@@ -284,3 +284,55 @@ fn generate_batch_equals_generating_one_by_one() {
             .is_empty()
     );
 }
+
+#[test]
+fn query_spans_bring_novelty_into_the_temperature() {
+    let Some(dir) = tiny() else { return };
+    let mut eng = engine::Engine::load(&dir, &EngineOptions::default()).unwrap();
+    let v = eng.lm.info().vocab;
+    let (ids, start, end) =
+        engine::prompt_with_span(&eng, None, "zebra quartz xylophone", "").unwrap();
+    // T = base · exp(gain · (M − ref)) with no entropy response: T follows M(Q) alone.
+    let json = r#"{"preset":"neutral","temperature":{"base":1,"mass_gain":2,"max":10}}"#;
+    let mut p = engine::processor_for(&eng, json).unwrap();
+    // A prior that has seen only token 0: every query token is novel, N_KL is large.
+    let mut counts = vec![0u32; v];
+    counts[0] = 1000;
+    p.set_prior(Some(
+        infogravity::Prior::from_counts(counts, "test").unwrap(),
+    ))
+    .unwrap();
+    let opts = engine::GenerateOptions {
+        max_tokens: 1,
+        ..Default::default()
+    };
+    let t = |eng: &mut engine::Engine, p: &mut infogravity::GravityProcessor, o| {
+        let g = eng
+            .generate_batch(p, std::slice::from_ref(&ids), o, |_, _, _| {})
+            .unwrap();
+        g[0].reports[0].temperature
+    };
+    let without = t(&mut eng, &mut p, &opts);
+    let with_spans = engine::GenerateOptions {
+        query_spans: std::iter::once(start..end).collect(),
+        ..opts.clone()
+    };
+    let with = t(&mut eng, &mut p, &with_spans);
+    assert!(
+        with > without * 1.05,
+        "N(Q) did not raise T: {without} → {with}"
+    );
+    // One span per prompt, inside it.
+    let two = engine::GenerateOptions {
+        query_spans: vec![start..end, start..end],
+        ..opts.clone()
+    };
+    let e = eng.generate_batch(&mut p, std::slice::from_ref(&ids), &two, |_, _, _| {});
+    assert!(matches!(e, Err(Error::SizeMismatch { .. })), "{e:?}");
+    let outside = engine::GenerateOptions {
+        query_spans: std::iter::once(start..ids.len() + 1).collect(),
+        ..opts
+    };
+    let e = eng.generate_batch(&mut p, std::slice::from_ref(&ids), &outside, |_, _, _| {});
+    assert!(matches!(e, Err(Error::InvalidArgument(_))), "{e:?}");
+}

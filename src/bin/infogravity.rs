@@ -630,26 +630,25 @@ fn generate(a: GenArgs) -> Result<(), CliError> {
             format!(" ({})", skipped.join("; "))
         }
     );
+    // The user text's tokens are the query of M(Q) (N_KL against the shipped Prior).
     let mut prompts = vec![];
     for user in &a.prompt {
-        let mut messages = vec![];
-        if let Some(s) = &a.system {
-            messages.push(engine::Message::new("system", s));
-        }
-        messages.push(engine::Message::new("user", user));
-        prompts.push(eng.chat_prompt(&messages, "")?);
+        let (ids, start, end) = engine::prompt_with_span(&eng, a.system.as_deref(), user, "")?;
+        prompts.push((ids, start..end));
     }
     // Row r = prompt r / samples, seed seed + r.
-    let rows: Vec<Vec<u32>> = prompts
+    let (rows, query_spans): (Vec<Vec<u32>>, Vec<std::ops::Range<usize>>) = prompts
         .iter()
         .flat_map(|p| std::iter::repeat_n(p.clone(), a.samples as usize))
-        .collect();
+        .unzip();
     let gen_opts = engine::GenerateOptions {
         max_tokens: a.max_tokens,
         seed: a.seed,
         anchors: a.anchor.clone(),
         critical_temperature: a.tstar,
+        query_spans,
     };
+    let prior = shipped_prior(eng.lm.info().vocab)?;
     let config = |preset: &str| {
         let mut v = serde_json::json!({ "preset": preset });
         if let Some(t) = a.temperature {
@@ -665,6 +664,7 @@ fn generate(a: GenArgs) -> Result<(), CliError> {
     let single = rows.len() == 1;
     for (label, json) in runs {
         let mut p = engine::processor_for(&eng, &json)?;
+        p.set_prior(prior.clone())?;
         if a.compare {
             writeln!(
                 out,

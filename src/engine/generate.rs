@@ -72,6 +72,11 @@ pub struct GenerateOptions {
     /// the raw next-token field over [0.02, 4], [`crate::field::thermo::CriticalTemperature`]).
     /// Costs about 50 kernel passes over the vocabulary per token (see the CLI's `--tstar`).
     pub critical_temperature: bool,
+    /// Empty, or one range per prompt: where the query's tokens are in it (e.g. from
+    /// [`crate::engine::prompt_with_span`]). They are passed to the processor's `begin`, so M(Q)
+    /// includes the novelty N_KL when the processor has a Prior (DESIGN.md §1); without them
+    /// M(Q) comes from the prompt's entropy alone.
+    pub query_spans: Vec<std::ops::Range<usize>>,
 }
 
 impl Default for GenerateOptions {
@@ -81,6 +86,7 @@ impl Default for GenerateOptions {
             seed: 0,
             anchors: vec![],
             critical_temperature: false,
+            query_spans: vec![],
         }
     }
 }
@@ -217,6 +223,23 @@ impl Engine {
         if b == 0 {
             return Ok(vec![]);
         }
+        if !opts.query_spans.is_empty() {
+            if opts.query_spans.len() != b {
+                return Err(Error::SizeMismatch {
+                    what: "query spans (one per prompt)",
+                    expected: b,
+                    got: opts.query_spans.len(),
+                });
+            }
+            if let Some((r, s)) = (opts.query_spans.iter().enumerate())
+                .find(|(r, s)| s.start > s.end || s.end > prompts[*r].len())
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "query span {s:?} of prompt {r} is outside its {} tokens",
+                    prompts[r].len()
+                )));
+            }
+        }
         let mut anchors = vec![];
         for a in &opts.anchors {
             anchors.extend(self.encode(a)?);
@@ -240,6 +263,7 @@ impl Engine {
                     anchors: &anchors,
                     query: QueryInput {
                         prompt_logits: Some(logits),
+                        query_tokens: opts.query_spans.get(r).map(|s| &prompts[r][s.clone()]),
                         ..Default::default()
                     },
                 },
