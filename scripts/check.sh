@@ -27,12 +27,23 @@ fi
 cargo test --all-targets
 cargo test --doc
 
-step "evaluation smoke: 30 QA items, 3 open-ended prompts on the real model (full runs: docs/EVALUATION.md)"
+step "evaluation smoke: every part on a few items/prompts of the real model (full runs: docs/EVALUATION.md)"
 rm -rf target/eval-smoke
 cargo run --quiet -- eval qa --limit 30 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
 head -6 target/eval-smoke.log && tail -1 target/eval-smoke.log
 cargo run --quiet -- eval loops --limit 3 --max-tokens 32 --out target/eval-smoke >target/eval-smoke.log
 cat target/eval-smoke.log
+cargo run --quiet -- eval temperature --limit 6 --open-limit 2 --open-tokens 16 --resamples 200 \
+    --out target/eval-smoke >target/eval-smoke.log
+tail -1 target/eval-smoke.log
+cargo run --quiet -- eval phase --limit 4 --samples 1 --grid 6 --few-samples 2 --resamples 200 \
+    --out target/eval-smoke >target/eval-smoke.log
+tail -1 target/eval-smoke.log
+cargo run --quiet -- eval sensitivity --limit 8 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
+tail -1 target/eval-smoke.log
+for f in qa.md loops.md temperature.md phase.md phase_indicator.svg sensitivity.md; do
+    test -s "target/eval-smoke/$f" || { echo "evaluation smoke wrote no $f" >&2; exit 1; }
+done
 
 step "benches compile"
 cargo bench --no-run --quiet

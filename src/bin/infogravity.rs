@@ -68,6 +68,80 @@ enum EvalCmd {
         #[arg(long)]
         model: Option<std::path::PathBuf>,
     },
+    /// Adaptive temperature at a matched mean T: fixed, EDT, dynatemp and the gravity
+    /// temperature in each direction; accuracy on the QA bank, diversity (distinct-2, self-BLEU)
+    /// on the open-ended prompts.
+    Temperature {
+        /// Only N QA items, evenly spaced.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Only N open-ended prompts, evenly spaced.
+        #[arg(long)]
+        open_limit: Option<usize>,
+        /// The mean temperature every rule is matched to.
+        #[arg(long, default_value_t = 0.7)]
+        target: f64,
+        /// Tokens per open-ended sample.
+        #[arg(long, default_value_t = 64)]
+        open_tokens: usize,
+        /// Output directory: temperature.jsonl (resumable), temperature_bases.json,
+        /// temperature.md, temperature.json.
+        #[arg(long, default_value = "eval-out")]
+        out: std::path::PathBuf,
+        #[arg(long, default_value = "eval/qa_bank.jsonl")]
+        bank: std::path::PathBuf,
+        #[arg(long, default_value = "eval/open_prompts.txt")]
+        prompts: std::path::PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
+        /// Calibration whose M(Q) standardisation the gravity rules use (written by `eval qa`).
+        #[arg(long, default_value = "docs/eval/calibration.json")]
+        calibration: std::path::PathBuf,
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+    },
+    /// Temperature phase scan: answers sampled on a log grid of temperatures over [0.02, 4];
+    /// heat capacity and T*, accuracy per temperature, the dissimilarity indicator of arXiv
+    /// 2405.17088, and whether T* predicts where each item's accuracy collapses.
+    Phase {
+        /// Only N QA items, evenly spaced (default 96).
+        #[arg(long, default_value_t = 96)]
+        limit: usize,
+        /// Samples per item and temperature.
+        #[arg(long, default_value_t = 4)]
+        samples: usize,
+        /// Grid points.
+        #[arg(long, default_value_t = 16)]
+        grid: usize,
+        /// Samples per temperature for the few items the per-item indicator is drawn for.
+        #[arg(long, default_value_t = 32)]
+        few_samples: usize,
+        /// Output directory: phase.jsonl (resumable), phase.md, phase.json, phase_*.svg.
+        #[arg(long, default_value = "eval-out")]
+        out: std::path::PathBuf,
+        #[arg(long, default_value = "eval/qa_bank.jsonl")]
+        bank: std::path::PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+    },
+    /// Prompt sensitivity: every QA item in its bank wording and three rewordings; does low
+    /// field stability S predict that the greedy answer changes?
+    Sensitivity {
+        /// Only N QA items, evenly spaced.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Output directory: sensitivity.jsonl (resumable), sensitivity.md, sensitivity.json.
+        #[arg(long, default_value = "eval-out")]
+        out: std::path::PathBuf,
+        #[arg(long, default_value = "eval/qa_bank.jsonl")]
+        bank: std::path::PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -849,6 +923,32 @@ fn evenly<T: Clone>(items: Vec<T>, limit: Option<usize>) -> Vec<T> {
     }
 }
 
+/// One prompt per non-empty line.
+fn read_prompts(path: &std::path::Path) -> Result<Vec<String>, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| infogravity::Error::Io(format!("{}: {e}", path.display())))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// Write `name`.md and `name`.json into `out`.
+fn write_report(
+    out: &std::path::Path,
+    name: &str,
+    md: &str,
+    json: &serde_json::Value,
+) -> Result<(), CliError> {
+    std::fs::write(out.join(format!("{name}.md")), md).map_err(CliError::Io)?;
+    std::fs::write(
+        out.join(format!("{name}.json")),
+        serde_json::to_string_pretty(json).expect("serialises"),
+    )
+    .map_err(CliError::Io)
+}
+
 fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
     use infogravity::eval::{loops, qa, report};
     match cmd {
@@ -860,14 +960,7 @@ fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
             batch,
             model,
         } => {
-            let text = std::fs::read_to_string(&prompts)
-                .map_err(|e| infogravity::Error::Io(format!("{}: {e}", prompts.display())))?;
-            let all: Vec<String> = text
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(str::to_string)
-                .collect();
-            let list = evenly(all, limit);
+            let list = evenly(read_prompts(&prompts)?, limit);
             let dir = model_dir(model)?;
             let mut eng = engine::Engine::load(&dir, &Default::default())?;
             std::fs::create_dir_all(&out).map_err(CliError::Io)?;
@@ -883,17 +976,140 @@ fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
             )?;
             bar.finish_and_clear();
             let (md, json) = loops::report(&records);
-            std::fs::write(out.join("loops.md"), &md).map_err(CliError::Io)?;
-            std::fs::write(
-                out.join("loops.json"),
-                serde_json::to_string_pretty(&json).expect("serialises"),
-            )
-            .map_err(CliError::Io)?;
+            write_report(&out, "loops", &md, &json)?;
             let mut o = std::io::stdout().lock();
             writeln!(o, "{md}")?;
             writeln!(
                 o,
                 "{} prompts, {max_tokens} tokens each, in {:.0} s; wrote {}",
+                list.len(),
+                started.elapsed().as_secs_f64(),
+                out.display()
+            )?;
+            Ok(())
+        }
+        EvalCmd::Phase {
+            limit,
+            samples,
+            grid,
+            few_samples,
+            out,
+            bank,
+            resamples,
+            model,
+        } => {
+            use infogravity::eval::phase;
+            let items = evenly(qa::load_bank(&bank)?, Some(limit));
+            let dir = model_dir(model)?;
+            let mut eng = engine::Engine::load(&dir, &Default::default())?;
+            std::fs::create_dir_all(&out).map_err(CliError::Io)?;
+            let o = phase::Options {
+                samples: samples.max(1),
+                few_samples: few_samples.max(1),
+                grid: grid.max(2 * phase::Options::default().window),
+                ..Default::default()
+            };
+            let rows = (items.len() * o.samples + o.few.min(items.len()) * o.few_samples) * o.grid;
+            let bar = progress(rows as u64, "samples");
+            let started = std::time::Instant::now();
+            let records = phase::run(&mut eng, &items, None, &o, &out, |done, _| {
+                bar.set_position(done as u64)
+            })?;
+            bar.finish_and_clear();
+            let rep = phase::report(&records, &o, resamples);
+            write_report(&out, "phase", &rep.markdown, &rep.json)?;
+            for (name, svg) in &rep.svgs {
+                std::fs::write(out.join(name), svg).map_err(CliError::Io)?;
+            }
+            writeln!(
+                std::io::stdout().lock(),
+                "{}\n{} answers in {:.0} s; wrote {}",
+                rep.markdown,
+                records.len(),
+                started.elapsed().as_secs_f64(),
+                out.display()
+            )?;
+            Ok(())
+        }
+        EvalCmd::Sensitivity {
+            limit,
+            out,
+            bank,
+            resamples,
+            model,
+        } => {
+            use infogravity::eval::sensitivity;
+            let items = evenly(qa::load_bank(&bank)?, limit);
+            let dir = model_dir(model)?;
+            let mut eng = engine::Engine::load(&dir, &Default::default())?;
+            std::fs::create_dir_all(&out).map_err(CliError::Io)?;
+            let bar = progress(items.len() as u64, "items");
+            let started = std::time::Instant::now();
+            let records = sensitivity::run(&mut eng, &items, 12, 32, &out, |done, _| {
+                bar.set_position(done as u64)
+            })?;
+            bar.finish_and_clear();
+            let (md, json) = sensitivity::report(&records, resamples);
+            write_report(&out, "sensitivity", &md, &json)?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{md}\n{} items in {:.0} s; wrote {}",
+                records.len(),
+                started.elapsed().as_secs_f64(),
+                out.display()
+            )?;
+            Ok(())
+        }
+        EvalCmd::Temperature {
+            limit,
+            open_limit,
+            target,
+            open_tokens,
+            out,
+            bank,
+            prompts,
+            resamples,
+            calibration,
+            model,
+        } => {
+            use infogravity::eval::temperature;
+            let calib = infogravity::Calibration::load(&calibration)?;
+            let items = evenly(qa::load_bank(&bank)?, limit);
+            let list = evenly(read_prompts(&prompts)?, open_limit);
+            let dir = model_dir(model)?;
+            let mut eng = engine::Engine::load(&dir, &Default::default())?;
+            let prior = shipped_prior(eng.lm.info().vocab)?;
+            std::fs::create_dir_all(&out).map_err(CliError::Io)?;
+            let o = temperature::Options {
+                target,
+                open_tokens: open_tokens.max(1),
+                ..Default::default()
+            };
+            let rows = (items.len() * o.qa_samples + list.len() * o.open_samples)
+                * temperature::METHODS.len();
+            let bar = progress(rows as u64, "samples");
+            bar.set_message("matching the mean temperature on the pilot rows");
+            let started = std::time::Instant::now();
+            let (bases, records) = temperature::run(
+                &mut eng,
+                &items,
+                &list,
+                prior.as_ref(),
+                Some(&calib),
+                &o,
+                &out,
+                |done, _| {
+                    bar.set_message("");
+                    bar.set_position(done as u64)
+                },
+            )?;
+            bar.finish_and_clear();
+            let (md, json) = temperature::report(&bases, &records, resamples);
+            write_report(&out, "temperature", &md, &json)?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{md}\n{} items, {} prompts in {:.0} s; wrote {}",
+                items.len(),
                 list.len(),
                 started.elapsed().as_secs_f64(),
                 out.display()

@@ -105,6 +105,115 @@ pub fn bootstrap_auroc(
     (single, diffs)
 }
 
+/// A statistic of `n` paired observations with a 95% percentile-bootstrap interval:
+/// `stat(indices)` is evaluated on all n first (the point), then on `resamples` draws of n
+/// indices with replacement; draws where it returns None (e.g. an empty class) are redrawn, up
+/// to ten times the resamples. None when the point is None or no draw succeeded.
+pub fn bootstrap(
+    n: usize,
+    resamples: usize,
+    seed: u64,
+    mut stat: impl FnMut(&[usize]) -> Option<f64>,
+) -> Option<Interval> {
+    let all: Vec<usize> = (0..n).collect();
+    let value = stat(&all)?;
+    let mut rng = Rng::new(seed);
+    let mut idx = vec![0usize; n];
+    let mut d = Vec::with_capacity(resamples);
+    let mut tries = 0;
+    while d.len() < resamples && tries < resamples * 10 && n > 0 {
+        tries += 1;
+        for i in idx.iter_mut() {
+            *i = (rng.uniform() * n as f64) as usize % n;
+        }
+        if let Some(v) = stat(&idx) {
+            d.push(v);
+        }
+    }
+    if d.is_empty() {
+        return None;
+    }
+    d.sort_by(f64::total_cmp);
+    let q = |p: f64| d[((p * (d.len() - 1) as f64).round() as usize).min(d.len() - 1)];
+    Some(Interval {
+        value,
+        lo: q(0.025),
+        hi: q(0.975),
+    })
+}
+
+/// Mean of `x` over `idx`.
+pub fn mean_at(x: &[f64], idx: &[usize]) -> f64 {
+    idx.iter().map(|&i| x[i]).sum::<f64>() / idx.len().max(1) as f64
+}
+
+/// Average ranks (1-based, ties share their mean rank).
+fn ranks(x: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..x.len()).collect();
+    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    let mut r = vec![0.0; x.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && x[idx[j + 1]] == x[idx[i]] {
+            j += 1;
+        }
+        for &k in &idx[i..=j] {
+            r[k] = (i + j) as f64 / 2.0 + 1.0;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Pearson correlation; None with fewer than 3 points or a constant side.
+pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
+    let n = x.len();
+    if n < 3 || n != y.len() {
+        return None;
+    }
+    let (mx, my) = (
+        x.iter().sum::<f64>() / n as f64,
+        y.iter().sum::<f64>() / n as f64,
+    );
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+}
+
+/// Spearman rank correlation (Pearson on average ranks).
+pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
+    pearson(&ranks(x), &ranks(y))
+}
+
+/// The linear dissimilarity of arXiv 2405.17088 between two sample sets, g(x) = 2x − 1:
+/// D = ½·E_{x∼P₁}[2·P̂(1|x) − 1] + ½·E_{x∼P₂}[2·P̂(2|x) − 1], with the Bayes-optimal posterior
+/// P̂(1|x) = P₁(x)/(P₁(x) + P₂(x)) computed from exact log-probabilities. Its expectation is
+/// ½·Σ(P₁ − P₂)²/(P₁ + P₂) ∈ [0, 1] (0 for equal distributions, 1 for disjoint ones).
+/// `one` and `two` are (log P₁(x), log P₂(x)) of the samples drawn from P₁ and from P₂.
+pub fn linear_dissimilarity(one: &[(f64, f64)], two: &[(f64, f64)]) -> Option<f64> {
+    if one.is_empty() || two.is_empty() {
+        return None;
+    }
+    // P̂(1|x) = σ(log P₁ − log P₂), stable for any magnitudes.
+    let post = |a: f64, b: f64| 1.0 / (1.0 + (b - a).exp());
+    let e1 = one
+        .iter()
+        .map(|&(a, b)| 2.0 * post(a, b) - 1.0)
+        .sum::<f64>()
+        / one.len() as f64;
+    let e2 = two
+        .iter()
+        .map(|&(a, b)| 2.0 * post(b, a) - 1.0)
+        .sum::<f64>()
+        / two.len() as f64;
+    Some(0.5 * (e1 + e2))
+}
+
 /// Risk–coverage when answering only the items scored least risky first: point k (1-based)
 /// is (coverage k/n, error rate among the k lowest scores). Ties are broken by index, so the
 /// curve is deterministic.
@@ -429,6 +538,58 @@ mod tests {
         // A constant column gets weight 0.
         let xc: Vec<Vec<f64>> = x.iter().map(|r| vec![r[0], 7.0]).collect();
         assert_eq!(logistic_fit(&xc, &y, 1e-6).1[1], 0.0);
+    }
+
+    #[test]
+    fn correlations_and_bootstrap() {
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let y = [2.0, 4.0, 6.0, 8.0, 100.0];
+        assert!((spearman(&x, &y).unwrap() - 1.0).abs() < 1e-12);
+        assert!(pearson(&x, &y).unwrap() < 0.9);
+        let rev: Vec<f64> = y.iter().map(|v| -v).collect();
+        assert!((spearman(&x, &rev).unwrap() + 1.0).abs() < 1e-12);
+        assert_eq!(spearman(&x, &[1.0; 5]), None);
+        assert_eq!(ranks(&[3.0, 1.0, 3.0]), vec![2.5, 1.0, 2.5]);
+        let v: Vec<f64> = (0..200).map(|i| (i % 10) as f64).collect();
+        let iv = bootstrap(v.len(), 500, 1, |idx| Some(mean_at(&v, idx))).unwrap();
+        assert!((iv.value - 4.5).abs() < 1e-12);
+        assert!(iv.lo < 4.5 && iv.hi > 4.5 && iv.hi - iv.lo < 1.5, "{iv:?}");
+        assert!(bootstrap(3, 10, 1, |_| None).is_none());
+    }
+
+    #[test]
+    fn linear_dissimilarity_limits_and_expectation() {
+        // Disjoint supports: posteriors are 1, D = 1. Equal distributions: D = 0.
+        let one = [(0.0, f64::NEG_INFINITY); 4];
+        let two = [(f64::NEG_INFINITY, 0.0); 4];
+        assert!((linear_dissimilarity(&one, &two).unwrap() - 1.0).abs() < 1e-12);
+        let same = [(-1.0, -1.0), (-2.0, -2.0)];
+        assert_eq!(linear_dissimilarity(&same, &same), Some(0.0));
+        // Exact expectation over a two-point space: P₁ = (0.8, 0.2), P₂ = (0.3, 0.7); weighting
+        // each outcome's term by its probability gives ½Σ(P₁ − P₂)²/(P₁ + P₂).
+        let (p1, p2) = ([0.8f64, 0.2], [0.3f64, 0.7]);
+        let want = 0.5
+            * (0..2)
+                .map(|i| (p1[i] - p2[i]).powi(2) / (p1[i] + p2[i]))
+                .sum::<f64>();
+        let post = |a: f64, b: f64| a / (a + b);
+        let got = 0.5
+            * (0..2)
+                .map(|i| p1[i] * (2.0 * post(p1[i], p2[i]) - 1.0))
+                .sum::<f64>()
+            + 0.5
+                * (0..2)
+                    .map(|i| p2[i] * (2.0 * post(p2[i], p1[i]) - 1.0))
+                    .sum::<f64>();
+        assert!((got - want).abs() < 1e-12);
+        // Monte Carlo with the estimator converges to it.
+        let mut rng = Rng::new(5);
+        let draw = |p: &[f64; 2], rng: &mut Rng| usize::from(rng.uniform() >= p[0]);
+        let lp = |i: usize| (p1[i].ln(), p2[i].ln());
+        let one: Vec<_> = (0..20000).map(|_| lp(draw(&p1, &mut rng))).collect();
+        let two: Vec<_> = (0..20000).map(|_| lp(draw(&p2, &mut rng))).collect();
+        let est = linear_dissimilarity(&one, &two).unwrap();
+        assert!((est - want).abs() < 0.01, "{est} vs {want}");
     }
 
     #[test]

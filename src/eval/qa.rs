@@ -208,6 +208,30 @@ pub fn run_item(
     })
 }
 
+/// How many of `tokens` the answer's first sentence takes: the prefix up to and including the
+/// token where the decoded text goes past its first sentence (the cut [`run_item`] makes), all
+/// of them when it never does.
+pub fn sentence_tokens(e: &Engine, tokens: &[u32]) -> Result<usize> {
+    for k in 1..=tokens.len() {
+        let text = e.decode(&tokens[..k])?;
+        if first_sentence(&text).len() < text.trim_end().len() {
+            return Ok(k);
+        }
+    }
+    Ok(tokens.len())
+}
+
+/// The prompt of `question` (chat template, `stem` after the assistant prompt) and the span of
+/// the question's tokens in it, for batch runs ([`crate::engine::GenerateOptions::query_spans`]).
+pub fn item_prompt(
+    e: &Engine,
+    question: &str,
+    stem: &str,
+) -> Result<(Vec<u32>, std::ops::Range<usize>)> {
+    let (ids, start, end) = engine::prompt_with_span(e, None, question, stem)?;
+    Ok((ids, start..end))
+}
+
 /// Run `items` (skipping ids already in `out`, so an interrupted run resumes), appending one
 /// JSON line per item to `out` as it finishes. `progress(done, total)` after each item.
 pub fn run_bank(

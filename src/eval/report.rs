@@ -294,65 +294,12 @@ fn audit(records: &[Record], n: usize) -> String {
 
 /// Risk–coverage curves as a self-contained SVG.
 pub fn risk_coverage_svg(curves: &[(String, Vec<(f64, f64)>)]) -> String {
-    let (w, h, pad) = (760.0, 420.0, 50.0);
-    let colors = [
-        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-        "#bcbd22", "#17becf", "#000000",
-    ];
-    let ymax = curves
-        .iter()
-        .flat_map(|(_, c)| c.iter().map(|p| p.1))
-        .fold(0.05, f64::max);
-    let x = |c: f64| pad + c * (w - 2.0 * pad - 220.0);
-    let y = |r: f64| h - pad - r / ymax * (h - 2.0 * pad);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{pad}\" y=\"20\" font-size=\"13\">Risk–coverage, held-out QA items (lower is better)</text>\n\
-         <line x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"black\"/>\n\
-         <line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{0}\" stroke=\"black\"/>\n\
-         <text x=\"{2}\" y=\"{3}\">coverage</text>\n<text x=\"8\" y=\"{pad}\">risk</text>\n",
-        h - pad,
-        x(1.0),
-        x(0.45),
-        h - 12.0
-    );
-    for t in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\">{t}</text>",
-            x(t) - 6.0,
-            h - pad + 14.0
-        );
+    super::plot::Chart {
+        title: "Risk–coverage, held-out QA items (lower is better)",
+        x_label: "coverage",
+        y_label: "risk",
+        log_x: false,
+        bold: "calibrated",
     }
-    for k in 0..=4 {
-        let r = ymax * k as f64 / 4.0;
-        let _ = writeln!(s, "<text x=\"12\" y=\"{}\">{r:.2}</text>", y(r) + 4.0);
-    }
-    for (i, (name, c)) in curves.iter().enumerate() {
-        let col = colors[i % colors.len()];
-        let pts: Vec<String> = c
-            .iter()
-            .map(|&(cv, r)| format!("{:.1},{:.1}", x(cv), y(r)))
-            .collect();
-        let width = if name.contains("calibrated") { 3 } else { 1 };
-        let _ = writeln!(
-            s,
-            "<polyline fill=\"none\" stroke=\"{col}\" stroke-width=\"{width}\" points=\"{}\"/>",
-            pts.join(" ")
-        );
-        let ly = pad + 16.0 * i as f64;
-        let _ = writeln!(
-            s,
-            "<line x1=\"{0}\" y1=\"{ly}\" x2=\"{1}\" y2=\"{ly}\" stroke=\"{col}\" stroke-width=\"{width}\"/>\
-             <text x=\"{2}\" y=\"{3}\">{4}</text>",
-            w - 260.0,
-            w - 240.0,
-            w - 235.0,
-            ly + 4.0,
-            name.replace('&', "&amp;").replace('<', "&lt;")
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+    .svg(curves, &[])
 }
