@@ -142,6 +142,14 @@ enum EvalCmd {
         #[arg(long)]
         model: Option<std::path::PathBuf>,
     },
+    /// Every part in turn with its defaults (qa, loops, temperature with the calibration qa
+    /// just wrote, phase, sensitivity): about 50 minutes on a 2-core machine; each part resumes.
+    All {
+        #[arg(long, default_value = "eval-out")]
+        out: std::path::PathBuf,
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -952,6 +960,29 @@ fn write_report(
 fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
     use infogravity::eval::{loops, qa, report};
     match cmd {
+        EvalCmd::All { out, model } => {
+            // Each part parsed from its own command line, so its defaults are the ones above.
+            for part in ["qa", "loops", "temperature", "phase", "sensitivity"] {
+                let mut args: Vec<std::ffi::OsString> =
+                    vec!["infogravity".into(), "eval".into(), part.into()];
+                args.extend(["--out".into(), out.clone().into_os_string()]);
+                if let Some(m) = &model {
+                    args.extend(["--model".into(), m.clone().into_os_string()]);
+                }
+                if part == "temperature" {
+                    let c = out.join("calibration.json");
+                    args.extend(["--calibration".into(), c.into_os_string()]);
+                }
+                eprintln!("== eval {part}");
+                match Cli::try_parse_from(args) {
+                    Ok(Cli {
+                        cmd: Cmd::Eval { cmd },
+                    }) => eval_cmd(cmd)?,
+                    _ => unreachable!("eval {part} parses with its defaults"),
+                }
+            }
+            Ok(())
+        }
         EvalCmd::Loops {
             limit,
             out,
@@ -1104,7 +1135,7 @@ fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
                 },
             )?;
             bar.finish_and_clear();
-            let (md, json) = temperature::report(&bases, &records, resamples);
+            let (md, json) = temperature::report(&bases, &records, &items, resamples);
             write_report(&out, "temperature", &md, &json)?;
             writeln!(
                 std::io::stdout().lock(),

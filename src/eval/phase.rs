@@ -57,8 +57,8 @@ impl Default for Options {
 }
 
 /// The grid's range (seed 004's scan range; the same as `generate --tstar`).
-pub const T_LO: f64 = 0.02;
-pub const T_HI: f64 = 4.0;
+const T_LO: f64 = 0.02;
+const T_HI: f64 = 4.0;
 
 /// One sampled answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]

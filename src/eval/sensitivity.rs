@@ -202,8 +202,8 @@ pub fn report(records: &[SensRecord], resamples: usize) -> (String, serde_json::
     let n = records.len();
     let rate = |v: &[bool]| v.iter().filter(|&&x| x).count() as f64 / n.max(1) as f64;
     let mut md = format!(
-        "{n} items × 4 wordings, greedy answers. Some rewording changes the answer's first sentence \
-         for {:.3} of the items (the correctness for {:.3}); mean S = {:.3}.\n\n\
+        "{n} items × 4 wordings, greedy answers. Some rewording changes the answer (`answer_key`: \
+         another accepted answer counts as the same) for {:.3} of the items (the correctness for {:.3}); mean S = {:.3}.\n\n\
          | score (higher = less stable) | AUROC, answer changes | AUROC, correctness changes | Spearman ρ with fraction changed |\n|---|---|---|---|\n",
         rate(&any),
         rate(&flip),
@@ -232,6 +232,30 @@ pub fn report(records: &[SensRecord], resamples: usize) -> (String, serde_json::
         json[*name] = serde_json::json!({
             "auroc_change": a_any[j], "auroc_correctness": a_flip[j], "spearman_fraction": rho,
         });
+    }
+    for rel in ["capital", "region"] {
+        let idx: Vec<usize> = (0..n).filter(|&i| records[i].relation == rel).collect();
+        let y: Vec<bool> = idx.iter().map(|&i| any[i]).collect();
+        let cells: Vec<String> = scores
+            .iter()
+            .map(|(_, sc)| {
+                let x: Vec<f64> = idx.iter().map(|&i| sc[i]).collect();
+                metrics::auroc(&x, &y).map_or("–".into(), |a| format!("{a:.3}"))
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "\n{rel} ({} items, answer changes for {:.3}), AUROC: {}",
+            idx.len(),
+            y.iter().filter(|&&c| c).count() as f64 / idx.len().max(1) as f64,
+            scores
+                .iter()
+                .zip(&cells)
+                .map(|((name, _), c)| format!("{name} {c}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        json["by_relation"][rel] = serde_json::json!(cells);
     }
     let _ = writeln!(
         md,

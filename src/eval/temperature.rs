@@ -337,6 +337,7 @@ pub fn run(
 pub fn report(
     bases: &Bases,
     records: &[TempRecord],
+    items: &[Item],
     resamples: usize,
 ) -> (String, serde_json::Value) {
     use std::fmt::Write;
@@ -417,8 +418,37 @@ pub fn report(
     let dir = metrics::bootstrap(hot.len(), resamples, 37, |idx| {
         Some(metrics::mean_at(hot, idx) - metrics::mean_at(cold, idx))
     });
-    let _ = writeln!(md, "\nGravity hotter − colder, accuracy: {}\n", fmt(&dir));
+    let _ = writeln!(md, "\nGravity hotter − colder, accuracy: {}", fmt(&dir));
     qa_json["hotter_minus_colder"] = serde_json::json!(dir);
+    // Per relation: each rule's accuracy, and the direction's difference.
+    let relation = |s: u32| {
+        items
+            .iter()
+            .find(|i| i.id == s)
+            .map(|i| i.relation.as_str())
+    };
+    let _ = writeln!(md, "\n| rule | capital | region |\n|---|---|---|");
+    for (i, (m, _)) in METHODS.iter().enumerate() {
+        let by = |rel: &str| {
+            let idx: Vec<usize> = (0..sources.len())
+                .filter(|&k| relation(sources[k]) == Some(rel))
+                .collect();
+            metrics::mean_at(&acc_of[i], &idx)
+        };
+        let _ = writeln!(md, "| {m} | {:.3} | {:.3} |", by("capital"), by("region"));
+    }
+    for rel in ["capital", "region"] {
+        let idx: Vec<usize> = (0..sources.len())
+            .filter(|&k| relation(sources[k]) == Some(rel))
+            .collect();
+        let (h, c): (Vec<f64>, Vec<f64>) = idx.iter().map(|&k| (hot[k], cold[k])).unzip();
+        let d = metrics::bootstrap(idx.len(), resamples, 39, |ix| {
+            Some(metrics::mean_at(&h, ix) - metrics::mean_at(&c, ix))
+        });
+        let _ = writeln!(md, "\nGravity hotter − colder, {rel}: {}", fmt(&d));
+        qa_json[format!("hotter_minus_colder_{rel}")] = serde_json::json!(d);
+    }
+    md.push('\n');
     json["qa"] = qa_json;
 
     // Open-ended: per prompt, over its samples.
