@@ -23,6 +23,18 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Where an evaluation part writes and which model it runs.
+#[derive(clap::Args, Clone)]
+struct EvalRun {
+    /// Output directory: the part's reports (see docs/EVALUATION.md) and its raw records
+    /// (`<part>.jsonl`; an interrupted run resumes from them).
+    #[arg(long, default_value = "eval-out")]
+    out: std::path::PathBuf,
+    /// Model directory (default: SmolLM2-135M-Instruct, set up on first use).
+    #[arg(long)]
+    model: Option<std::path::PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum EvalCmd {
     /// Closed-book QA: does the void score predict wrong answers? Answers every item of the
@@ -32,19 +44,14 @@ enum EvalCmd {
         /// Only N items, evenly spaced over the bank (a smoke run).
         #[arg(long)]
         limit: Option<usize>,
-        /// Output directory: qa.jsonl (raw records; an interrupted run resumes from it),
-        /// qa.md, qa.json, qa_risk_coverage.svg, qa_audit.md, calibration.json.
-        #[arg(long, default_value = "eval-out")]
-        out: std::path::PathBuf,
         /// The item bank (JSON lines, see tools/build_qa_bank.py).
         #[arg(long, default_value = "eval/qa_bank.jsonl")]
         bank: std::path::PathBuf,
         /// Bootstrap resamples for the intervals.
         #[arg(long, default_value_t = 2000)]
         resamples: usize,
-        /// Model directory (default: SmolLM2-135M-Instruct, set up on first use).
-        #[arg(long)]
-        model: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        run: EvalRun,
     },
     /// Black holes: open-ended prompts decoded greedily, with a repetition stop, with DRY and
     /// with the escape intervention; loop rate, distinct-2/3, model log-likelihood.
@@ -52,9 +59,6 @@ enum EvalCmd {
         /// Only N prompts, evenly spaced (a smoke run).
         #[arg(long)]
         limit: Option<usize>,
-        /// Output directory: loops.jsonl (resumable), loops.md, loops.json.
-        #[arg(long, default_value = "eval-out")]
-        out: std::path::PathBuf,
         /// One prompt per line.
         #[arg(long, default_value = "eval/open_prompts.txt")]
         prompts: std::path::PathBuf,
@@ -64,9 +68,8 @@ enum EvalCmd {
         /// Prompts decoded together in one batch.
         #[arg(long, default_value_t = 20)]
         batch: usize,
-        /// Model directory (default: SmolLM2-135M-Instruct, set up on first use).
-        #[arg(long)]
-        model: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        run: EvalRun,
     },
     /// Adaptive temperature at a matched mean T: fixed, EDT, dynatemp and the gravity
     /// temperature in each direction; accuracy on the QA bank, diversity (distinct-2, self-BLEU)
@@ -84,10 +87,6 @@ enum EvalCmd {
         /// Tokens per open-ended sample.
         #[arg(long, default_value_t = 64)]
         open_tokens: usize,
-        /// Output directory: temperature.jsonl (resumable), temperature_bases.json,
-        /// temperature.md, temperature.json.
-        #[arg(long, default_value = "eval-out")]
-        out: std::path::PathBuf,
         #[arg(long, default_value = "eval/qa_bank.jsonl")]
         bank: std::path::PathBuf,
         #[arg(long, default_value = "eval/open_prompts.txt")]
@@ -97,8 +96,8 @@ enum EvalCmd {
         /// Calibration whose M(Q) standardisation the gravity rules use (written by `eval qa`).
         #[arg(long, default_value = "docs/eval/calibration.json")]
         calibration: std::path::PathBuf,
-        #[arg(long)]
-        model: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        run: EvalRun,
     },
     /// Temperature phase scan: answers sampled on a log grid of temperatures over [0.02, 4];
     /// heat capacity and T*, accuracy per temperature, the dissimilarity indicator of arXiv
@@ -116,15 +115,12 @@ enum EvalCmd {
         /// Samples per temperature for the few items the per-item indicator is drawn for.
         #[arg(long, default_value_t = 32)]
         few_samples: usize,
-        /// Output directory: phase.jsonl (resumable), phase.md, phase.json, phase_*.svg.
-        #[arg(long, default_value = "eval-out")]
-        out: std::path::PathBuf,
         #[arg(long, default_value = "eval/qa_bank.jsonl")]
         bank: std::path::PathBuf,
         #[arg(long, default_value_t = 2000)]
         resamples: usize,
-        #[arg(long)]
-        model: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        run: EvalRun,
     },
     /// Prompt sensitivity: every QA item in its bank wording and three rewordings; does low
     /// field stability S predict that the greedy answer changes?
@@ -132,23 +128,18 @@ enum EvalCmd {
         /// Only N QA items, evenly spaced.
         #[arg(long)]
         limit: Option<usize>,
-        /// Output directory: sensitivity.jsonl (resumable), sensitivity.md, sensitivity.json.
-        #[arg(long, default_value = "eval-out")]
-        out: std::path::PathBuf,
         #[arg(long, default_value = "eval/qa_bank.jsonl")]
         bank: std::path::PathBuf,
         #[arg(long, default_value_t = 2000)]
         resamples: usize,
-        #[arg(long)]
-        model: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        run: EvalRun,
     },
     /// Every part in turn with its defaults (qa, loops, temperature with the calibration qa
-    /// just wrote, phase, sensitivity): about 50 minutes on a 2-core machine; each part resumes.
+    /// just wrote, phase, sensitivity): about 75 minutes on a 2-core machine; each part resumes.
     All {
-        #[arg(long, default_value = "eval-out")]
-        out: std::path::PathBuf,
-        #[arg(long)]
-        model: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        run: EvalRun,
     },
 }
 
@@ -960,7 +951,9 @@ fn write_report(
 fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
     use infogravity::eval::{loops, qa, report};
     match cmd {
-        EvalCmd::All { out, model } => {
+        EvalCmd::All {
+            run: EvalRun { out, model },
+        } => {
             // Each part parsed from its own command line, so its defaults are the ones above.
             for part in ["qa", "loops", "temperature", "phase", "sensitivity"] {
                 let mut args: Vec<std::ffi::OsString> =
@@ -985,11 +978,10 @@ fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
         }
         EvalCmd::Loops {
             limit,
-            out,
+            run: EvalRun { out, model },
             prompts,
             max_tokens,
             batch,
-            model,
         } => {
             let list = evenly(read_prompts(&prompts)?, limit);
             let dir = model_dir(model)?;
@@ -1024,10 +1016,9 @@ fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
             samples,
             grid,
             few_samples,
-            out,
+            run: EvalRun { out, model },
             bank,
             resamples,
-            model,
         } => {
             use infogravity::eval::phase;
             let items = evenly(qa::load_bank(&bank)?, Some(limit));
@@ -1064,10 +1055,9 @@ fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
         }
         EvalCmd::Sensitivity {
             limit,
-            out,
+            run: EvalRun { out, model },
             bank,
             resamples,
-            model,
         } => {
             use infogravity::eval::sensitivity;
             let items = evenly(qa::load_bank(&bank)?, limit);
@@ -1096,12 +1086,11 @@ fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
             open_limit,
             target,
             open_tokens,
-            out,
+            run: EvalRun { out, model },
             bank,
             prompts,
             resamples,
             calibration,
-            model,
         } => {
             use infogravity::eval::temperature;
             let calib = infogravity::Calibration::load(&calibration)?;
@@ -1149,10 +1138,9 @@ fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
         }
         EvalCmd::Qa {
             limit,
-            out,
+            run: EvalRun { out, model },
             bank,
             resamples,
-            model,
         } => {
             let mut items = qa::load_bank(&bank)?;
             // Evenly spaced over the bank, so a smoke run covers both relations.

@@ -76,19 +76,7 @@ pub fn bootstrap_auroc(
         }
         done += 1;
     }
-    let interval = |value: Option<f64>, mut d: Vec<f64>| {
-        let value = value?;
-        if d.is_empty() {
-            return None;
-        }
-        d.sort_by(f64::total_cmp);
-        let q = |p: f64| d[((p * (d.len() - 1) as f64).round() as usize).min(d.len() - 1)];
-        Some(Interval {
-            value,
-            lo: q(0.025),
-            hi: q(0.975),
-        })
-    };
+    let interval = |value: Option<f64>, d: Vec<f64>| percentile_interval(value?, d);
     let single = point
         .iter()
         .zip(&draws)
@@ -130,6 +118,11 @@ pub fn bootstrap(
             d.push(v);
         }
     }
+    percentile_interval(value, d)
+}
+
+/// `value` with the 2.5% and 97.5% percentiles of the bootstrap draws `d` (None without draws).
+fn percentile_interval(value: f64, mut d: Vec<f64>) -> Option<Interval> {
     if d.is_empty() {
         return None;
     }
