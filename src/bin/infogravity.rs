@@ -948,31 +948,37 @@ fn write_report(
     .map_err(CliError::Io)
 }
 
+/// The parts `eval all` runs, in order (temperature uses the calibration qa writes).
+const EVAL_PARTS: [&str; 5] = ["qa", "loops", "temperature", "phase", "sensitivity"];
+
+/// One part of `eval all`, parsed from its own command line so its defaults are the ones of
+/// its subcommand.
+fn eval_part(part: &str, out: &std::path::Path, model: Option<&std::path::Path>) -> EvalCmd {
+    let mut args: Vec<std::ffi::OsString> = vec!["infogravity".into(), "eval".into(), part.into()];
+    args.extend(["--out".into(), out.into()]);
+    if let Some(m) = model {
+        args.extend(["--model".into(), m.into()]);
+    }
+    if part == "temperature" {
+        args.extend(["--calibration".into(), out.join("calibration.json").into()]);
+    }
+    match Cli::try_parse_from(args) {
+        Ok(Cli {
+            cmd: Cmd::Eval { cmd },
+        }) => cmd,
+        _ => unreachable!("eval {part} parses with its defaults"),
+    }
+}
+
 fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
     use infogravity::eval::{loops, qa, report};
     match cmd {
         EvalCmd::All {
             run: EvalRun { out, model },
         } => {
-            // Each part parsed from its own command line, so its defaults are the ones above.
-            for part in ["qa", "loops", "temperature", "phase", "sensitivity"] {
-                let mut args: Vec<std::ffi::OsString> =
-                    vec!["infogravity".into(), "eval".into(), part.into()];
-                args.extend(["--out".into(), out.clone().into_os_string()]);
-                if let Some(m) = &model {
-                    args.extend(["--model".into(), m.clone().into_os_string()]);
-                }
-                if part == "temperature" {
-                    let c = out.join("calibration.json");
-                    args.extend(["--calibration".into(), c.into_os_string()]);
-                }
+            for part in EVAL_PARTS {
                 eprintln!("== eval {part}");
-                match Cli::try_parse_from(args) {
-                    Ok(Cli {
-                        cmd: Cmd::Eval { cmd },
-                    }) => eval_cmd(cmd)?,
-                    _ => unreachable!("eval {part} parses with its defaults"),
-                }
+                eval_cmd(eval_part(part, &out, model.as_deref()))?;
             }
             Ok(())
         }
@@ -1592,4 +1598,36 @@ fn sensitivity_cmd(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eval_all_builds_every_part_with_its_defaults() {
+        let out = std::path::Path::new("o");
+        for part in EVAL_PARTS {
+            let cmd = eval_part(part, out, Some(std::path::Path::new("m")));
+            let run = match &cmd {
+                EvalCmd::Qa { run, .. }
+                | EvalCmd::Loops { run, .. }
+                | EvalCmd::Phase { run, .. }
+                | EvalCmd::Sensitivity { run, .. } => run,
+                EvalCmd::Temperature {
+                    run, calibration, ..
+                } => {
+                    assert_eq!(calibration, &out.join("calibration.json"));
+                    run
+                }
+                EvalCmd::All { .. } => panic!("eval all runs no eval all"),
+            };
+            assert_eq!(run.out, out, "{part}");
+            assert_eq!(
+                run.model.as_deref(),
+                Some(std::path::Path::new("m")),
+                "{part}"
+            );
+        }
+    }
 }
