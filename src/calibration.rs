@@ -16,8 +16,8 @@
 //! ```
 //! `void` replaces `void.weights`; `mass` switches M(Q)'s components from min-max scaling to
 //! z-scores (each of `h`, `d`, `n` may be left out: that component stays min-max scaled).
-//! Both are optional; unknown keys, a wrong format tag or version, non-finite numbers and
-//! non-positive standard deviations are errors.
+//! Both are optional; unknown keys, a wrong format tag or version, non-finite numbers, void
+//! weights beyond ±1000, means beyond ±10^6 and standard deviations below 10^-6 are errors.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,11 @@ use crate::error::{Error, Result};
 pub const CALIBRATION_FORMAT: &str = "infogravity-calibration";
 /// Format version this build reads and writes.
 pub const CALIBRATION_VERSION: u32 = 1;
+/// The largest calibration file read (a real one is well under 1 KiB).
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+/// The smallest standard deviation a calibration may give a component: below it, a z-score
+/// is a division by (almost) zero.
+pub const MIN_STD: f64 = 1e-6;
 
 /// Mean and standard deviation of one component over a calibration set.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -106,21 +111,26 @@ impl Calibration {
         }
         if let Some(m) = &c.mass {
             for s in [m.h, m.d, m.n].into_iter().flatten() {
-                if !s.mean.is_finite() || !s.std.is_finite() || s.std <= 0.0 {
-                    return Err(corrupt(
-                        "mass statistics need finite means and std > 0".into(),
-                    ));
+                if !s.mean.is_finite()
+                    || s.mean.abs() > 1e6
+                    || !s.std.is_finite()
+                    || s.std < MIN_STD
+                {
+                    return Err(corrupt(format!(
+                        "mass statistics need finite means within ±1e6 and std ≥ {MIN_STD} (got mean {}, std {})",
+                        s.mean, s.std
+                    )));
                 }
             }
         }
         Ok(c)
     }
 
-    /// Read and validate a file.
+    /// Read and validate a file: a regular file of at most [`MAX_FILE_BYTES`].
     pub fn load(path: &std::path::Path) -> Result<Calibration> {
-        let t = std::fs::read_to_string(path)
-            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-        Calibration::from_json(&t)
+        let b = crate::io::read_bounded(path, MAX_FILE_BYTES, "calibration")?;
+        let t = std::str::from_utf8(&b).map_err(|_| corrupt("not UTF-8".into()))?;
+        Calibration::from_json(t)
     }
 }
 
@@ -139,6 +149,8 @@ mod tests {
             r#"{"format":"infogravity-calibration","version":1,"extra":1}"#,
             r#"{"format":"infogravity-calibration","version":1,
                "mass":{"h":{"mean":0,"std":0},"d":{"mean":1,"std":1},"n":{"mean":3,"std":1}}}"#,
+            r#"{"format":"infogravity-calibration","version":1,"mass":{"d":{"mean":0.8,"std":1e-300}}}"#,
+            r#"{"format":"infogravity-calibration","version":1,"void":{"bias":1e30,"entropy":0,"energy":0,"one_minus_pmax":0,"varentropy":0,"trend":0,"task":0,"mass":0}}"#,
             "not json",
         ] {
             assert!(

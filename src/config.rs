@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::policy::MIN_SAMPLING_T;
 
 /// Top-level configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,12 +62,13 @@ pub enum Response {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemperatureConfig {
-    /// T0, the base temperature. Default 1.0 (balanced 0.8). Unit: temperature. 0 = greedy.
-    /// Cost: O(1).
+    /// T0, the base temperature. Default (balanced) 0.8; neutral 1.0. Unit: temperature.
+    /// 0 = greedy; otherwise in [0.001, 100]. Cost: O(1).
     pub base: f32,
-    /// Lower clamp. Default 0.05. Unit: temperature. Off: 0.
+    /// Lower clamp. Default 0.05. Unit: temperature. 0 or [0.001, 100]; with 0, a computed
+    /// temperature below 0.001 selects greedily. Off: 0.
     pub min: f32,
-    /// Upper clamp. Default 2.0. Unit: temperature. Must be ≥ `min`.
+    /// Upper clamp. Default 2.0. Unit: temperature, in [0.001, 100] and ≥ `min`.
     pub max: f32,
     /// Signed gain of T_base on M(Q): positive makes heavy queries hotter (the seed's reading,
     /// "escape gravity traps"), negative colder (the "deeper well" reading). Default +0.25.
@@ -439,9 +441,16 @@ impl Config {
     /// Range-check every knob.
     pub fn validate(&self) -> Result<()> {
         let t = &self.temperature;
-        range("temperature.base", t.base, 0.0, 100.0)?;
-        range("temperature.min", t.min, 0.0, 100.0)?;
-        range("temperature.max", t.max, t.min.max(1e-3), 100.0)?;
+        // Non-zero temperatures stay ≥ 1e-3 so that z/T and 1/T are finite (policy::MIN_SAMPLING_T).
+        zero_or_range("temperature.base", t.base, MIN_SAMPLING_T, 100.0)?;
+        zero_or_range("temperature.min", t.min, MIN_SAMPLING_T, 100.0)?;
+        if t.max.is_finite() && t.max < t.min {
+            return oor(
+                "temperature.max",
+                &format!("= {} is below temperature.min = {}", t.max, t.min),
+            );
+        }
+        range("temperature.max", t.max, MIN_SAMPLING_T, 100.0)?;
         range("temperature.mass_gain", t.mass_gain, -10.0, 10.0)?;
         range("temperature.mass_ref", t.mass_ref, -10.0, 10.0)?;
         range("temperature.edt_theta", t.edt_theta, 0.0, 100.0)?;
@@ -589,6 +598,19 @@ fn range(key: &str, x: f32, lo: f32, hi: f32) -> Result<()> {
         Ok(())
     } else {
         oor(key, &format!("= {x} is outside [{lo}, {hi}]"))
+    }
+}
+
+/// 0, or a finite value in [lo, hi] (a subnormal or tiny positive value is refused: it would
+/// turn into an infinite 1/x downstream).
+fn zero_or_range(key: &str, x: f32, lo: f32, hi: f32) -> Result<()> {
+    if x == 0.0 {
+        Ok(())
+    } else {
+        range(key, x, lo, hi).map_err(|_| Error::ConfigOutOfRange {
+            key: key.into(),
+            msg: format!("= {x} must be 0 or within [{lo}, {hi}]"),
+        })
     }
 }
 

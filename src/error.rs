@@ -51,6 +51,16 @@ pub enum Error {
     /// The inference engine failed: runtime library, model files, or a run.
     #[error("engine: {0}")]
     Engine(String),
+    /// One row of a batch failed; no row of the batch was stepped.
+    #[error("batch row {row} (sequence {seq}): {source}")]
+    BatchRow {
+        row: usize,
+        seq: u64,
+        source: Box<Error>,
+    },
+    /// An allocation the call needs could not be made (e.g. a huge vocabulary or batch).
+    #[error("out of memory: {what} needs {bytes} bytes")]
+    OutOfMemory { what: &'static str, bytes: usize },
     /// Any other argument the call cannot use.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -58,6 +68,24 @@ pub enum Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The error itself, or for a batch row the error of the row.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::BatchRow { source, .. } => source.root(),
+            e => e,
+        }
+    }
+}
+
+/// Reserve room for `n` more elements, or [`Error::OutOfMemory`] instead of aborting.
+pub(crate) fn try_reserve<T>(v: &mut Vec<T>, n: usize, what: &'static str) -> Result<()> {
+    v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
+        what,
+        bytes: n.saturating_mul(std::mem::size_of::<T>()),
+    })
+}
 
 impl From<FieldError> for Error {
     fn from(e: FieldError) -> Self {

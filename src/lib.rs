@@ -32,21 +32,32 @@
 //!
 //! The C ABI over the same API lives in `ffi` (header `include/infogravity.h`).
 
-pub mod bench;
+/// cbindgen:ignore
 pub mod calibration;
+/// cbindgen:ignore
 pub mod config;
-#[cfg(feature = "engine")]
-pub mod engine;
+/// cbindgen:ignore
 pub mod error;
-#[cfg(feature = "engine")]
-pub mod eval;
 pub mod ffi;
+/// cbindgen:ignore
 pub mod field;
+#[cfg(feature = "testing")]
 #[doc(hidden)]
+/// cbindgen:ignore
 pub mod fuzzing;
+/// cbindgen:ignore
+pub mod interventions;
+/// cbindgen:ignore
+pub mod io;
+/// cbindgen:ignore
 pub mod mass;
+/// cbindgen:ignore
 pub mod policy;
+/// cbindgen:ignore
 pub mod processor;
+/// cbindgen:ignore
+pub mod report;
+/// cbindgen:ignore
 pub mod sampler;
 
 pub use calibration::Calibration;
@@ -54,9 +65,9 @@ pub use config::Config;
 pub use error::{Error, Result};
 pub use field::{Field, FieldError};
 pub use mass::{Prior, QueryInput, QueryMass};
-pub use processor::{
-    GravityProcessor, LogitsMut, LogitsProcessor, Regime, SeqParams, StepMode, StepReport, flags,
-};
+pub use processor::{GravityProcessor, LogitsMut, LogitsProcessor, SeqParams};
+pub use report::{Regime, StepReport, flags};
+pub use sampler::StepMode;
 
 /// The README's Rust example is compiled and run as a doctest.
 #[cfg(doctest)]

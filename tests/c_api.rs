@@ -77,6 +77,10 @@ fn build_cdylib() {
         }
         let status = cmd.status().expect("run cargo");
         assert!(status.success(), "cargo build --lib failed");
+        // The library's SONAME is libinfogravity.so.1: what an install lays out beside it.
+        let so = lib_dir().join("libinfogravity.so.1");
+        let _ = std::fs::remove_file(&so);
+        std::os::unix::fs::symlink("libinfogravity.so", &so).expect("symlink the SONAME");
     });
 }
 
@@ -120,6 +124,10 @@ fn build(compiler: &str, src: &str, out: &Path, extra: &[&str]) {
 }
 
 fn run(bin: &Path) -> String {
+    run_args(bin, &[])
+}
+
+fn run_args(bin: &Path, args: &[&str]) -> String {
     let mut cmd = if have("valgrind") {
         let mut c = Command::new("valgrind");
         c.args([
@@ -137,7 +145,11 @@ fn run(bin: &Path) -> String {
         );
         Command::new(bin)
     };
-    let out = cmd.output().unwrap();
+    let out = cmd
+        .args(args)
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
@@ -179,4 +191,44 @@ fn cpp_consumer_matches_rust() {
     let stdout = run(&out);
     assert!(stdout.contains("C++ OK"), "{stdout}");
     check_against_rust(&stdout);
+}
+
+/// The C consumer also builds and runs with `-fshort-enums`: `IgStatus` is a fixed-width
+/// integer, not a compiler-sized enum (review F13).
+#[test]
+fn c_consumer_with_short_enums() {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("consumer_c_short_enums");
+    build("cc", "consumer.c", &out, &["-std=c11", "-fshort-enums"]);
+    let stdout = run(&out);
+    assert!(stdout.contains("C OK"), "{stdout}");
+    check_against_rust(&stdout);
+}
+
+/// Every reproducer of the reliability review, as a C host, against the debug library (its
+/// precondition checks turn undefined behaviour into an abort), under valgrind when installed.
+#[test]
+fn review_reproducers() {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("review");
+    build("cc", "review.c", &out, &["-std=c11"]);
+    let stdout = run(&out);
+    assert!(stdout.contains("REVIEW OK"), "{stdout}");
+}
+
+/// An allocation that fails is OUT_OF_MEMORY, not an abort: the 2^24-token processor with 16
+/// workers needs ~2.3 GB; the process is limited to 1 GB of address space.
+#[test]
+fn allocation_failure_is_a_status() {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("review_oom");
+    build("cc", "review.c", &out, &["-std=c11"]);
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v 1000000 && exec {} oom", out.display()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && stdout.contains("OOM ok"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -6,6 +6,10 @@ use infogravity::{
     flags,
 };
 
+/// Config keys for T = 1 exactly and no truncation (Logits mode then writes only the edits).
+const T_ONE: &str =
+    r#""temperature":{"base":1,"response":"none","mass_gain":0},"sampler":{"min_p":0}"#;
+
 fn proc(json: &str, v: usize) -> GravityProcessor {
     GravityProcessor::new(Config::from_json(json).unwrap(), v).unwrap()
 }
@@ -116,13 +120,15 @@ fn anchoring_table() {
         ("threshold above any score", flat(v), 2.0, 1.0, false),
     ];
     for (name, row, lambda, min_void, want) in cases {
+        // T = 1 and no truncation: Logits mode hands back the row with only the edits applied.
         let mut p = proc(
-            &format!(r#"{{"anchor":{{"lambda":{lambda},"min_void":{min_void}}}}}"#),
+            &format!(r#"{{"anchor":{{"lambda":{lambda},"min_void":{min_void}}},{T_ONE}}}"#),
             v,
         );
         begin(&mut p, 1, &[40, 41]);
         let mut out = row.clone();
-        let r = p.step(1, &mut out, StepMode::Sample).unwrap();
+        let r = p.step(1, &mut out, StepMode::Logits).unwrap();
+        assert_eq!(r.temperature, 1.0);
         assert_eq!(r.flags & flags::ANCHOR != 0, want, "{name}");
         let moved = out[40] - row[40];
         if want {
@@ -141,7 +147,7 @@ fn escape_table() {
     for (enabled, penalty) in [(true, 6.0f32), (true, 0.0), (false, 6.0)] {
         let mut p = proc(
             &format!(
-                r#"{{"escape":{{"enabled":{enabled},"cycle_penalty":{penalty},"kick":1.5}},"temperature":{{"response":"none","base":0.5}}}}"#
+                r#"{{"escape":{{"enabled":{enabled},"cycle_penalty":{penalty},"kick":1.5}},"temperature":{{"response":"none","base":0.5}},"sampler":{{"min_p":0}}}}"#
             ),
             v,
         );
@@ -152,7 +158,9 @@ fn escape_table() {
             let next = cycle[i % 3];
             let mut row = peaked(v, next as usize);
             let before = row.clone();
-            let r = p.step(1, &mut row, StepMode::Sample).unwrap();
+            // Logits mode hands back z'/T: undo T to see the edits.
+            let r = p.step(1, &mut row, StepMode::Logits).unwrap();
+            row.iter_mut().for_each(|z| *z *= r.temperature);
             p.accept(1, next).unwrap();
             last = Some((r, before, row));
         }
@@ -171,10 +179,13 @@ fn escape_table() {
             assert!((r.temperature - 0.75).abs() < 1e-6, "kick 1.5 × base 0.5");
             // Accepted so far: 10,11,12,…,10,11 → the token that would extend the cycle is 12.
             let diff = before[12] - after[12];
-            assert_eq!(diff, if penalised { penalty } else { 0.0 });
+            assert!(
+                (diff - if penalised { penalty } else { 0.0 }).abs() < 1e-5,
+                "{diff}"
+            );
         } else {
             assert_eq!(r.temperature, 0.5);
-            assert_eq!(before, after);
+            assert!(before.iter().zip(&after).all(|(a, b)| (a - b).abs() < 1e-6));
         }
     }
 }

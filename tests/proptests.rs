@@ -145,11 +145,12 @@ proptest! {
     #[test]
     fn bias_touches_only_anchors(r in prop::collection::vec(-1.0f32..1.0, 50..400), a in prop::collection::btree_set(0u32..50, 1..6)) {
         let anchors: Vec<u32> = a.into_iter().collect();
-        // A flat row has a high void score; escape off so only the bias can edit.
-        let mut p = proc(r#"{"preset":"balanced","escape":{"enabled":false},"anchor":{"lambda":2.0,"min_void":0.0}}"#, r.len());
+        // A flat row has a high void score; escape off so only the bias can edit. At T = 1 with
+        // no truncation, Logits mode hands back the row with only the edits applied.
+        let mut p = proc(r#"{"preset":"balanced","escape":{"enabled":false},"anchor":{"lambda":2.0,"min_void":0.0},"temperature":{"base":1,"response":"none","mass_gain":0},"sampler":{"min_p":0}}"#, r.len());
         begin(&mut p, 1, 3, &anchors);
         let mut out = r.clone();
-        let rep = p.step(1, &mut out, StepMode::Sample).unwrap();
+        let rep = p.step(1, &mut out, StepMode::Logits).unwrap();
         let delta = 2.0 * rep.void_score;
         for (i, (x, y)) in r.iter().zip(&out).enumerate() {
             if anchors.contains(&(i as u32)) {
@@ -247,6 +248,28 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 2048,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/proptests.txt"))),
+        ..ProptestConfig::default()
+    })]
+
+    /// 10. For every valid configuration (presets × temperature responses and extremes × mass
+    ///     gains × truncations × interventions), calibration (extreme weights, tiny stds), query
+    ///     mass (up to D = 3e38), element type (f32/f16/bf16, values up to each type's range,
+    ///     masked entries) and mode, one sequence or a batch: never a panic or a poisoned
+    ///     handle, T is 0 or finite within its clamps, a `Logits` row keeps a finite entry and
+    ///     no NaN/+inf, a sampled token is in range and not masked (`fuzzing::pipeline`).
+    #[test]
+    fn any_valid_configuration_keeps_the_invariants(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let case = infogravity::fuzzing::PipelineCase::from_bytes(&bytes);
+        if let Err(e) = infogravity::fuzzing::pipeline(&case) {
+            prop_assert!(false, "{e}\n{case:#?}");
+        }
+    }
+}
+
 /// The fast sampler draws exactly from softmax(z/T), including through the tail-rejection path
 /// (a window of 1 nat leaves 88% of the mass below the gate) and on both sides of T = 1, where
 /// different tail bounds apply. Fixed seeds: deterministic, not flaky; tolerance 5σ.
@@ -270,6 +293,8 @@ fn sampling_frequencies_match_softmax() {
         for _ in 0..n {
             let rep = p.step(1, &mut row.clone(), StepMode::Sample).unwrap();
             let tok = rep.token.unwrap() as usize;
+            // Steps are provisional: accepting the token advances the sampling stream.
+            p.accept(1, tok as u32).unwrap();
             counts[if tok == 0 {
                 0
             } else if tok < 5 {

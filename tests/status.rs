@@ -65,7 +65,7 @@ fn expect(st: IgStatus, want: IgStatus, msg_has: &str) {
     );
     // The static description is there for every code.
     // SAFETY: static string.
-    let s = unsafe { CStr::from_ptr(ig_status_str(want as i32)) };
+    let s = unsafe { CStr::from_ptr(ig_status_str(want as u32)) };
     assert!(!s.to_bytes().is_empty() && s.to_bytes() != b"unknown status");
 }
 
@@ -234,13 +234,26 @@ fn struct_too_small() {
     // SAFETY: valid struct with a too-small size, the bad input under test.
     let st = unsafe { ig_processor_begin(h.0, 1, &sp, ptr::null_mut()) };
     expect(st, IgStatus::StructTooSmall, "struct_size = 8");
-    // A zero size means defaults.
+    // Zero is what `IgSeqParams sp = {0};` leaves: refused, so the fields set after it are
+    // never silently dropped (review F7). NULL still means defaults.
     sp.struct_size = 0;
     // SAFETY: as above.
+    let st = unsafe { ig_processor_begin(h.0, 1, &sp, ptr::null_mut()) };
+    expect(st, IgStatus::StructTooSmall, "ig_seq_params_init");
     assert_eq!(
-        unsafe { ig_processor_begin(h.0, 1, &sp, ptr::null_mut()) },
+        // SAFETY: live handle; NULL params are defaults.
+        unsafe { ig_processor_begin(h.0, 1, ptr::null(), ptr::null_mut()) },
         IgStatus::Ok
     );
+    // An output struct below its v1 size is refused before anything changes.
+    let mut m = IgQueryMass {
+        struct_size: IG_QUERY_MASS_V1_SIZE - 8,
+        ..Default::default()
+    };
+    // SAFETY: valid struct with a too-small size.
+    let st = unsafe { ig_processor_begin(h.0, 2, ptr::null(), &mut m) };
+    expect(st, IgStatus::StructTooSmall, "mass_out.struct_size");
+    assert_eq!(begin(&h, 2), IgStatus::Ok, "sequence 2 was not begun");
 }
 
 #[test]
@@ -303,9 +316,17 @@ fn unsupported_dtype() {
     // SAFETY: valid buffers; the dtype code is the bad input.
     let st = unsafe { ig_processor_step(h.0, 1, row.as_mut_ptr().cast(), 7, 4, 0, &mut r) };
     expect(st, IgStatus::UnsupportedDtype, "dtype 7");
-    // SAFETY: as above; the mode code is the bad input.
+}
+
+#[test]
+fn unsupported_mode() {
+    let h = handle("{}", 4);
+    begin(&h, 1);
+    let mut row = [0f32; 4];
+    let mut r = IgStepReport::default();
+    // SAFETY: valid buffers; the mode code is the bad input.
     let st = unsafe { ig_processor_step(h.0, 1, row.as_mut_ptr().cast(), 0, 4, 5, &mut r) };
-    expect(st, IgStatus::UnsupportedDtype, "mode 5");
+    expect(st, IgStatus::UnsupportedMode, "mode 5");
 }
 
 #[test]
@@ -354,10 +375,12 @@ fn every_code_is_covered_and_numbered_stably() {
         (IgStatus::Panic, 18),
         (IgStatus::BufferTooSmall, 19),
         (IgStatus::Engine, 20),
+        (IgStatus::OutOfMemory, 21),
+        (IgStatus::UnsupportedMode, 22),
     ];
     assert_eq!(table.len(), IgStatus::all().len());
     for (s, n) in table {
-        assert_eq!(s as i32, n);
+        assert_eq!(s as u32, n);
     }
     let header = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -366,6 +389,9 @@ fn every_code_is_covered_and_numbered_stably() {
     .unwrap();
     assert!(header.contains("IG_STATUS_BUFFER_TOO_SMALL = 19"));
     assert!(header.contains("IG_STATUS_ENGINE = 20"));
+    assert!(header.contains("IG_STATUS_UNSUPPORTED_MODE = 22"));
+    // A fixed width, whatever the C compiler makes of enums (e.g. -fshort-enums).
+    assert!(header.contains("typedef uint32_t IgStatus;"));
 }
 
 #[test]

@@ -5,7 +5,7 @@ use crate::field::FieldError;
 
 /// Result of every fallible `ig_*` call. `IG_STATUS_OK` is 0; the message of the last failure
 /// on the calling thread is `ig_last_error()`.
-#[repr(C)]
+#[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IgStatus {
     /// Success.
@@ -42,19 +42,24 @@ pub enum IgStatus {
     CorruptFile = 15,
     /// A file could not be read.
     Io = 16,
-    /// The dtype or mode code is unknown.
+    /// The dtype code is not one of IG_DTYPE_*.
     UnsupportedDtype = 17,
     /// A Rust panic was caught at the boundary; the handle is poisoned and must be freed.
     Panic = 18,
     /// The output buffer is too small; the needed size was written.
     BufferTooSmall = 19,
-    /// The inference engine failed (runtime library, model files, a run).
+    /// Not returned by the C library: the Rust reference engine (`infogravity-engine`) reports
+    /// its runtime, model and run failures with it.
     Engine = 20,
+    /// An allocation the call needs failed (a vocabulary or batch too large for memory).
+    OutOfMemory = 21,
+    /// The mode code is not one of IG_MODE_*.
+    UnsupportedMode = 22,
 }
 
 impl IgStatus {
     /// Every status, for tests and `ig_status_str`.
-    pub fn all() -> [IgStatus; 21] {
+    pub fn all() -> [IgStatus; 23] {
         [
             IgStatus::Ok,
             IgStatus::NullPointer,
@@ -77,6 +82,8 @@ impl IgStatus {
             IgStatus::Panic,
             IgStatus::BufferTooSmall,
             IgStatus::Engine,
+            IgStatus::OutOfMemory,
+            IgStatus::UnsupportedMode,
         ]
     }
 
@@ -100,10 +107,12 @@ impl IgStatus {
             IgStatus::TokenOutOfRange => c"token id out of range",
             IgStatus::CorruptFile => c"corrupt file",
             IgStatus::Io => c"i/o error",
-            IgStatus::UnsupportedDtype => c"unsupported dtype or mode",
+            IgStatus::UnsupportedDtype => c"unsupported dtype",
             IgStatus::Panic => c"internal panic (handle poisoned)",
             IgStatus::BufferTooSmall => c"buffer too small",
             IgStatus::Engine => c"engine error",
+            IgStatus::OutOfMemory => c"out of memory",
+            IgStatus::UnsupportedMode => c"unsupported mode",
         }
     }
 }
@@ -125,6 +134,8 @@ impl From<&Error> for IgStatus {
             Error::CorruptFile { .. } => IgStatus::CorruptFile,
             Error::Io(_) => IgStatus::Io,
             Error::InvalidArgument(_) => IgStatus::InvalidArgument,
+            Error::BatchRow { source, .. } => IgStatus::from(&**source),
+            Error::OutOfMemory { .. } => IgStatus::OutOfMemory,
             Error::Engine(_) => IgStatus::Engine,
         }
     }

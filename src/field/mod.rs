@@ -87,9 +87,14 @@ impl Field {
     pub fn p_max(&self) -> f64 {
         (self.max as f64 - self.log_z).exp()
     }
-    /// z_(1) − z_(2) (+inf when there is no finite second logit).
+    /// z_(1) − z_(2) (+inf when there is no finite second logit; a finite difference too large
+    /// for f32 saturates at `f32::MAX`).
     pub fn margin(&self) -> f32 {
-        self.max - self.second
+        if self.second == f32::NEG_INFINITY {
+            f32::INFINITY
+        } else {
+            (self.max as f64 - self.second as f64).min(f32::MAX as f64) as f32
+        }
     }
     /// Normalised entropy h = H / log V in [0, 1] (0 when V = 1).
     pub fn entropy_norm(&self) -> f64 {
@@ -145,6 +150,25 @@ impl Candidates {
             window: 0.0,
         }
     }
+    /// A buffer gathering at most `cap` candidates, with room for `extra` more entries merged
+    /// in later (interventions' edits) and for the block maxima of rows of `vocab` tokens, so
+    /// that no pass ever allocates. Fails instead of aborting when memory is short.
+    pub(crate) fn try_with_capacity(
+        cap: usize,
+        extra: usize,
+        vocab: usize,
+    ) -> Result<Self, std::collections::TryReserveError> {
+        let mut c = Candidates {
+            items: Vec::new(),
+            block_max: Vec::new(),
+            cap: cap.max(1),
+            overflow: false,
+            window: 0.0,
+        };
+        c.items.try_reserve_exact(c.cap + extra)?;
+        c.block_max.try_reserve_exact(vocab.div_ceil(BLOCK))?;
+        Ok(c)
+    }
     /// The candidates gathered.
     pub fn items(&self) -> &[Cand] {
         &self.items
@@ -182,8 +206,14 @@ pub trait Logit: Copy + Send + Sync + 'static {
     fn to_f32(self) -> f32;
     /// Convert from f32 (round to nearest).
     fn from_f32(v: f32) -> Self;
+    /// Convert a value computed from finite logits (z/T, z + bias) to the nearest **finite**
+    /// value of the type: results beyond the type's range saturate at its largest finite
+    /// magnitude instead of becoming ±inf (f16 overflows at 65504). Never given NaN.
+    fn from_f32_finite(v: f32) -> Self;
     /// True for f32, where blocks can be read without conversion.
     fn as_f32_slice(src: &[Self]) -> Option<&[f32]>;
+    /// The row as f32 in place, for f32 rows.
+    fn as_f32_slice_mut(src: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 impl Logit for f32 {
@@ -200,7 +230,15 @@ impl Logit for f32 {
         v
     }
     #[inline]
+    fn from_f32_finite(v: f32) -> f32 {
+        v.clamp(-f32::MAX, f32::MAX)
+    }
+    #[inline]
     fn as_f32_slice(src: &[f32]) -> Option<&[f32]> {
+        Some(src)
+    }
+    #[inline]
+    fn as_f32_slice_mut(src: &mut [f32]) -> Option<&mut [f32]> {
         Some(src)
     }
 }
@@ -219,7 +257,14 @@ impl Logit for f16 {
     fn from_f32(v: f32) -> f16 {
         f16::from_f32(v)
     }
+    #[inline]
+    fn from_f32_finite(v: f32) -> f16 {
+        f16::from_f32(v.clamp(-f16::MAX.to_f32(), f16::MAX.to_f32()))
+    }
     fn as_f32_slice(_: &[f16]) -> Option<&[f32]> {
+        None
+    }
+    fn as_f32_slice_mut(_: &mut [f16]) -> Option<&mut [f32]> {
         None
     }
 }
@@ -240,7 +285,14 @@ impl Logit for bf16 {
     fn from_f32(v: f32) -> bf16 {
         bf16::from_f32(v)
     }
+    #[inline]
+    fn from_f32_finite(v: f32) -> bf16 {
+        bf16::from_f32(v.clamp(-bf16::MAX.to_f32(), bf16::MAX.to_f32()))
+    }
     fn as_f32_slice(_: &[bf16]) -> Option<&[f32]> {
+        None
+    }
+    fn as_f32_slice_mut(_: &mut [bf16]) -> Option<&mut [f32]> {
         None
     }
 }

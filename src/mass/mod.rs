@@ -138,7 +138,11 @@ pub fn with_mass(mut q: QueryMass, cfg: &MassConfig, calib: Option<&Calibration>
     q
 }
 
-/// M over the present components: z-scores under a calibration, else min-max to [0, 1].
+/// Bound of each standardised component, so M(Q) is always finite (|M| ≤ 10).
+pub const Z_LIMIT: f64 = 10.0;
+
+/// M over the present components: z-scores under a calibration (each clamped to ±[`Z_LIMIT`]),
+/// else min-max to [0, 1].
 fn combine(q: &QueryMass, cfg: &MassConfig, calib: Option<&Calibration>) -> Option<f32> {
     let stats = calib.and_then(|c| c.mass.as_ref());
     let n = q.n_kl.or(q.n_surprisal);
@@ -153,7 +157,8 @@ fn combine(q: &QueryMass, cfg: &MassConfig, calib: Option<&Calibration>) -> Opti
             continue;
         };
         let z = match st {
-            Some(s) => (x as f64 - s.mean) / s.std,
+            // A z-score beyond ±Z_LIMIT says nothing more and would only push T to a clamp.
+            Some(s) => ((x as f64 - s.mean) / s.std).clamp(-Z_LIMIT, Z_LIMIT),
             None => (x as f64 / max as f64).clamp(0.0, 1.0),
         };
         num += w as f64 * z;

@@ -22,6 +22,10 @@ const MAGIC: &[u8; 8] = b"IGPRIOR\0";
 /// The format version this build reads and writes.
 pub const PRIOR_VERSION: u32 = 1;
 const MAX_PROVENANCE: usize = 65_536;
+/// The largest Prior file: header, the longest provenance and one u32 count per token of the
+/// largest vocabulary ([`crate::processor::MAX_VOCAB`]), and the checksum.
+pub const MAX_FILE_BYTES: u64 =
+    28 + MAX_PROVENANCE as u64 + 4 * crate::processor::MAX_VOCAB as u64 + 8;
 
 /// A unigram count table with additive smoothing applied at look-up.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,10 +197,9 @@ impl Prior {
         })
     }
 
-    /// Read and validate a file.
+    /// Read and validate a file: a regular file of at most [`MAX_FILE_BYTES`].
     pub fn load(path: &std::path::Path) -> Result<Prior> {
-        let b = std::fs::read(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-        Prior::from_bytes(&b)
+        Prior::from_bytes(&crate::io::read_bounded(path, MAX_FILE_BYTES, "prior")?)
     }
 
     /// Write a file.

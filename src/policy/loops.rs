@@ -26,6 +26,15 @@ pub struct Cycle {
     pub next: u32,
 }
 
+impl Cycle {
+    /// No cycle.
+    pub const NONE: Cycle = Cycle {
+        strength: 0.0,
+        period: 0,
+        next: 0,
+    };
+}
+
 impl LoopDetector {
     /// `max_period` = P; `history` ≥ P is the ring size (for attractor phrases).
     pub fn new(max_period: usize, history: usize) -> LoopDetector {

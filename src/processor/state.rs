@@ -1,43 +1,52 @@
-//! Per-sequence state: bounded (history ring, anchors) and reset-able.
+//! Per-sequence state: bounded (history ring, anchors), reset-able, and provisional per step.
+//!
+//! A step reads the **committed** state ([`Dyn`]) and leaves a proposal; `accept` commits it.
+//! Stepping the same position twice (a grammar rejection, a speculative verify) therefore gives
+//! the same result as stepping it once, and the state only moves when a token is accepted.
 
 use crate::config::Config;
 use crate::field::Cand;
+use crate::interventions::AbstainState;
 use crate::mass::QueryMass;
-use crate::policy::{Hysteresis, LoopDetector, Trend};
+use crate::policy::{LoopDetector, Tracks, Trend};
 use crate::sampler::Rng;
 
 /// How many of the last step's top tokens are remembered for `accept` in `Logits` mode.
 const TOP: usize = 8;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Abstain {
-    Undecided,
-    Answering,
-    /// Abstaining; the index of the next abstention token to force.
-    Abstaining(usize),
+/// The part of a sequence's state that a step advances.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Dyn {
+    /// Positions accepted so far: the index of the next step.
+    pub step: u32,
+    pub rng: Rng,
+    pub tracks: Tracks,
+    pub abstain: AbstainState,
+}
+
+/// What the last step decided, kept until `accept` says which token the host emitted.
+#[derive(Debug, Clone, Copy)]
+struct Proposal {
+    next: Dyn,
+    /// The token the step selected (or forced) and its potential.
+    chosen: Option<(u32, f32)>,
+    /// `Logits` mode: the largest kept candidates and their potentials.
+    top: [(u32, f32); TOP],
+    top_n: usize,
 }
 
 /// The state of one live sequence.
 #[derive(Debug, Clone)]
 pub struct SeqState {
     pub(crate) id: u64,
-    pub(crate) step: u32,
     seed: u64,
-    pub(crate) rng: Rng,
+    pub(crate) now: Dyn,
+    proposal: Option<Proposal>,
     pub(crate) loops: LoopDetector,
-    pub(crate) void_h: Hysteresis,
-    pub(crate) bh_h: Hysteresis,
     pub(crate) trend: Trend,
-    pub(crate) low_streak: u32,
     pub(crate) mass: QueryMass,
     pub(crate) anchors: Vec<u32>,
     pub(crate) batch_epoch: u64,
-    pub(crate) last_log_z: f64,
-    /// The token this step selected and its potential.
-    pub(crate) pending: Option<(u32, f32)>,
-    top: [(u32, f32); TOP],
-    top_n: usize,
-    abstain: Abstain,
 }
 
 impl SeqState {
@@ -52,25 +61,23 @@ impl SeqState {
         let longest = b.attractors.iter().map(Vec::len).max().unwrap_or(0);
         SeqState {
             id,
-            step: 0,
             seed,
-            rng: Rng::new(seed),
+            now: Dyn {
+                step: 0,
+                rng: Rng::new(seed),
+                tracks: Tracks::default(),
+                abstain: AbstainState::Undecided,
+            },
+            proposal: None,
             loops: LoopDetector::new(b.max_period as usize, longest.max(b.max_period as usize)),
-            void_h: Hysteresis::default(),
-            bh_h: Hysteresis::default(),
             trend: Trend::default(),
-            low_streak: 0,
             mass,
             anchors,
             batch_epoch: 0,
-            last_log_z: f64::NAN,
-            pending: None,
-            top: [(0, f32::NAN); TOP],
-            top_n: 0,
-            abstain: Abstain::Undecided,
         }
     }
 
+    /// Back to the state right after `begin` (same seed, anchors and mass).
     pub(crate) fn reset(&mut self, cfg: &Config) {
         let anchors = std::mem::take(&mut self.anchors);
         let epoch = self.batch_epoch;
@@ -78,28 +85,20 @@ impl SeqState {
         self.batch_epoch = epoch;
     }
 
-    /// Abstention decision: None = answer normally; Some(Some(t)) = force t; Some(None) = stop.
-    pub(crate) fn abstain_step(&mut self, void_score: f32, cfg: &Config) -> Option<Option<u32>> {
-        let a = &cfg.abstain;
-        if self.abstain == Abstain::Undecided {
-            self.abstain = if a.enabled && 1.0 - void_score < a.target {
-                Abstain::Abstaining(0)
-            } else {
-                Abstain::Answering
-            };
-        }
-        match self.abstain {
-            Abstain::Abstaining(i) => {
-                self.abstain = Abstain::Abstaining(i + 1);
-                Some(a.tokens.get(i).copied())
-            }
-            _ => None,
-        }
+    /// Record a step's decision: `next` is the state `accept` will commit; `chosen` the token
+    /// the step selected or forced (with its potential).
+    pub(crate) fn propose(&mut self, next: Dyn, chosen: Option<(u32, f32)>) {
+        self.proposal = Some(Proposal {
+            next,
+            chosen,
+            top: [(0, f32::NAN); TOP],
+            top_n: 0,
+        });
     }
 
-    /// Keep the TOP largest of `list` with their potentials.
-    pub(crate) fn remember_top(&mut self, list: &[Cand], phi: impl Fn(&Cand) -> f32) {
-        self.top_n = 0;
+    /// As [`propose`](Self::propose) for `Logits` mode: the host selects, so remember the
+    /// `TOP` largest of `list` with their potentials for `accept` to find the host's choice.
+    pub(crate) fn propose_top(&mut self, next: Dyn, list: &[Cand], phi: impl Fn(&Cand) -> f32) {
         let mut best: [Option<Cand>; TOP] = [None; TOP];
         for c in list {
             let mut cur = *c;
@@ -114,22 +113,38 @@ impl SeqState {
                 }
             }
         }
+        let mut p = Proposal {
+            next,
+            chosen: None,
+            top: [(0, f32::NAN); TOP],
+            top_n: 0,
+        };
         for c in best.iter().flatten() {
-            self.top[self.top_n] = (c.id, phi(c));
-            self.top_n += 1;
+            p.top[p.top_n] = (c.id, phi(c));
+            p.top_n += 1;
         }
+        self.proposal = Some(p);
     }
 
-    /// The host emitted `token`.
+    /// The host emitted `token`: commit the last step's proposal (or, with no step since the
+    /// last accept, just advance the position) and feed the loop detector and surprisal trend.
     pub(crate) fn accept(&mut self, token: u32, cfg: &Config) {
-        let phi = match self.pending.take() {
-            Some((t, p)) if t == token => p,
-            _ => self.top[..self.top_n]
-                .iter()
-                .find(|(t, _)| *t == token)
-                .map_or(f32::NAN, |&(_, p)| p),
+        let phi = match self.proposal.take() {
+            Some(p) => {
+                self.now = p.next;
+                match p.chosen {
+                    Some((t, phi)) if t == token => phi,
+                    _ => p.top[..p.top_n]
+                        .iter()
+                        .find(|(t, _)| *t == token)
+                        .map_or(f32::NAN, |&(_, phi)| phi),
+                }
+            }
+            None => {
+                self.now.step = self.now.step.saturating_add(1);
+                f32::NAN
+            }
         };
-        self.top_n = 0;
         self.trend.push(phi, &cfg.void);
         if cfg.black_hole.enabled {
             self.loops.push(token);

@@ -9,6 +9,14 @@
 #include "infogravity.h"
 #include "scenario.h"
 
+/* ABI v1 is frozen: these sizes are what every host compiled against v1 passes. */
+_Static_assert(sizeof(IgSeqParams) == 88 && IG_SEQ_PARAMS_V1_SIZE == 88, "IgSeqParams v1");
+_Static_assert(sizeof(IgStepReport) == 88 && IG_STEP_REPORT_V1_SIZE == 88, "IgStepReport v1");
+_Static_assert(sizeof(IgQueryMass) == 32 && IG_QUERY_MASS_V1_SIZE == 32, "IgQueryMass v1");
+/* A fixed width whatever the compiler does with enums (the tests also build with
+ * -fshort-enums). */
+_Static_assert(sizeof(IgStatus) == 4, "IgStatus is a uint32_t");
+
 static int failures = 0;
 #define CHECK(cond, ...)                                   \
     do {                                                   \
@@ -67,6 +75,8 @@ static void conventions(void) {
     /* Version macros agree with the library. */
     CHECK(ig_version_number() == IG_VERSION_NUMBER, "version number %u vs %u",
           ig_version_number(), (unsigned)IG_VERSION_NUMBER);
+    CHECK(ig_abi_version() == IG_ABI_VERSION, "ABI %u vs %u", ig_abi_version(),
+          (unsigned)IG_ABI_VERSION);
     CHECK(strcmp(ig_version(), IG_VERSION_STRING) == 0, "version %s vs %s", ig_version(),
           IG_VERSION_STRING);
     printf("version %s %d.%d.%d\n", ig_version(), IG_VERSION_MAJOR, IG_VERSION_MINOR,

@@ -3,11 +3,11 @@
 //! and as the mean surprisal of the query's tokens.
 
 use super::generate::{Engine, Message};
-use crate::calibration::Calibration;
-use crate::config::MassConfig;
-use crate::error::Result;
-use crate::field;
-use crate::mass::{self, Prior, QueryMass};
+use infogravity::Result;
+use infogravity::calibration::Calibration;
+use infogravity::config::MassConfig;
+use infogravity::field;
+use infogravity::mass::{self, Prior, QueryMass};
 
 /// KL(p ‖ q) in nats between the softmaxes of two logits rows (f64, exact two-pass).
 pub fn kl_logits(p: &[f32], q: &[f32]) -> f64 {
@@ -210,7 +210,7 @@ pub fn conductivity(
         row = e.lm.forward(&mut cache, &[tok])?;
     }
     if answer.is_empty() {
-        return Err(crate::error::Error::InvalidArgument(
+        return Err(infogravity::Error::InvalidArgument(
             "the model's answer is empty: no conductivity to measure".into(),
         ));
     }

@@ -1,10 +1,9 @@
 //! A missing ONNX Runtime library is an error that says how to get it (its own process: the
 //! ORT environment is created once per process).
-#![cfg(feature = "engine")]
 
 #[test]
 fn missing_runtime_says_how_to_get_it() {
-    let e = infogravity::engine::runtime(Some(std::path::Path::new("no/such/libonnxruntime.so")))
+    let e = infogravity_engine::runtime(Some(std::path::Path::new("no/such/libonnxruntime.so")))
         .err()
         .unwrap()
         .to_string();

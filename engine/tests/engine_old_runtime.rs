@@ -1,11 +1,10 @@
 //! An ONNX Runtime older than the one the engine needs is refused with a message that says how
 //! to get the right one (its own process: the ORT environment is created once per process).
 //! `scripts/setup-engine.sh` provides the old library as a fixture; CI runs it.
-#![cfg(feature = "engine")]
 
 #[test]
 fn too_old_runtime_says_how_to_get_the_right_one() {
-    let old = infogravity::engine::cache_dir().join("ort-old/libonnxruntime.so.1.22.0");
+    let old = infogravity_engine::cache_dir().join("ort-old/libonnxruntime.so.1.22.0");
     if !old.exists() {
         eprintln!(
             "SKIPPED: {} missing; run scripts/setup-engine.sh",
@@ -17,7 +16,7 @@ fn too_old_runtime_says_how_to_get_the_right_one() {
         );
         return;
     }
-    let e = infogravity::engine::runtime(Some(&old))
+    let e = infogravity_engine::runtime(Some(&old))
         .err()
         .unwrap()
         .to_string();

@@ -5,10 +5,10 @@ use std::fmt::Write;
 
 use super::metrics::{self, Interval};
 use super::qa::{self, Record};
-use crate::calibration::{
+use infogravity::calibration::{
     CALIBRATION_FORMAT, CALIBRATION_VERSION, Calibration, MassStats, Standard,
 };
-use crate::config::{Config, VoidWeights};
+use infogravity::config::{Config, VoidWeights};
 
 /// Everything `eval qa` writes besides the raw records.
 pub struct QaReport {
@@ -117,7 +117,7 @@ pub fn analyse(records: &[Record], cfg: &Config, provenance: &str, resamples: us
     values.push(
         test.iter()
             .map(|r| {
-                crate::mass::with_mass(r.mass(), &cfg.mass, calib.as_ref())
+                infogravity::mass::with_mass(r.mass(), &cfg.mass, calib.as_ref())
                     .m
                     .unwrap_or(0.0) as f64
             })
@@ -268,7 +268,7 @@ pub fn analyse(records: &[Record], cfg: &Config, provenance: &str, resamples: us
 
 /// A seeded sample of `n` gradings for a hand audit.
 fn audit(records: &[Record], n: usize) -> String {
-    let mut rng = crate::sampler::Rng::new(50);
+    let mut rng = infogravity::sampler::Rng::new(50);
     let mut idx: Vec<usize> = (0..records.len()).collect();
     for i in (1..idx.len()).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;

@@ -3,7 +3,8 @@
 //! table / JSON with batch scaling; this is the statistically careful version.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use infogravity::{Config, GravityProcessor, SeqParams, StepMode, bench, field};
+use infogravity::{Config, GravityProcessor, SeqParams, StepMode, field};
+use infogravity_engine::bench;
 
 fn kernels(c: &mut Criterion) {
     let mut g = c.benchmark_group("field");

@@ -1,13 +1,12 @@
 //! Smoke tests of the `infogravity` binary.
-#![cfg(feature = "engine")]
 
 use std::process::Command;
 
 /// The tiny model and the ORT library from `scripts/setup-engine.sh`, or None (with the reason
 /// printed) outside CI; CI must provide them.
 fn tiny() -> Option<std::path::PathBuf> {
-    let dir = infogravity::engine::cache_dir().join("models/tiny");
-    if dir.join("model.onnx").exists() && infogravity::engine::ort_library(None).exists() {
+    let dir = infogravity_engine::cache_dir().join("models/tiny");
+    if dir.join("model.onnx").exists() && infogravity_engine::ort_library(None).exists() {
         return Some(dir);
     }
     eprintln!("SKIPPED: tiny model missing; run scripts/setup-engine.sh");

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::metrics;
 use super::qa::{self, Item};
 use super::{Prompt, read_jsonl, run_batches, write_line};
-use crate::error::Result;
+use infogravity::Result;
 
 /// The three rewordings of each relation ({} = the subject). The stem is the bank's.
 pub fn rewordings(item: &Item) -> [String; 3] {
@@ -68,7 +68,7 @@ const GREEDY: &str = r#"{"preset":"neutral","temperature":{"base":0}}"#;
 /// Run every item (four rows each, batches of `batch` rounded to a multiple of 4 so an item's
 /// rows share a batch), appending to `dir/sensitivity.jsonl` (resumable).
 pub fn run(
-    e: &mut crate::engine::Engine,
+    e: &mut crate::Engine,
     items: &[Item],
     tokens: usize,
     batch: usize,
@@ -125,14 +125,14 @@ pub fn run(
             let z: Vec<Vec<f32>> = (4 * i..4 * i + 4)
                 .map(|r| f.remove(&r).expect("the hook saw the first step"))
                 .collect();
-            let f0 = crate::field::measure(&z[0][..])?;
+            let f0 = infogravity::field::measure(&z[0][..])?;
             let t = f0.argmax as usize;
             let jsd: Vec<f64> = (1..4)
-                .map(|k| crate::field::thermo::js_divergence(&z[0], 1.0, &z[k], 1.0))
+                .map(|k| infogravity::field::thermo::js_divergence(&z[0], 1.0, &z[k], 1.0))
                 .collect();
             let mut dphi = 0.0;
             for zk in &z[1..] {
-                let fk = crate::field::measure(&zk[..])?;
+                let fk = infogravity::field::measure(&zk[..])?;
                 dphi += (fk.potential(zk[t]) - f0.potential(z[0][t])) / 3.0;
             }
             let key = |s: &str| answer_key(s, &it.answers);

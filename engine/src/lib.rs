@@ -1,4 +1,7 @@
-//! Reference engine: ONNX causal LMs through ONNX Runtime (`ort`, loaded at run time).
+//! The infogravity reference engine: ONNX causal LMs through ONNX Runtime (`ort`, loaded at
+//! run time) with the gravity processor in the loop; the evaluation ([`eval`]) and the
+//! processor benchmark ([`bench`]) behind the `infogravity` CLI. The C library a host links is
+//! the `infogravity` crate alone: nothing here is in it.
 //!
 //! - [`runtime`]: one ORT environment per process, loaded from an explicit path,
 //!   `ORT_DYLIB_PATH`, or the cache that `scripts/setup-engine.sh` fills (the library from the
@@ -18,8 +21,10 @@ use ort::session::Session;
 use ort::value::{DynValue, Tensor};
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use infogravity::{Error, Result};
 
+pub mod bench;
+pub mod eval;
 mod generate;
 mod mass;
 pub use generate::{Engine, GenerateOptions, Generation, Message, processor_for, render_chat};

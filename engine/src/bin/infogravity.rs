@@ -10,7 +10,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use infogravity::{Config, GravityProcessor, Regime, SeqParams, StepMode, bench, engine, field};
+use infogravity::{Config, GravityProcessor, Regime, SeqParams, StepMode, field};
+use infogravity_engine::{self as engine, bench};
 
 #[derive(Parser)]
 #[command(
@@ -753,11 +754,10 @@ fn generate(a: GenArgs) -> Result<(), CliError> {
         let started = std::time::Instant::now();
         // One sequence streams; a batch prints each answer when the batch is done.
         let gens = eng.generate_batch(&mut p, &rows, &gen_opts, |_, piece, _| {
-            if single && werr.is_none() {
-                if let Err(e) = write!(out, "{piece}").and_then(|_| out.flush()) {
+            if single && werr.is_none()
+                && let Err(e) = write!(out, "{piece}").and_then(|_| out.flush()) {
                     werr = Some(e);
                 }
-            }
         })?;
         if let Some(e) = werr {
             return Err(e.into());
@@ -910,7 +910,7 @@ fn flag_names(f: u32) -> Vec<&'static str> {
 
 /// The Prior shipped for SmolLM2 (priors/README.md), when its vocabulary is `vocab`.
 fn shipped_prior(vocab: usize) -> Result<Option<infogravity::Prior>, CliError> {
-    const SHIPPED: &[u8] = include_bytes!("../../priors/smollm2-135m-kjv.prior");
+    const SHIPPED: &[u8] = include_bytes!("../../../priors/smollm2-135m-kjv.prior");
     Ok(Some(infogravity::Prior::from_bytes(SHIPPED)?).filter(|p| p.vocab() == vocab))
 }
 
@@ -971,7 +971,7 @@ fn eval_part(part: &str, out: &std::path::Path, model: Option<&std::path::Path>)
 }
 
 fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
-    use infogravity::eval::{loops, qa, report};
+    use infogravity_engine::eval::{loops, qa, report};
     match cmd {
         EvalCmd::All {
             run: EvalRun { out, model },
@@ -1026,7 +1026,7 @@ fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
             bank,
             resamples,
         } => {
-            use infogravity::eval::phase;
+            use infogravity_engine::eval::phase;
             let items = evenly(qa::load_bank(&bank)?, Some(limit));
             let dir = model_dir(model)?;
             let mut eng = engine::Engine::load(&dir, &Default::default())?;
@@ -1065,7 +1065,7 @@ fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
             bank,
             resamples,
         } => {
-            use infogravity::eval::sensitivity;
+            use infogravity_engine::eval::sensitivity;
             let items = evenly(qa::load_bank(&bank)?, limit);
             let dir = model_dir(model)?;
             let mut eng = engine::Engine::load(&dir, &Default::default())?;
@@ -1098,7 +1098,7 @@ fn eval_cmd(cmd: EvalCmd) -> Result<(), CliError> {
             resamples,
             calibration,
         } => {
-            use infogravity::eval::temperature;
+            use infogravity_engine::eval::temperature;
             let calib = infogravity::Calibration::load(&calibration)?;
             let items = evenly(qa::load_bank(&bank)?, limit);
             let list = evenly(read_prompts(&prompts)?, open_limit);

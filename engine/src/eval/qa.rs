@@ -10,12 +10,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{MassConfig, VoidWeights};
-use crate::engine::{self, Engine};
-use crate::error::{Error, Result};
-use crate::field::{self, Field};
-use crate::mass::{self, Prior, QueryMass};
-use crate::policy::VoidFeatures;
+use crate::Engine;
+use infogravity::config::{MassConfig, VoidWeights};
+use infogravity::field::{self, Field};
+use infogravity::mass::{self, Prior, QueryMass};
+use infogravity::policy::VoidFeatures;
+use infogravity::{Error, Result};
 
 /// One item of the bank.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,9 +163,9 @@ pub fn run_item(
     max_tokens: usize,
 ) -> Result<Record> {
     let v = e.lm.info().vocab;
-    let (ids, start, end) = engine::prompt_with_span(e, None, &item.question, &item.stem)?;
+    let (ids, start, end) = crate::prompt_with_span(e, None, &item.question, &item.stem)?;
     let (logits, mut cache) = e.prefill(&ids)?;
-    let q = engine::prompt_mass(&ids, start, end, &logits, v, prior, cfg)?;
+    let q = crate::prompt_mass(&ids, start, end, &logits, v, prior, cfg)?;
     let mut row = logits[logits.len() - v..].to_vec();
     drop(logits);
     let eos = e.lm.info().eos_token_id;
@@ -222,13 +222,13 @@ pub fn sentence_tokens(e: &Engine, tokens: &[u32]) -> Result<usize> {
 }
 
 /// The prompt of `question` (chat template, `stem` after the assistant prompt) and the span of
-/// the question's tokens in it, for batch runs ([`crate::engine::GenerateOptions::query_spans`]).
+/// the question's tokens in it, for batch runs ([`crate::GenerateOptions::query_spans`]).
 pub fn item_prompt(
     e: &Engine,
     question: &str,
     stem: &str,
 ) -> Result<(Vec<u32>, std::ops::Range<usize>)> {
-    let (ids, start, end) = engine::prompt_with_span(e, None, question, stem)?;
+    let (ids, start, end) = crate::prompt_with_span(e, None, question, stem)?;
     Ok((ids, start..end))
 }
 
@@ -312,7 +312,7 @@ pub fn void_scores(
     records: &[Record],
     w: &VoidWeights,
     cfg: &MassConfig,
-    calib: Option<&crate::Calibration>,
+    calib: Option<&infogravity::Calibration>,
 ) -> Vec<f64> {
     records
         .iter()
@@ -328,7 +328,7 @@ pub fn void_scores(
 pub fn void_features(
     records: &[Record],
     cfg: &MassConfig,
-    calib: Option<&crate::Calibration>,
+    calib: Option<&infogravity::Calibration>,
 ) -> Vec<Vec<f64>> {
     records
         .iter()
@@ -354,7 +354,7 @@ pub fn is_train(subject: &str) -> bool {
         h ^= b as u64;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    h % 2 == 0
+    h.is_multiple_of(2)
 }
 
 #[cfg(test)]

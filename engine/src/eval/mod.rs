@@ -10,7 +10,7 @@ pub mod report;
 pub mod sensitivity;
 pub mod temperature;
 
-use crate::error::{Error, Result};
+use infogravity::{Error, Result};
 
 /// Read a JSON-lines results file (absent = empty).
 pub(crate) fn read_jsonl<T: serde::de::DeserializeOwned>(
@@ -51,17 +51,17 @@ pub type Prompt = (Vec<u32>, std::ops::Range<usize>);
 /// [`Engine::generate_batch_with`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_batches(
-    e: &mut crate::engine::Engine,
+    e: &mut crate::Engine,
     json: &str,
-    prior: Option<&crate::Prior>,
-    calib: Option<&crate::Calibration>,
+    prior: Option<&infogravity::Prior>,
+    calib: Option<&infogravity::Calibration>,
     rows: &[Prompt],
     max_tokens: usize,
     batch: usize,
     seed: u64,
     done: &[bool],
     mut pre: impl FnMut(usize, &[u32], &mut [f32]),
-    mut record: impl FnMut(&crate::engine::Engine, usize, crate::engine::Generation) -> Result<()>,
+    mut record: impl FnMut(&crate::Engine, usize, crate::Generation) -> Result<()>,
 ) -> Result<()> {
     let batch = batch.max(1);
     for start in (0..rows.len()).step_by(batch) {
@@ -69,11 +69,11 @@ pub(crate) fn run_batches(
         if done[start..end].iter().all(|&d| d) {
             continue;
         }
-        let mut p = crate::engine::processor_for(e, json)?;
+        let mut p = crate::processor_for(e, json)?;
         p.set_prior(prior.cloned())?;
         p.set_calibration(calib.cloned());
         let (ids, query_spans): (Vec<Vec<u32>>, Vec<_>) = rows[start..end].iter().cloned().unzip();
-        let opts = crate::engine::GenerateOptions {
+        let opts = crate::GenerateOptions {
             max_tokens,
             seed: seed + start as u64,
             query_spans,

@@ -2,14 +2,14 @@
 //!
 //! Rows imitate LLM logits: a Gaussian bulk (σ = 2) and a few dozen tokens 6–14 nats above
 //! it, different in every row. Timings are medians of individually timed calls; the floor
-//! kernel ([`crate::field::floor_kernel`]) is timed in the same run so ratios are comparable.
+//! kernel ([`infogravity::field::floor_kernel`]) is timed in the same run so ratios are comparable.
 
 use std::time::Instant;
 
-use crate::config::Config;
-use crate::field;
-use crate::processor::{GravityProcessor, SeqParams, StepMode, StepReport};
-use crate::sampler::Rng;
+use infogravity::config::Config;
+use infogravity::field;
+use infogravity::processor::{GravityProcessor, SeqParams, StepMode, StepReport};
+use infogravity::sampler::Rng;
 
 /// Vocabulary sizes of common model families (Llama-2, Llama-3, Qwen2, Gemma).
 pub const VOCABS: [usize; 4] = [32_000, 128_256, 151_936, 262_144];
@@ -118,7 +118,7 @@ fn timed(iters: usize, mut call: impl FnMut(usize) -> u128) -> f64 {
 }
 
 /// Run every case of `plan`, calling `out` as each finishes.
-pub fn run(plan: &Plan, mut out: impl FnMut(&Case)) -> crate::Result<()> {
+pub fn run(plan: &Plan, mut out: impl FnMut(&Case)) -> infogravity::Result<()> {
     const ROWS: usize = 16;
     let mut saved = Vec::with_capacity(PEAKS);
     for &v in &plan.vocabs {
@@ -178,7 +178,7 @@ pub fn run(plan: &Plan, mut out: impl FnMut(&Case)) -> crate::Result<()> {
                 );
             });
             let r = r.expect("the step ran");
-            full += (r.flags & crate::flags::FULL_PASS != 0) as usize;
+            full += (r.flags & infogravity::flags::FULL_PASS != 0) as usize;
             let _ = p.accept(1, r.token.unwrap_or(0));
             ns
         });
@@ -240,7 +240,7 @@ pub fn run(plan: &Plan, mut out: impl FnMut(&Case)) -> crate::Result<()> {
                 let ns = s.elapsed().as_nanos();
                 full += reps
                     .iter()
-                    .filter(|r| r.flags & crate::flags::FULL_PASS != 0)
+                    .filter(|r| r.flags & infogravity::flags::FULL_PASS != 0)
                     .count();
                 for (id, r) in ids.iter().zip(&reps) {
                     let _ = p.accept(*id, r.token.unwrap_or(0));

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use super::metrics;
 use super::qa::{self, Item};
 use super::{Prompt, read_jsonl, run_batches, write_line};
-use crate::error::Result;
-use crate::field::thermo::{CriticalTemperature, log_grid};
+use infogravity::Result;
+use infogravity::field::thermo::{CriticalTemperature, log_grid};
 
 /// Settings of the scan.
 #[derive(Debug, Clone)]
@@ -108,9 +108,9 @@ fn sets<'a>(items: &'a [Item], o: &Options) -> Vec<(&'static str, Vec<&'a Item>,
 /// Run the scan, appending to `dir/phase.jsonl` (resumable). `progress(done, total)` counts
 /// rows.
 pub fn run(
-    e: &mut crate::engine::Engine,
+    e: &mut crate::Engine,
     items: &[Item],
-    prior: Option<&crate::Prior>,
+    prior: Option<&infogravity::Prior>,
     o: &Options,
     dir: &std::path::Path,
     mut progress: impl FnMut(usize, usize),
@@ -168,7 +168,7 @@ pub fn run(
                         for (d, &x) in scaled.iter_mut().zip(z.iter()) {
                             *d = x * inv;
                         }
-                        let f = crate::field::measure(&scaled[..]);
+                        let f = infogravity::field::measure(&scaled[..]);
                         l.push(f.as_ref().map_or(f64::NAN, |f| f.log_z));
                         c.push(f.map_or(f32::NAN, |f| f.varentropy as f32));
                     }
@@ -176,7 +176,7 @@ pub fn run(
                     if k == 0 {
                         st.heat[g].push(c);
                         st.t_star[g].push(ct.find(z, T_LO, T_HI).0 as f32);
-                        let f = crate::field::measure(z);
+                        let f = infogravity::field::measure(z);
                         st.margin[g].push(f.map_or(f32::NAN, |f| f.margin()));
                     }
                 },

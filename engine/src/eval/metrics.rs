@@ -2,7 +2,7 @@
 //! the Kalai-penalised score, L2-regularised logistic regression (IRLS), distinct-n and
 //! self-BLEU. Plain f64 code on at most a few thousand items.
 
-use crate::sampler::Rng;
+use infogravity::sampler::Rng;
 
 /// AUROC of `score` (higher = more likely positive) for the labels `positive`: the
 /// Mann–Whitney U statistic over n₊·n₋ with ties counted ½. None when a class is empty.

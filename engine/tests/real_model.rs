@@ -1,10 +1,9 @@
 //! The real model, SmolLM2-135M-Instruct converted from its Q4_1 GGUF (`scripts/setup-engine.sh
 //! --real`; CI runs it, so these tests do not skip there).
-#![cfg(feature = "engine")]
 
 use std::path::PathBuf;
 
-use infogravity::engine::{self, Engine, EngineOptions, GenerateOptions, Message};
+use infogravity_engine::{self as engine, Engine, EngineOptions, GenerateOptions, Message};
 
 fn real() -> Option<PathBuf> {
     let dir = engine::cache_dir().join("models/smollm2-135m-instruct");

@@ -10,9 +10,9 @@
 use std::path::Path;
 
 use super::{CausalLm, EngineOptions, KvCache};
-use crate::error::{Error, Result};
-use crate::processor::{GravityProcessor, SeqParams, StepMode, StepReport};
-use crate::{Config, QueryInput};
+use infogravity::processor::{GravityProcessor, SeqParams, StepMode, StepReport};
+use infogravity::{Config, QueryInput};
+use infogravity::{Error, Result};
 
 fn engine(msg: impl Into<String>) -> Error {
     Error::Engine(msg.into())
@@ -46,11 +46,10 @@ fn default_system(template: &str) -> Option<String> {
 /// Render `messages` with the model's ChatML template, ending with the assistant prompt.
 pub fn render_chat(template: &str, messages: &[Message]) -> String {
     let mut s = String::new();
-    if messages.first().is_none_or(|m| m.role != "system") {
-        if let Some(sys) = default_system(template) {
+    if messages.first().is_none_or(|m| m.role != "system")
+        && let Some(sys) = default_system(template) {
             s.push_str(&format!("<|im_start|>system\n{sys}<|im_end|>\n"));
         }
-    }
     for m in messages {
         s.push_str(&format!(
             "<|im_start|>{}\n{}<|im_end|>\n",
@@ -69,11 +68,11 @@ pub struct GenerateOptions {
     /// Anchor texts: their tokens become the sequence's anchors.
     pub anchors: Vec<String>,
     /// Also compute each token's critical temperature T* (the argmax of the heat capacity of
-    /// the raw next-token field over [0.02, 4], [`crate::field::thermo::CriticalTemperature`]).
+    /// the raw next-token field over [0.02, 4], [`infogravity::field::thermo::CriticalTemperature`]).
     /// Costs about 50 kernel passes over the vocabulary per token (see the CLI's `--tstar`).
     pub critical_temperature: bool,
     /// Empty, or one range per prompt: where the query's tokens are in it (e.g. from
-    /// [`crate::engine::prompt_with_span`]). They are passed to the processor's `begin`, so M(Q)
+    /// [`crate::prompt_with_span`]). They are passed to the processor's `begin`, so M(Q)
     /// includes the novelty N_KL when the processor has a Prior (DESIGN.md §1); without them
     /// M(Q) comes from the prompt's entropy alone.
     pub query_spans: Vec<std::ops::Range<usize>>,
@@ -293,7 +292,7 @@ impl Engine {
         let mut reports = vec![StepReport::default(); b];
         let mut shown = vec![0usize; b];
         let mut next: Vec<u32> = vec![eos; b];
-        let mut t_star = crate::field::thermo::CriticalTemperature::default();
+        let mut t_star = infogravity::field::thermo::CriticalTemperature::default();
         let mut context: Vec<Vec<u32>> = prompts.to_vec();
         for _ in 0..opts.max_tokens {
             let n = live.len();

@@ -2,8 +2,8 @@
 //! repetition-stop rule, with a DRY penalty, and with the processor's escape intervention.
 //! Loops are judged by [`loops`], a rule independent of the processor's detector.
 
-use crate::engine::Engine;
-use crate::error::Result;
+use crate::Engine;
+use infogravity::Result;
 
 /// A generation loops when some unit of p ≤ 32 tokens repeats back to back over at least
 /// max(3p, 16) tokens (s[i] = s[i − p] along the whole stretch).
@@ -213,7 +213,7 @@ pub fn logprobs(e: &mut Engine, prompt: &[u32], tokens: &[u32]) -> Result<Vec<f3
     let mut out = Vec::with_capacity(tokens.len());
     for (k, &t) in tokens.iter().enumerate() {
         let row = &logits[(prompt.len() - 1 + k) * v..(prompt.len() + k) * v];
-        let f = crate::field::measure(row)?;
+        let f = infogravity::field::measure(row)?;
         out.push(-f.potential(row[t as usize]) as f32);
     }
     Ok(out)
@@ -234,7 +234,7 @@ pub fn run_loops(
     let mut file = super::append(out)?;
     let ids: Vec<Vec<u32>> = prompts
         .iter()
-        .map(|p| e.chat_prompt(&[crate::engine::Message::new("user", p)], ""))
+        .map(|p| e.chat_prompt(&[crate::Message::new("user", p)], ""))
         .collect::<Result<_>>()?;
     let mut dry = Dry::new(e)?;
     let total = METHODS.len() * prompts.len();
@@ -247,8 +247,8 @@ pub fn run_loops(
                 continue;
             }
             let batch_ids: Vec<Vec<u32>> = rows.iter().map(|&i| ids[i].clone()).collect();
-            let mut p = crate::engine::processor_for(e, json)?;
-            let opts = crate::engine::GenerateOptions {
+            let mut p = crate::processor_for(e, json)?;
+            let opts = crate::GenerateOptions {
                 max_tokens,
                 ..Default::default()
             };
@@ -276,7 +276,7 @@ pub fn run_loops(
                 };
                 let line = serde_json::to_string(&r).expect("records serialise");
                 writeln!(file, "{line}")
-                    .map_err(|err| crate::Error::Io(format!("{}: {err}", out.display())))?;
+                    .map_err(|err| infogravity::Error::Io(format!("{}: {err}", out.display())))?;
                 have.push(r);
             }
             progress(have.len().min(total), total);

@@ -1,11 +1,10 @@
 //! The reference engine on the tiny model (`scripts/setup-engine.sh` makes it; CI runs that
 //! script first, so these tests do not skip there).
-#![cfg(feature = "engine")]
 
 use std::path::PathBuf;
 
 use infogravity::Error;
-use infogravity::engine::{self, CausalLm, EngineOptions};
+use infogravity_engine::{self as engine, CausalLm, EngineOptions};
 
 /// The tiny model, or None (with the reason printed) when it has not been set up.
 fn tiny() -> Option<PathBuf> {
@@ -99,7 +98,7 @@ fn bad_inputs_are_clear_errors() {
 
 #[test]
 fn providers_fall_back_in_order_and_report_which_runs() {
-    use infogravity::engine::Provider;
+    use infogravity_engine::Provider;
     let Some(dir) = tiny() else { return };
     // The PyPI onnxruntime wheel is a CPU build: CUDA and TensorRT cannot register.
     let opts = EngineOptions {
@@ -155,7 +154,7 @@ fn tokenizer_model_vocabulary_mismatch_is_an_error() {
         vocab.insert(format!("extra{i}"), serde_json::json!(n + 10 + i));
     }
     std::fs::write(tmp.join("tokenizer.json"), tok.to_string()).unwrap();
-    let e = infogravity::engine::Engine::load(&tmp, &EngineOptions::default())
+    let e = infogravity_engine::Engine::load(&tmp, &EngineOptions::default())
         .err()
         .unwrap()
         .to_string();

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use super::metrics::{self, Interval};
 use super::qa::{self, Item};
 use super::{Prompt, read_jsonl, run_batches, write_line};
-use crate::engine::{Engine, Generation};
-use crate::error::Result;
+use crate::{Engine, Generation};
+use infogravity::Result;
 
 /// The rules compared: (name, the temperature settings besides `base`).
 pub const METHODS: [(&str, &str); 5] = [
@@ -152,7 +152,7 @@ fn tasks<'a>(
     let mut open_rows = vec![];
     let mut open_src = vec![];
     for (i, text) in prompts.iter().enumerate() {
-        let (ids, s, t) = crate::engine::prompt_with_span(e, None, text, "")?;
+        let (ids, s, t) = crate::prompt_with_span(e, None, text, "")?;
         for _ in 0..o.open_samples {
             open_rows.push((ids.clone(), s..t));
             open_src.push(i as u32);
@@ -183,8 +183,8 @@ const SEED: u64 = 20_241_123;
 fn match_bases(
     e: &mut Engine,
     tasks: &[Task<'_>],
-    prior: Option<&crate::Prior>,
-    calib: Option<&crate::Calibration>,
+    prior: Option<&infogravity::Prior>,
+    calib: Option<&infogravity::Calibration>,
     o: &Options,
 ) -> Result<Bases> {
     let mut bases = vec![];
@@ -239,8 +239,8 @@ pub fn run(
     e: &mut Engine,
     items: &[Item],
     prompts: &[String],
-    prior: Option<&crate::Prior>,
-    calib: Option<&crate::Calibration>,
+    prior: Option<&infogravity::Prior>,
+    calib: Option<&infogravity::Calibration>,
     o: &Options,
     dir: &Path,
     mut progress: impl FnMut(usize, usize),
@@ -258,7 +258,7 @@ pub fn run(
                 &bases_path,
                 serde_json::to_string_pretty(&b).expect("serialises"),
             )
-            .map_err(|err| crate::Error::Io(format!("{}: {err}", bases_path.display())))?;
+            .map_err(|err| infogravity::Error::Io(format!("{}: {err}", bases_path.display())))?;
             b
         }
     };

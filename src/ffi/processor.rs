@@ -1,0 +1,655 @@
+//! The exports: library information, the `IgProcessor` handle and its calls. Each body checks
+//! its arguments through the `boundary` helpers, converts, and calls the Rust API.
+
+use std::ffi::{CStr, c_char, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+
+use half::{bf16, f16};
+
+use super::boundary::{
+    Fail, IgProcessor, Inner, boundary, check_out, dtype_size, last_error_ptr, lock, mode, null,
+    on_handle, read_versioned, slice, slice_mut, str_arg, write_opt, write_versioned,
+};
+use super::status::IgStatus;
+use super::types::*;
+use crate::Calibration;
+use crate::config::Config;
+use crate::error::try_reserve;
+use crate::mass::{Prior, QueryInput};
+use crate::processor::{LogitsMut, SeqParams};
+use crate::report::StepReport;
+
+static VERSION_C: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(c) => c,
+        Err(_) => panic!("version string has an interior NUL"),
+    };
+
+/// The library version, e.g. "0.1.0". Static string; never NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn ig_version() -> *const c_char {
+    VERSION_C.as_ptr()
+}
+
+/// The library version as (major << 16) | (minor << 8) | patch; compare with
+/// IG_VERSION_NUMBER from the header you compiled against.
+#[unsafe(no_mangle)]
+pub extern "C" fn ig_version_number() -> u32 {
+    let p = |s: &str| s.parse::<u32>().unwrap_or(0);
+    (p(env!("CARGO_PKG_VERSION_MAJOR")) << 16)
+        | (p(env!("CARGO_PKG_VERSION_MINOR")) << 8)
+        | p(env!("CARGO_PKG_VERSION_PATCH"))
+}
+
+/// The ABI major version of the loaded library; equal to IG_ABI_VERSION of a compatible header.
+#[unsafe(no_mangle)]
+pub extern "C" fn ig_abi_version() -> u32 {
+    IG_ABI_VERSION
+}
+
+/// A static description of a status code (any value; unknown codes give "unknown status").
+#[unsafe(no_mangle)]
+pub extern "C" fn ig_status_str(status: u32) -> *const c_char {
+    IgStatus::all()
+        .into_iter()
+        .find(|s| *s as u32 == status)
+        .map_or(c"unknown status", |s| s.as_cstr())
+        .as_ptr()
+}
+
+/// The message of the last `ig_*` call on this thread if it failed, "" if it succeeded.
+/// Thread-local: valid until the next `ig_*` call on this thread. Never NULL. For hosts that
+/// move between threads, `ig_processor_last_error` keeps the message per handle.
+#[unsafe(no_mangle)]
+pub extern "C" fn ig_last_error() -> *const c_char {
+    last_error_ptr()
+}
+
+/// Validate a configuration JSON string without creating a processor.
+///
+/// Errors: NULL_POINTER, CONFIG_PARSE, CONFIG_UNKNOWN_KEY, CONFIG_OUT_OF_RANGE.
+///
+/// # Safety
+/// `config_json` must be NULL or a NUL-terminated string.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_config_validate(config_json: *const c_char) -> IgStatus {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let s = unsafe { str_arg(config_json, "config_json", IgStatus::ConfigParse)? };
+        Config::from_json(s)?;
+        Ok(())
+    })
+}
+
+/// Fill `*params` with defaults (struct_size = sizeof(IgSeqParams)).
+///
+/// # Safety
+/// `params` must be NULL (no-op) or point to a writable IgSeqParams.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_seq_params_init(params: *mut IgSeqParams) {
+    if !params.is_null() && params.is_aligned() {
+        // SAFETY: non-NULL, aligned, writable per the contract.
+        unsafe { params.write(IgSeqParams::default()) };
+    }
+}
+
+/// Fill `*report` with defaults (struct_size = sizeof(IgStepReport)).
+///
+/// # Safety
+/// `report` must be NULL (no-op) or point to a writable IgStepReport.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_step_report_init(report: *mut IgStepReport) {
+    if !report.is_null() && report.is_aligned() {
+        // SAFETY: as above.
+        unsafe { report.write(IgStepReport::default()) };
+    }
+}
+
+/// Fill `*mass` with defaults (struct_size = sizeof(IgQueryMass), all NaN).
+///
+/// # Safety
+/// `mass` must be NULL (no-op) or point to a writable IgQueryMass.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_query_mass_init(mass: *mut IgQueryMass) {
+    if !mass.is_null() && mass.is_aligned() {
+        // SAFETY: as above.
+        unsafe { mass.write(IgQueryMass::default()) };
+    }
+}
+
+/// Create a processor for vocabulary size `vocab` (1 ..= IG_MAX_VOCAB) from a JSON
+/// configuration (NULL = the `balanced` preset; keys and presets: the crate's `config`
+/// module docs). On success `*out` owns the handle; release it with `ig_processor_free`.
+///
+/// Errors: NULL_POINTER (out), INVALID_ARGUMENT (vocab 0 or above IG_MAX_VOCAB),
+/// CONFIG_PARSE, CONFIG_UNKNOWN_KEY, CONFIG_OUT_OF_RANGE, TOKEN_OUT_OF_RANGE (a configured
+/// token ≥ vocab), OUT_OF_MEMORY (its buffers: 8·vocab bytes per worker thread and the
+/// candidate buffers).
+///
+/// # Safety
+/// `config_json` must be NULL or NUL-terminated; `out` must be NULL or writable.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_new(
+    config_json: *const c_char,
+    vocab: usize,
+    out: *mut *mut IgProcessor,
+) -> IgStatus {
+    boundary(|| {
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        let cfg = if config_json.is_null() {
+            Config::default()
+        } else {
+            // SAFETY: forwarded contract.
+            Config::from_json(unsafe {
+                str_arg(config_json, "config_json", IgStatus::ConfigParse)?
+            })?
+        };
+        let proc = crate::processor::GravityProcessor::new(cfg, vocab)?;
+        let h = Box::new(IgProcessor {
+            inner: Mutex::new(Inner {
+                proc,
+                reports: Vec::new(),
+            }),
+            error: Mutex::new(String::new()),
+        });
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe { out.write_unaligned(Box::into_raw(h)) };
+        Ok(())
+    })
+}
+
+/// Release a handle and every sequence in it. NULL is a no-op. The handle must not be used
+/// afterwards. With `limits.threads` > 1 the worker threads wind down after this returns:
+/// keep the library loaded (no `dlclose`) while they may still run.
+///
+/// # Safety
+/// `p` must be NULL or a handle from `ig_processor_new` not yet freed, with no call on it in
+/// progress.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_free(p: *mut IgProcessor) {
+    if p.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the handle came from Box::into_raw in ig_processor_new.
+        drop(unsafe { Box::from_raw(p) });
+    }));
+}
+
+/// The message of the last failing call on this handle ("" if none), NUL-terminated, into
+/// `buf` of `cap` bytes; the needed size (including the NUL) goes to `*needed` when it is not
+/// NULL. If `cap` is smaller, nothing is written to `buf` and BUFFER_TOO_SMALL is returned.
+/// Unlike `ig_last_error`, it survives the caller moving between threads; with several
+/// threads failing on one handle, it holds the latest failure.
+///
+/// Errors: NULL_POINTER (p, or buf with cap > 0), BUFFER_TOO_SMALL.
+///
+/// # Safety
+/// `p` a live handle; `buf` NULL or `cap` writable bytes; `needed` NULL or writable.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_last_error(
+    p: *const IgProcessor,
+    buf: *mut c_char,
+    cap: usize,
+    needed: *mut usize,
+) -> IgStatus {
+    boundary(|| {
+        if p.is_null() {
+            return Err(null("processor"));
+        }
+        // SAFETY: a live handle per the contract.
+        let h = unsafe { &*p };
+        let msg = h.error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // SAFETY: forwarded contracts.
+        unsafe { copy_string(&msg, buf, cap, needed, "last error") }
+    })
+}
+
+/// Copy `s` and a NUL into a caller buffer (size query when `cap` is 0).
+///
+/// # Safety
+/// `buf` NULL or `cap` writable bytes; `needed` NULL or writable.
+unsafe fn copy_string(
+    s: &str,
+    buf: *mut c_char,
+    cap: usize,
+    needed: *mut usize,
+    what: &str,
+) -> Result<(), Fail> {
+    let need = s.len() + 1;
+    // SAFETY: forwarded contract.
+    unsafe { write_opt(needed, need) };
+    if cap < need {
+        return Err(Fail::new(
+            IgStatus::BufferTooSmall,
+            format!("{what} needs {need} bytes, the buffer has {cap}"),
+        ));
+    }
+    // SAFETY: forwarded contract: `cap` writable bytes.
+    let out = unsafe { slice_mut(buf.cast::<u8>(), cap, "buf")? };
+    out[..s.len()].copy_from_slice(s.as_bytes());
+    out[s.len()] = 0;
+    Ok(())
+}
+
+/// Start sequence `seq`: compute M(Q) from `params` (NULL = defaults) and, if `mass_out` is not
+/// NULL, write it there.
+///
+/// Errors: NULL_POINTER, DUPLICATE_SEQUENCE, TOO_MANY_SEQUENCES, STRUCT_TOO_SMALL (a
+/// `struct_size` of 0 — use `ig_seq_params_init` — or below the v1 size), TOKEN_OUT_OF_RANGE
+/// (anchor or query token ≥ V), SIZE_MISMATCH (prompt logits not P·V), NAN_LOGITS /
+/// INFINITE_LOGITS (prompt logits), INVALID_ARGUMENT (negative D, bad entropies, more anchors
+/// than `limits.max_anchors`, misaligned arrays).
+///
+/// # Safety
+/// `p` must be a live handle; `params` NULL or a valid IgSeqParams whose arrays hold the stated
+/// lengths; `mass_out` NULL or a writable IgQueryMass with struct_size set.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_begin(
+    p: *mut IgProcessor,
+    seq: u64,
+    params: *const IgSeqParams,
+    mass_out: *mut IgQueryMass,
+) -> IgStatus {
+    // SAFETY: forwarded contract on `p`.
+    unsafe {
+        on_handle(p, || {
+            let mut g = lock(p)?;
+            let sp = read_versioned(
+                params,
+                IG_SEQ_PARAMS_V1_SIZE,
+                "params",
+                "ig_seq_params_init",
+            )?;
+            let anchors = slice(sp.anchors, sp.n_anchors, "params.anchors")?;
+            let query_tokens = slice(sp.query_tokens, sp.n_query_tokens, "params.query_tokens")?;
+            let query = QueryInput {
+                prompt_logits: nonempty(slice(
+                    sp.prompt_logits,
+                    sp.n_prompt_logits,
+                    "params.prompt_logits",
+                )?),
+                prompt_entropies: nonempty(slice(
+                    sp.prompt_entropies,
+                    sp.n_prompt_entropies,
+                    "params.prompt_entropies",
+                )?),
+                context_gain: (sp.has_context_gain != 0).then_some(sp.context_gain),
+                query_tokens: (!query_tokens.is_empty()).then_some(query_tokens),
+            };
+            let out_len = if mass_out.is_null() {
+                0
+            } else {
+                check_out(
+                    mass_out,
+                    IG_QUERY_MASS_V1_SIZE,
+                    "mass_out",
+                    "ig_query_mass_init",
+                )?
+            };
+            let m = g.proc.begin(
+                seq,
+                &SeqParams {
+                    seed: sp.seed,
+                    anchors,
+                    query,
+                },
+            )?;
+            if out_len > 0 {
+                write_versioned(mass_out, &IgQueryMass::from(&m), out_len);
+            }
+            Ok(())
+        })
+    }
+}
+
+fn nonempty<T>(s: &[T]) -> Option<&[T]> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// A row view of a C logits buffer of `n` elements of `dtype`, after `n` was checked.
+///
+/// # Safety
+/// As `slice_mut` for the element type `dtype` names.
+unsafe fn logits<'a>(ptr: *mut c_void, dtype: u32, n: usize) -> Result<LogitsMut<'a>, Fail> {
+    // SAFETY: forwarded to the caller's contract on `ptr`/`n`.
+    unsafe {
+        Ok(match dtype {
+            IG_DTYPE_F32 => LogitsMut::F32(slice_mut(ptr.cast::<f32>(), n, "logits")?),
+            IG_DTYPE_F16 => LogitsMut::F16(slice_mut(ptr.cast::<f16>(), n, "logits")?),
+            _ => LogitsMut::BF16(slice_mut(ptr.cast::<bf16>(), n, "logits")?),
+        })
+    }
+}
+
+/// One step on one row of `n` logits of type `dtype` (IG_DTYPE_*), in mode `mode`
+/// (IG_MODE_*). Writes the step's diagnostics to `*report` (struct_size set by the caller).
+/// The step is provisional until `ig_processor_accept`: stepping the same position again (a
+/// grammar rejection, a speculative verify) gives the same result as stepping it once.
+/// IG_MODE_SAMPLE only reads `logits`; IG_MODE_LOGITS overwrites it with the final logits.
+///
+/// Errors: NULL_POINTER, UNKNOWN_SEQUENCE, SIZE_MISMATCH (n ≠ V), NAN_LOGITS, INFINITE_LOGITS,
+/// ALL_MASKED (the row is left untouched for these three), UNSUPPORTED_DTYPE,
+/// UNSUPPORTED_MODE, STRUCT_TOO_SMALL, INVALID_ARGUMENT (misaligned logits).
+///
+/// # Safety
+/// `p` a live handle; `logits` points to `n` elements of the named type, writable, not
+/// aliased during the call; `report` a writable IgStepReport with struct_size set.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_step(
+    p: *mut IgProcessor,
+    seq: u64,
+    logits: *mut c_void,
+    dtype: u32,
+    n: usize,
+    mode: u32,
+    report: *mut IgStepReport,
+) -> IgStatus {
+    // SAFETY: forwarded contract on `p`.
+    unsafe {
+        on_handle(p, || {
+            let mut g = lock(p)?;
+            let m = self::mode(mode)?;
+            dtype_size(dtype)?;
+            let out_len = check_out(
+                report,
+                IG_STEP_REPORT_V1_SIZE,
+                "report",
+                "ig_step_report_init",
+            )?;
+            let v = g.proc.vocab();
+            if n != v {
+                return Err(Fail::new(
+                    IgStatus::SizeMismatch,
+                    format!("size mismatch: logits row: expected {v}, got {n}"),
+                ));
+            }
+            let row = self::logits(logits, dtype, n)?;
+            let r = g.proc.step_row(seq, row, m)?;
+            write_versioned(report, &IgStepReport::from(&r), out_len);
+            Ok(())
+        })
+    }
+}
+
+/// One step on a row-major batch of `n_rows` rows × V logits (`n` = n_rows·V elements);
+/// row b belongs to `seqs[b]` (distinct live ids). `reports` is an array of `n_rows`
+/// IgStepReport whose stride is `reports[0].struct_size` (every element is written with it).
+/// Rows run on the handle's worker pool when `limits.threads` > 1.
+///
+/// Atomic: every row is checked and measured before any is stepped, so on an error no report
+/// is written, no row is modified and no sequence moves (the message names the failing row).
+/// `n_rows` = 0 with `n` = 0 is a no-op.
+///
+/// Errors: as `ig_processor_step`, plus DUPLICATE_SEQUENCE (an id twice), SIZE_MISMATCH
+/// (n ≠ n_rows·V, or more rows than live sequences), OUT_OF_MEMORY (the report buffer).
+///
+/// # Safety
+/// As `ig_processor_step`, for `seqs` (n_rows ids), `logits` (n elements) and `reports`
+/// (n_rows × reports[0].struct_size writable bytes).
+#[must_use]
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)] // the C signature
+pub unsafe extern "C" fn ig_processor_step_batch(
+    p: *mut IgProcessor,
+    seqs: *const u64,
+    n_rows: usize,
+    logits: *mut c_void,
+    dtype: u32,
+    n: usize,
+    mode: u32,
+    reports: *mut IgStepReport,
+) -> IgStatus {
+    // SAFETY: forwarded contract on `p`.
+    unsafe {
+        on_handle(p, || {
+            let mut g = lock(p)?;
+            let m = self::mode(mode)?;
+            dtype_size(dtype)?;
+            let (v, live) = (g.proc.vocab(), g.proc.live());
+            if n_rows > live {
+                return Err(Fail::new(
+                    IgStatus::SizeMismatch,
+                    format!("n_rows = {n_rows} exceeds the {live} live sequences"),
+                ));
+            }
+            // n_rows ≤ live ≤ 2^20 and V ≤ 2^24: the product cannot overflow.
+            if n != n_rows * v {
+                return Err(Fail::new(
+                    IgStatus::SizeMismatch,
+                    format!(
+                        "size mismatch: batch logits: expected n_rows × V = {}, got {n}",
+                        n_rows * v
+                    ),
+                ));
+            }
+            if n_rows == 0 {
+                return Ok(());
+            }
+            let ids = slice(seqs, n_rows, "seqs")?;
+            check_out(
+                reports,
+                IG_STEP_REPORT_V1_SIZE,
+                "reports[0]",
+                "ig_step_report_init",
+            )?;
+            // Valid (checked just above): the caller's element size, ≤ IG_MAX_STRUCT_SIZE.
+            let stride = reports.cast::<usize>().read();
+            if stride % std::mem::align_of::<IgStepReport>() != 0 {
+                return Err(Fail::new(
+                    IgStatus::StructTooSmall,
+                    format!("reports[0].struct_size = {stride} is not a multiple of 8"),
+                ));
+            }
+            let row = self::logits(logits, dtype, n)?;
+            let inner = &mut *g;
+            inner.reports.clear();
+            try_reserve(&mut inner.reports, n_rows, "batch reports")?;
+            inner.reports.resize(n_rows, StepReport::default());
+            let out = &mut inner.reports;
+            match row {
+                LogitsMut::F32(r) => inner.proc.step_batch(ids, r, m, out)?,
+                LogitsMut::F16(r) => inner.proc.step_batch(ids, r, m, out)?,
+                LogitsMut::BF16(r) => inner.proc.step_batch(ids, r, m, out)?,
+            }
+            let n_write = stride.min(std::mem::size_of::<IgStepReport>());
+            for (b, r) in out.iter().enumerate() {
+                // b·stride < n_rows·IG_MAX_STRUCT_SIZE: in bounds of the caller's array.
+                let dst = reports.cast::<u8>().add(b * stride).cast::<IgStepReport>();
+                dst.cast::<usize>().write(stride);
+                write_versioned(dst, &IgStepReport::from(r), n_write);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The host emitted `token` for `seq`: commits the last step's proposal and feeds loop
+/// detection and the surprisal trend.
+///
+/// Errors: NULL_POINTER, UNKNOWN_SEQUENCE, TOKEN_OUT_OF_RANGE.
+///
+/// # Safety
+/// `p` must be a live handle.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_accept(
+    p: *mut IgProcessor,
+    seq: u64,
+    token: u32,
+) -> IgStatus {
+    // SAFETY: forwarded contract.
+    unsafe {
+        on_handle(p, || {
+            lock(p)?.proc.accept(seq, token)?;
+            Ok(())
+        })
+    }
+}
+
+/// End sequence `seq`, freeing its slot. Errors: NULL_POINTER, UNKNOWN_SEQUENCE.
+///
+/// # Safety
+/// `p` must be a live handle.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_end(p: *mut IgProcessor, seq: u64) -> IgStatus {
+    // SAFETY: forwarded contract.
+    unsafe {
+        on_handle(p, || {
+            lock(p)?.proc.end(seq)?;
+            Ok(())
+        })
+    }
+}
+
+/// Reset `seq` to its state right after begin (same seed, anchors and mass).
+/// Errors: NULL_POINTER, UNKNOWN_SEQUENCE.
+///
+/// # Safety
+/// `p` must be a live handle.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_reset(p: *mut IgProcessor, seq: u64) -> IgStatus {
+    // SAFETY: forwarded contract.
+    unsafe {
+        on_handle(p, || {
+            lock(p)?.proc.reset(seq)?;
+            Ok(())
+        })
+    }
+}
+
+/// Load a Prior file (format in the crate docs) for N(Q). Applies to sequences begun after.
+/// The file is read and checked before the handle is locked (other calls on it go on), and
+/// only a regular file of at most 64 MiB + 64 KiB is read.
+///
+/// Errors: NULL_POINTER, IO (missing, unreadable, not a regular file, too large),
+/// CORRUPT_FILE, SIZE_MISMATCH (its vocabulary ≠ V).
+///
+/// # Safety
+/// `p` a live handle; `path` a NUL-terminated string.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_load_prior(
+    p: *mut IgProcessor,
+    path: *const c_char,
+) -> IgStatus {
+    // SAFETY: forwarded contracts.
+    unsafe {
+        on_handle(p, || {
+            if p.is_null() {
+                return Err(null("processor"));
+            }
+            let path = str_arg(path, "path", IgStatus::InvalidArgument)?;
+            let prior = Prior::load(std::path::Path::new(path))?;
+            lock(p)?.proc.set_prior(Some(prior))?;
+            Ok(())
+        })
+    }
+}
+
+/// Load a calibration file (fitted void weights, M(Q) standardisation). Read and checked
+/// before the handle is locked; only a regular file of at most 1 MiB is read.
+///
+/// Errors: NULL_POINTER, IO (missing, unreadable, not a regular file, too large),
+/// CORRUPT_FILE.
+///
+/// # Safety
+/// `p` a live handle; `path` a NUL-terminated string.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_load_calibration(
+    p: *mut IgProcessor,
+    path: *const c_char,
+) -> IgStatus {
+    // SAFETY: forwarded contracts.
+    unsafe {
+        on_handle(p, || {
+            if p.is_null() {
+                return Err(null("processor"));
+            }
+            let path = str_arg(path, "path", IgStatus::InvalidArgument)?;
+            let c = Calibration::load(std::path::Path::new(path))?;
+            lock(p)?.proc.set_calibration(Some(c));
+            Ok(())
+        })
+    }
+}
+
+/// The handle's vocabulary size and number of live sequences (either out pointer may be NULL;
+/// no alignment needed). Errors: NULL_POINTER (p).
+///
+/// # Safety
+/// `p` a live handle; out pointers NULL or writable.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_info(
+    p: *const IgProcessor,
+    vocab_out: *mut usize,
+    live_out: *mut usize,
+) -> IgStatus {
+    // SAFETY: forwarded contracts.
+    unsafe {
+        on_handle(p, || {
+            let g = lock(p)?;
+            write_opt(vocab_out, g.proc.vocab());
+            write_opt(live_out, g.proc.live());
+            Ok(())
+        })
+    }
+}
+
+/// The configuration in force as JSON, NUL-terminated, into `buf` of `cap` bytes. The needed
+/// size (including the NUL) is written to `*needed` when it is not NULL; if `cap` is smaller,
+/// nothing is written to `buf` and BUFFER_TOO_SMALL is returned. `buf` may be NULL when
+/// `cap` is 0 (a size query).
+///
+/// Errors: NULL_POINTER, BUFFER_TOO_SMALL.
+///
+/// # Safety
+/// `p` a live handle; `buf` NULL or `cap` writable bytes; `needed` NULL or writable.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_config_json(
+    p: *const IgProcessor,
+    buf: *mut c_char,
+    cap: usize,
+    needed: *mut usize,
+) -> IgStatus {
+    // SAFETY: forwarded contracts.
+    unsafe {
+        on_handle(p, || {
+            let json = lock(p)?.proc.config().to_json();
+            copy_string(&json, buf, cap, needed, "config JSON")
+        })
+    }
+}
+
+/// Hooks for the crate's own tests; not part of the C API (not exported, not in the header).
+#[cfg(feature = "testing")]
+pub mod testing {
+    use super::*;
+
+    /// Panic inside the boundary while holding the handle's lock, as a bug would.
+    ///
+    /// # Safety
+    /// `p` must be a live handle.
+    pub unsafe fn panic_inside(p: *mut IgProcessor) -> IgStatus {
+        // SAFETY: forwarded contract.
+        unsafe {
+            on_handle(p, || {
+                let _guard = lock(p)?;
+                panic!("deliberate test panic");
+            })
+        }
+    }
+}

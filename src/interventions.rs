@@ -1,0 +1,165 @@
+//! Interventions: what the processor does about a regime, pipeline stage 4 (docs/DESIGN.md §1
+//! "Interventions"). Each is switched by its configuration section and recorded in the step's
+//! flags:
+//!
+//! - **abstention** (`abstain`): decided once, at a sequence's first step, from the void score:
+//!   stop at once or force the configured text, then stop;
+//! - **anchoring** (`anchor`): add λ·v to the logit of each anchor token while v ≥ `min_void`;
+//! - **escape** (`escape`): while in a black hole, a temperature kick and a penalty on the token
+//!   that would extend the detected cycle.
+//!
+//! Anchoring and the cycle penalty are sparse [`Edit`]s that selection overlays on the row; the
+//! edited values are rounded to the row's element type here, once, so every later stage sees
+//! exactly what a `Logits`-mode host receives.
+
+use crate::config::{AbstainConfig, Config};
+use crate::field::Logit;
+use crate::policy::Regimes;
+use crate::report::flags;
+use crate::sampler::Edit;
+
+/// Where a sequence is in the abstention decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AbstainState {
+    /// Before the first step.
+    Undecided,
+    /// Decided to answer.
+    Answering,
+    /// Abstaining; the index of the next abstention token to force.
+    Abstaining(u32),
+}
+
+/// The abstention decision for one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Abstain {
+    /// Answer normally.
+    Answer,
+    /// Force this token of the abstention text.
+    Force(u32),
+    /// The abstention is complete: the host should stop.
+    Stop,
+}
+
+/// Abstention (seed 002 of the design; Kalai et al. 2025): at the first step, abstain when the
+/// confidence 1 − v is below the break-even `target`. Returns this step's decision and the next
+/// state.
+pub(crate) fn abstention(
+    cfg: &AbstainConfig,
+    state: AbstainState,
+    void_score: f32,
+) -> (Abstain, AbstainState) {
+    let state = match state {
+        AbstainState::Undecided if cfg.enabled && 1.0 - void_score < cfg.target => {
+            AbstainState::Abstaining(0)
+        }
+        AbstainState::Undecided => AbstainState::Answering,
+        s => s,
+    };
+    match state {
+        AbstainState::Abstaining(i) => {
+            let next = AbstainState::Abstaining(i.saturating_add(1));
+            match cfg.tokens.get(i as usize) {
+                Some(&tok) => (Abstain::Force(tok), next),
+                None => (Abstain::Stop, next),
+            }
+        }
+        s => (Abstain::Answer, s),
+    }
+}
+
+/// What the edits do besides the row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Plan {
+    /// Temperature multiplier (1 unless escaping).
+    pub kick: f32,
+    /// [`flags`] bits of the interventions applied.
+    pub flags: u32,
+}
+
+/// Anchor bias and escape for one step: fills `edits` (sorted by id, values rounded to `E`).
+pub(crate) fn plan<E: Logit>(
+    cfg: &Config,
+    reg: &Regimes,
+    anchors: &[u32],
+    row: &[E],
+    edits: &mut Vec<Edit>,
+) -> Plan {
+    edits.clear();
+    let mut out = Plan {
+        kick: 1.0,
+        flags: 0,
+    };
+    let ac = &cfg.anchor;
+    if ac.enabled && ac.lambda != 0.0 && reg.void_score >= ac.min_void && !anchors.is_empty() {
+        let delta = ac.lambda * reg.void_score;
+        // `anchors` is sorted and deduplicated, so the edits are in id order.
+        edits.extend(anchors.iter().map(|&id| shifted(row, id, delta)));
+        out.flags |= flags::ANCHOR;
+    }
+    let ec = &cfg.escape;
+    if ec.enabled && reg.in_black_hole() {
+        out.kick = ec.kick;
+        out.flags |= flags::KICK;
+        if reg.cycle.period > 0 && ec.cycle_penalty > 0.0 {
+            let id = reg.cycle.next;
+            match edits.binary_search_by_key(&id, |e| e.id) {
+                Ok(i) => edits[i].new = round::<E>(edits[i].new, -ec.cycle_penalty),
+                Err(i) => edits.insert(i, shifted(row, id, -ec.cycle_penalty)),
+            }
+            out.flags |= flags::CYCLE_PENALTY;
+        }
+    }
+    out
+}
+
+/// Token `id` moved by `delta` nats.
+fn shifted<E: Logit>(row: &[E], id: u32, delta: f32) -> Edit {
+    let orig = row[id as usize].to_f32();
+    Edit {
+        id,
+        orig,
+        new: round::<E>(orig, delta),
+    }
+}
+
+/// `z + delta` as the row's element type will hold it: finite stays finite (saturating), a
+/// masked token stays masked.
+fn round<E: Logit>(z: f32, delta: f32) -> f32 {
+    if z == f32::NEG_INFINITY {
+        z
+    } else {
+        E::from_f32_finite(z + delta).to_f32()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abstention_states() {
+        let mut cfg = Config::default().abstain;
+        cfg.enabled = true;
+        cfg.target = 0.5;
+        cfg.tokens = vec![7];
+        let (a, s) = abstention(&cfg, AbstainState::Undecided, 0.9);
+        assert_eq!(a, Abstain::Force(7));
+        let (a, s) = abstention(&cfg, s, 0.0);
+        assert_eq!((a, s), (Abstain::Stop, AbstainState::Abstaining(2)));
+        let (a, s) = abstention(&cfg, AbstainState::Undecided, 0.1);
+        assert_eq!((a, s), (Abstain::Answer, AbstainState::Answering));
+        // Decided once: a later void step does not abstain.
+        assert_eq!(abstention(&cfg, s, 1.0).0, Abstain::Answer);
+    }
+
+    #[test]
+    fn edits_round_to_the_row_type() {
+        use half::bf16;
+        // bf16 keeps 8 significant bits: near 100 its spacing is 0.5.
+        assert_eq!(round::<bf16>(100.0, 0.2), 100.0);
+        assert_eq!(round::<bf16>(100.0, 0.3), 100.5);
+        assert_eq!(round::<f32>(100.0, 0.5), 100.5);
+        assert_eq!(round::<half::f16>(65000.0, 1000.0), 65504.0);
+        assert_eq!(round::<f32>(f32::NEG_INFINITY, 3.0), f32::NEG_INFINITY);
+    }
+}

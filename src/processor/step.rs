@@ -1,0 +1,180 @@
+//! One step on one row: pipeline stages 2–7, as a chain of stage calls. The stage that can fail
+//! ([`measure`]: the row is rejected before anything changes) is separate from the rest
+//! ([`decide`]: infallible), so a batch can measure every row before it decides any.
+
+use crate::error::{Error, Result};
+use crate::field::{self, Cand, Candidates, Field, Logit};
+use crate::interventions::{self, Abstain};
+use crate::policy::{self, Running};
+use crate::report::{StepReport, flags};
+use crate::sampler::{self, Edit, StepMode};
+
+use super::Core;
+use super::state::SeqState;
+
+/// Buffers of one worker, allocated once (see `GravityProcessor::new` for their sizes).
+pub(super) struct Scratch {
+    pub cands: Candidates,
+    pub edits: Vec<Edit>,
+    /// The exact kept set when the candidates cannot decide (capacity V).
+    pub full: Vec<Cand>,
+    /// Batches: the measured rows of this worker's chunk, and their candidates.
+    pub measured: Vec<Measured>,
+    pub arena: Vec<Cand>,
+    /// Batches: the first row of the chunk that failed to measure, and why.
+    pub failed: Option<(usize, Error)>,
+}
+
+/// A measured batch row waiting for its decision.
+#[derive(Clone, Copy)]
+pub(super) struct Measured {
+    pub field: Field,
+    pub start: usize,
+    pub len: usize,
+    pub overflow: bool,
+}
+
+/// Stages 2–7 for one row.
+pub(super) fn step_one<E: Logit>(
+    core: &Core,
+    st: &mut SeqState,
+    w: &mut Scratch,
+    row: &mut [E],
+    mode: StepMode,
+) -> Result<StepReport> {
+    let f = measure(core, &mut w.cands, row)?;
+    Ok(decide(core, st, w, &f, row, mode))
+}
+
+/// Stage 2: measure the field in one pass, before any truncation (a truncated list's entropy
+/// is biased), gathering the candidates. A NaN/+inf/all-masked row is rejected here, untouched.
+pub(super) fn measure<E: Logit>(core: &Core, cands: &mut Candidates, row: &[E]) -> Result<Field> {
+    Ok(field::measure_gather(row, core.window, cands)?)
+}
+
+/// Stages 3–7 on a measured row (its candidates in `w.cands`). Reads the sequence's committed
+/// state and leaves the step's proposal for `accept`; writes the row only in `Logits` mode.
+pub(super) fn decide<E: Logit>(
+    core: &Core,
+    st: &mut SeqState,
+    w: &mut Scratch,
+    f: &Field,
+    row: &mut [E],
+    mode: StepMode,
+) -> StepReport {
+    let cfg = &core.cfg;
+    let mut next = st.now;
+    next.step = next.step.saturating_add(1);
+
+    // 3. Regimes.
+    let task_mass = task_mass(&cfg.task_space.tokens, f, row);
+    let reg = policy::classify(
+        cfg,
+        &core.weights,
+        f,
+        Running {
+            tracks: st.now.tracks,
+            trend: st.trend.value(),
+            mass: st.mass.m,
+            task_mass,
+            loops: &st.loops,
+        },
+    );
+    next.tracks = reg.tracks;
+    let mut rep = StepReport {
+        seq: st.id,
+        step: st.now.step,
+        entropy: f.entropy as f32,
+        entropy_norm: f.entropy_norm() as f32,
+        varentropy: f.varentropy as f32,
+        log_z: f.log_z as f32,
+        p_max: f.p_max() as f32,
+        margin: f.margin(),
+        regime: reg.regime(),
+        void_score: reg.void_score,
+        black_hole_score: reg.black_hole_score,
+        task_mass,
+        cycle_period: reg.cycle.period,
+        ..StepReport::default()
+    };
+
+    // 4. Interventions: abstention (decided at the first step), then the sparse edits.
+    let (abstain, state) = interventions::abstention(&cfg.abstain, st.now.abstain, reg.void_score);
+    next.abstain = state;
+    if abstain != Abstain::Answer {
+        rep.flags |= flags::ABSTAIN;
+        rep.temperature = 0.0;
+        let chosen = match abstain {
+            Abstain::Force(tok) => {
+                rep.flags |= flags::FORCED;
+                rep.token = Some(tok);
+                rep.token_potential = f.potential(row[tok as usize].to_f32()) as f32;
+                if mode == StepMode::Logits {
+                    sampler::force(row, tok);
+                }
+                Some((tok, rep.token_potential))
+            }
+            _ => {
+                rep.stop = true;
+                None
+            }
+        };
+        st.propose(next, chosen);
+        return rep;
+    }
+    let plan = interventions::plan(cfg, &reg, &st.anchors, row, &mut w.edits);
+    rep.flags |= plan.flags;
+
+    // 5. Temperature.
+    let t = policy::temperature(&cfg.temperature, st.mass.m, f, plan.kick);
+    rep.temperature = t;
+
+    // 6–7. Truncation, then selection or the final logits.
+    let edits = &w.edits;
+    let sel = sampler::select(
+        row,
+        f,
+        &mut w.cands,
+        edits,
+        &mut w.full,
+        t,
+        &core.trunc,
+        mode,
+        &mut next.rng,
+    );
+    if sel.full_pass {
+        rep.flags |= flags::FULL_PASS;
+    }
+
+    // Remember what `accept` needs: the potential (measured, before the edits) of the token.
+    let phi = |id: u32| f.potential(sampler::measured(row, edits, id)) as f32;
+    match sel.token {
+        Some(id) => {
+            rep.token = Some(id);
+            rep.token_potential = phi(id);
+            st.propose(next, Some((id, rep.token_potential)));
+        }
+        None => {
+            // `Logits` mode wrote the row: the edits hold the measured values of edited tokens,
+            // and the candidates hold the unedited ones, so use the list's measured values.
+            let orig = |c: &Cand| {
+                edits
+                    .binary_search_by_key(&c.id, |e| e.id)
+                    .map_or(c.logit, |k| edits[k].orig)
+            };
+            st.propose_top(next, sel.list, |c| f.potential(orig(c)) as f32)
+        }
+    }
+    rep
+}
+
+/// Probability mass of the task-space tokens under the field (None without a task space).
+fn task_mass<E: Logit>(tokens: &[u32], f: &Field, row: &[E]) -> Option<f32> {
+    (!tokens.is_empty()).then(|| {
+        tokens
+            .iter()
+            .map(|&t| f.prob(row[t as usize].to_f32()))
+            .sum::<f64>()
+            .min(1.0) as f32
+    })
+}

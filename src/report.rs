@@ -1,0 +1,158 @@
+//! The diagnostics record of one step ([`StepReport`]), the regime names and the intervention
+//! flags: the one definition the processor, the C constants (`ffi`, tied by compile-time
+//! asserts), the CLI and the evaluation all read.
+
+/// Generation regime of a sequence (docs/DESIGN.md §1 "Regimes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u32)]
+pub enum Regime {
+    /// Normal generation.
+    #[default]
+    Orbit = 0,
+    /// Flat, weakly supported field: hallucination risk.
+    Void = 1,
+    /// Collapsed attractor: loops, canned text.
+    BlackHole = 2,
+}
+
+impl Regime {
+    /// Every regime, in code order.
+    pub const ALL: [Regime; 3] = [Regime::Orbit, Regime::Void, Regime::BlackHole];
+
+    /// Printable name (`orbit`, `void`, `black-hole`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Regime::Orbit => "orbit",
+            Regime::Void => "void",
+            Regime::BlackHole => "black-hole",
+        }
+    }
+}
+
+/// Intervention flags of a [`StepReport`] (bit set).
+pub mod flags {
+    /// Anchor tokens were biased.
+    pub const ANCHOR: u32 = 1;
+    /// The escape temperature kick was applied.
+    pub const KICK: u32 = 2;
+    /// The token extending the detected cycle was penalised.
+    pub const CYCLE_PENALTY: u32 = 4;
+    /// The sequence abstains (see `StepReport::stop`).
+    pub const ABSTAIN: u32 = 8;
+    /// The token was forced (abstention text).
+    pub const FORCED: u32 = 16;
+    /// Selection or the cut needed an exact second pass over the row.
+    pub const FULL_PASS: u32 = 32;
+
+    /// Every flag with its printable name, in bit order.
+    pub const NAMES: [(u32, &str); 6] = [
+        (ANCHOR, "anchor"),
+        (KICK, "kick"),
+        (CYCLE_PENALTY, "cycle-penalty"),
+        (ABSTAIN, "abstain"),
+        (FORCED, "forced"),
+        (FULL_PASS, "full-pass"),
+    ];
+
+    /// The names of the flags set in `bits`, joined with `sep` ("" when none is set).
+    pub fn describe(bits: u32, sep: &str) -> String {
+        let mut out = String::new();
+        for (bit, name) in NAMES {
+            if bits & bit != 0 {
+                if !out.is_empty() {
+                    out.push_str(sep);
+                }
+                out.push_str(name);
+            }
+        }
+        out
+    }
+}
+
+/// Diagnostics of one row at one step (docs/DESIGN.md §1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepReport {
+    /// Sequence id.
+    pub seq: u64,
+    /// 0-based index of the position within the sequence (steps accepted before this one).
+    pub step: u32,
+    /// H, nats (measured before any intervention).
+    pub entropy: f32,
+    /// H / log V.
+    pub entropy_norm: f32,
+    /// Varentropy, nats².
+    pub varentropy: f32,
+    /// log Z.
+    pub log_z: f32,
+    /// p_max at T = 1.
+    pub p_max: f32,
+    /// z_(1) − z_(2) (+inf when there is no finite second logit).
+    pub margin: f32,
+    /// The selected token (Sample mode, or a forced token), if any.
+    pub token: Option<u32>,
+    /// Φ of the selected token under the measured field (NaN when none).
+    pub token_potential: f32,
+    /// Temperature used (0 = greedy). Always finite, within the configured clamps or 0.
+    pub temperature: f32,
+    /// Regime after this step's update.
+    pub regime: Regime,
+    /// Void score v ∈ [0, 1].
+    pub void_score: f32,
+    /// Black-hole score b ∈ [0, 1].
+    pub black_hole_score: f32,
+    /// Task-space probability mass (None without a task space).
+    pub task_mass: Option<f32>,
+    /// [`flags`] bits.
+    pub flags: u32,
+    /// Period of the detected cycle (0 = none).
+    pub cycle_period: u32,
+    /// The host should stop this sequence (abstention finished).
+    pub stop: bool,
+}
+
+impl Default for StepReport {
+    fn default() -> Self {
+        StepReport {
+            seq: 0,
+            step: 0,
+            entropy: f32::NAN,
+            entropy_norm: f32::NAN,
+            varentropy: f32::NAN,
+            log_z: f32::NAN,
+            p_max: f32::NAN,
+            margin: f32::NAN,
+            token: None,
+            token_potential: f32::NAN,
+            temperature: f32::NAN,
+            regime: Regime::Orbit,
+            void_score: 0.0,
+            black_hole_score: 0.0,
+            task_mass: None,
+            flags: 0,
+            cycle_period: 0,
+            stop: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_distinct_bits_and_named() {
+        let mut seen = 0u32;
+        for (bit, name) in flags::NAMES {
+            assert_eq!(bit.count_ones(), 1, "{name}");
+            assert_eq!(seen & bit, 0, "{name} repeats a bit");
+            seen |= bit;
+        }
+        assert_eq!(
+            flags::describe(flags::ANCHOR | flags::FULL_PASS, ","),
+            "anchor,full-pass"
+        );
+        assert_eq!(flags::describe(0, ","), "");
+        let names: Vec<_> = Regime::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names, ["orbit", "void", "black-hole"]);
+    }
+}
