@@ -9,7 +9,7 @@ secs="${1:-60}"
 cd "$(dirname "$0")/.."
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz not installed: cargo install cargo-fuzz" >&2; exit 2; }
 if [ "${IG_FUZZ_STABLE:-1}" = 1 ]; then export RUSTC_BOOTSTRAP=1; fi
-for t in config files c_api; do
+for t in config files c_api pipeline; do
   echo "== fuzz target $t for ${secs}s"
   # -s none: no sanitizer instrumentation (the crate's unsafe is in the FFI layer, which the
   # harness drives; libFuzzer still finds panics, aborts and timeouts). Pass IG_FUZZ_SAN=address

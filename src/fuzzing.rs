@@ -455,7 +455,9 @@ pub fn pipeline(case: &PipelineCase) -> Result<(), String> {
                 return Err(format!("Logits row has NaN/+inf: {after:?}"));
             }
             if !after.iter().any(|z| z.is_finite()) {
-                return Err(format!("Logits row has no finite entry: {before:?} → {after:?}"));
+                return Err(format!(
+                    "Logits row has no finite entry: {before:?} → {after:?}"
+                ));
             }
         } else if rep.stop == 0 {
             let tok = rep.token;
@@ -469,7 +471,11 @@ pub fn pipeline(case: &PipelineCase) -> Result<(), String> {
         Ok(())
     };
     if case.batch {
-        let mut buf: Vec<u32> = case.rows.iter().flat_map(|r| encode(case.dtype, r)).collect();
+        let mut buf: Vec<u32> = case
+            .rows
+            .iter()
+            .flat_map(|r| encode(case.dtype, r))
+            .collect();
         let per = buf.len() / case.rows.len();
         let before: Vec<Vec<f32>> = buf.chunks(per).map(|c| decode(case.dtype, c, v)).collect();
         let mut reps = vec![IgStepReport::default(); seqs.len()];
@@ -506,7 +512,15 @@ pub fn pipeline(case: &PipelineCase) -> Result<(), String> {
         let mut rep = IgStepReport::default();
         // SAFETY: live handle; `buf` holds v elements of the type.
         let st = unsafe {
-            ig_processor_step(p, 1, buf.as_mut_ptr().cast(), case.dtype, v, case.mode, &mut rep)
+            ig_processor_step(
+                p,
+                1,
+                buf.as_mut_ptr().cast(),
+                case.dtype,
+                v,
+                case.mode,
+                &mut rep,
+            )
         };
         if st != IgStatus::Ok {
             return Err(format!("step: {st:?} on {before:?}"));

@@ -232,3 +232,36 @@ fn allocation_failure_is_a_status() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// The shared library exports exactly the C API (every dynamic symbol it defines is `ig_*`),
+/// and carries the ABI major version in its SONAME.
+#[test]
+fn the_library_exports_only_the_c_api_under_its_soname() {
+    build_cdylib();
+    let so = lib_dir().join("libinfogravity.so");
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&so)
+        .output()
+        .expect("nm (binutils) runs");
+    let syms = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = syms
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert!(names.len() >= 20, "{syms}");
+    for n in &names {
+        assert!(n.starts_with("ig_"), "{n} is exported by the C library");
+    }
+    let out = Command::new("readelf")
+        .arg("-d")
+        .arg(&so)
+        .output()
+        .expect("readelf runs");
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    let abi = infogravity::ffi::IG_ABI_VERSION;
+    assert!(
+        dynamic.contains(&format!("Library soname: [libinfogravity.so.{abi}]")),
+        "{dynamic}"
+    );
+}

@@ -1,4 +1,4 @@
-//! A stable-toolchain smoke run of the fuzz harnesses (`src/fuzzing.rs`): deterministic random
+//! A stable-toolchain smoke run of the fuzz harnesses (`src/fuzzing.rs`, `testing` feature): deterministic random
 //! and mutated inputs, no coverage guidance. The real fuzzing is `fuzz/run.sh` (cargo-fuzz).
 
 use infogravity::fuzzing;
@@ -59,5 +59,12 @@ fn files_harness() {
 fn c_api_harness() {
     for input in inputs(3, 1500, 3000, &[]) {
         fuzzing::c_api(&input);
+    }
+}
+
+#[test]
+fn pipeline_harness() {
+    for input in inputs(4, 3000, 300, &[]) {
+        fuzzing::pipeline_bytes(&input);
     }
 }

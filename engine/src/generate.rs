@@ -47,9 +47,10 @@ fn default_system(template: &str) -> Option<String> {
 pub fn render_chat(template: &str, messages: &[Message]) -> String {
     let mut s = String::new();
     if messages.first().is_none_or(|m| m.role != "system")
-        && let Some(sys) = default_system(template) {
-            s.push_str(&format!("<|im_start|>system\n{sys}<|im_end|>\n"));
-        }
+        && let Some(sys) = default_system(template)
+    {
+        s.push_str(&format!("<|im_start|>system\n{sys}<|im_end|>\n"));
+    }
     for m in messages {
         s.push_str(&format!(
             "<|im_start|>{}\n{}<|im_end|>\n",

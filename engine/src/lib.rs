@@ -64,37 +64,43 @@ pub fn ort_library(explicit: Option<&Path>) -> PathBuf {
         })
 }
 
-static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> =
-    OnceLock::new();
+static ENVIRONMENT: OnceLock<ort::environment::Environment> = OnceLock::new();
+static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The process's ORT environment, created on first use from [`ort_library`]`(explicit)`.
-/// Later calls return the same environment whatever path they name (ORT allows one per process).
+/// The process's ORT environment, created on first success from [`ort_library`]`(explicit)`.
+/// Later calls return the same environment whatever path they name (ORT allows one per
+/// process). A failure is not remembered: a later call may name a library that works.
 pub fn runtime(explicit: Option<&Path>) -> Result<&'static ort::environment::Environment> {
-    let r = ENVIRONMENT.get_or_init(|| {
-        let lib = ort_library(explicit);
-        let how = format!(
-            "get ONNX Runtime {ORT_VERSION} with `scripts/setup-engine.sh` (it takes \
-             onnxruntime/capi/libonnxruntime.so.{ORT_VERSION} from the PyPI wheel \
-             onnxruntime=={ORT_VERSION}) or point ORT_DYLIB_PATH at that file"
-        );
-        if !lib.exists() {
-            return Err(format!(
-                "ONNX Runtime library not found at {}: {how}",
+    if let Some(env) = ENVIRONMENT.get() {
+        return Ok(env);
+    }
+    let _one_at_a_time = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(env) = ENVIRONMENT.get() {
+        return Ok(env);
+    }
+    let lib = ort_library(explicit);
+    let how = format!(
+        "get ONNX Runtime {ORT_VERSION} with `scripts/setup-engine.sh` (it takes \
+         onnxruntime/capi/libonnxruntime.so.{ORT_VERSION} from the PyPI wheel \
+         onnxruntime=={ORT_VERSION}) or point ORT_DYLIB_PATH at that file"
+    );
+    if !lib.exists() {
+        return Err(engine(format!(
+            "ONNX Runtime library not found at {}: {how}",
+            lib.display()
+        )));
+    }
+    let env = ort::init_from(&lib)
+        .map_err(|e| {
+            engine(format!(
+                "cannot load ONNX Runtime from {}: {e}; {how}",
                 lib.display()
-            ));
-        }
-        ort::init_from(&lib)
-            .map_err(|e| {
-                format!(
-                    "cannot load ONNX Runtime from {}: {e}; {how}",
-                    lib.display()
-                )
-            })?
-            .with_name("infogravity")
-            .build()
-            .map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))
-    });
-    r.as_ref().map_err(|e| engine(e.clone()))
+            ))
+        })?
+        .with_name("infogravity")
+        .build()
+        .map_err(|e| engine(format!("cannot create the ONNX Runtime environment: {e}")))?;
+    Ok(ENVIRONMENT.get_or_init(|| env))
 }
 
 /// `model.json`, written by the converter.
@@ -113,6 +119,69 @@ pub struct ModelInfo {
     pub bos_token_id: u32,
     pub eos_token_id: u32,
     pub chat_template: String,
+}
+
+impl ModelInfo {
+    /// Read and check `model.json`: a regular file of at most 1 MiB, format
+    /// `infogravity-model` v1, every dimension within a bound no real model reaches (so a
+    /// corrupt file is an error, never a huge allocation).
+    pub fn load(path: &Path) -> Result<ModelInfo> {
+        let bytes = infogravity::io::read_bounded(path, 1 << 20, "model.json").map_err(|e| {
+            engine(format!(
+                "{e} (a model directory holds model.onnx, model.json and tokenizer.json, as \
+                 tools/gguf2onnx.py writes them)"
+            ))
+        })?;
+        let info: ModelInfo = serde_json::from_slice(&bytes)
+            .map_err(|e| engine(format!("{}: malformed: {e}", path.display())))?;
+        if info.format != "infogravity-model" || info.version != 1 {
+            return Err(engine(format!(
+                "{}: format {} v{} is not infogravity-model v1",
+                path.display(),
+                info.format,
+                info.version
+            )));
+        }
+        let bounds = [
+            ("layers", info.layers, 4096),
+            ("hidden", info.hidden, 1 << 16),
+            ("heads", info.heads, 1024),
+            ("kv_heads", info.kv_heads, 1024),
+            ("head_dim", info.head_dim, 1024),
+            ("vocab", info.vocab, infogravity::processor::MAX_VOCAB),
+            ("context", info.context, 1 << 24),
+        ];
+        for (what, n, max) in bounds {
+            if n == 0 || n > max {
+                return Err(engine(format!(
+                    "{}: {what} = {n} is outside [1, {max}]",
+                    path.display()
+                )));
+            }
+        }
+        if info.heads % info.kv_heads != 0 {
+            return Err(engine(format!(
+                "{}: heads = {} is not a multiple of kv_heads = {}",
+                path.display(),
+                info.heads,
+                info.kv_heads
+            )));
+        }
+        let ids = [
+            ("bos_token_id", info.bos_token_id),
+            ("eos_token_id", info.eos_token_id),
+        ];
+        for (what, id) in ids {
+            if id as usize >= info.vocab {
+                return Err(engine(format!(
+                    "{}: {what} = {id} is not below vocab = {}",
+                    path.display(),
+                    info.vocab
+                )));
+            }
+        }
+        Ok(info)
+    }
 }
 
 /// An ONNX Runtime execution provider.
@@ -217,24 +286,7 @@ pub struct CausalLm {
 impl CausalLm {
     /// Load `dir/model.onnx` with `dir/model.json`; checks the interface.
     pub fn load(dir: &Path, opts: &EngineOptions) -> Result<CausalLm> {
-        let info_path = dir.join("model.json");
-        let text = std::fs::read_to_string(&info_path).map_err(|e| {
-            engine(format!(
-                "{}: {e} (a model directory holds model.onnx, model.json and tokenizer.json, as \
-                 tools/gguf2onnx.py writes them)",
-                info_path.display()
-            ))
-        })?;
-        let info: ModelInfo = serde_json::from_str(&text)
-            .map_err(|e| engine(format!("{}: malformed: {e}", info_path.display())))?;
-        if info.format != "infogravity-model" || info.version != 1 {
-            return Err(engine(format!(
-                "{}: format {} v{} is not infogravity-model v1",
-                info_path.display(),
-                info.format,
-                info.version
-            )));
-        }
+        let info = ModelInfo::load(&dir.join("model.json"))?;
         let env = runtime(opts.ort_library.as_deref())?;
         let model = dir.join("model.onnx");
         if !model.exists() {
@@ -284,6 +336,17 @@ impl CausalLm {
             .map_err(|e| engine(format!("cannot load {}: {e}", model.display())))?;
         let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         let outs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        let cache_layers = names
+            .iter()
+            .filter(|n| n.starts_with("past_key_values.") && n.ends_with(".key"))
+            .count();
+        if cache_layers > 0 && cache_layers != info.layers {
+            return Err(engine(format!(
+                "{}: model.json says {} layers, the graph has a KV cache for {cache_layers}",
+                model.display(),
+                info.layers
+            )));
+        }
         let mut past = vec![];
         let mut present = vec![];
         for i in 0..info.layers {

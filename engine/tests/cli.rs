@@ -212,7 +212,7 @@ fn prior_build_and_show() {
 fn the_shipped_prior_is_valid() {
     let p = infogravity::Prior::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/priors/smollm2-135m-kjv.prior"
+        "/../priors/smollm2-135m-kjv.prior"
     )))
     .unwrap();
     assert_eq!((p.vocab(), p.total()), (49_152, 991_888));

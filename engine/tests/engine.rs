@@ -94,6 +94,45 @@ fn bad_inputs_are_clear_errors() {
         .unwrap()
         .to_string();
     assert!(e.contains("cannot load"), "{e}");
+
+    // model.json dimensions are bounded before anything is built from them (review F10): a
+    // trillion layers is an error naming the key, not an allocation abort.
+    let json = std::fs::read_to_string(dir.join("model.json")).unwrap();
+    for (key, bad_value) in [("layers", "1000000000000"), ("vocab", "0"), ("heads", "7")] {
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v[key] = serde_json::from_str(bad_value).unwrap();
+        std::fs::write(bad.join("model.json"), v.to_string()).unwrap();
+        let e = CausalLm::load(&bad, &EngineOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains(key), "{key}: {e}");
+    }
+    // A graph whose KV cache does not have model.json's layer count.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["layers"] = (v["layers"].as_u64().unwrap() + 1).into();
+    let other = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wrong-layers");
+    std::fs::create_dir_all(&other).unwrap();
+    for f in ["model.onnx", "model.onnx.data", "tokenizer.json"] {
+        if dir.join(f).exists() {
+            std::fs::copy(dir.join(f), other.join(f)).unwrap();
+        }
+    }
+    std::fs::write(other.join("model.json"), v.to_string()).unwrap();
+    let e = CausalLm::load(&other, &EngineOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("KV cache for"), "{e}");
+    // model.json that is not a regular file.
+    std::fs::remove_file(bad.join("model.json")).unwrap();
+    std::fs::create_dir(bad.join("model.json")).unwrap();
+    let e = CausalLm::load(&bad, &EngineOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("not a regular file"), "{e}");
+    std::fs::remove_dir(bad.join("model.json")).unwrap();
 }
 
 #[test]

@@ -25,4 +25,8 @@ fn too_old_runtime_says_how_to_get_the_right_one() {
         e.contains("setup-engine.sh") && e.contains("ORT_DYLIB_PATH"),
         "{e}"
     );
+    // A failure is not remembered for the life of the process: the right library loads now.
+    let good = infogravity_engine::ort_library(None);
+    assert!(good.exists(), "{} missing", good.display());
+    infogravity_engine::runtime(Some(&good)).expect("the right runtime loads after a failure");
 }

@@ -754,10 +754,12 @@ fn generate(a: GenArgs) -> Result<(), CliError> {
         let started = std::time::Instant::now();
         // One sequence streams; a batch prints each answer when the batch is done.
         let gens = eng.generate_batch(&mut p, &rows, &gen_opts, |_, piece, _| {
-            if single && werr.is_none()
-                && let Err(e) = write!(out, "{piece}").and_then(|_| out.flush()) {
-                    werr = Some(e);
-                }
+            if single
+                && werr.is_none()
+                && let Err(e) = write!(out, "{piece}").and_then(|_| out.flush())
+            {
+                werr = Some(e);
+            }
         })?;
         if let Some(e) = werr {
             return Err(e.into());
