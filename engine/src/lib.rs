@@ -159,7 +159,7 @@ impl ModelInfo {
                 )));
             }
         }
-        if info.heads % info.kv_heads != 0 {
+        if !info.heads.is_multiple_of(info.kv_heads) {
             return Err(engine(format!(
                 "{}: heads = {} is not a multiple of kv_heads = {}",
                 path.display(),
