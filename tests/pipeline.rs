@@ -412,3 +412,125 @@ fn gravity_processor_is_a_logits_processor() {
     p.accept(9, 7).unwrap();
     p.reset(9);
 }
+
+/// A row sequence that visits every regime: flat (void), a loop of peaks (black hole), moving
+/// peaks (orbit).
+fn scripted_row(v: usize, i: usize) -> Vec<f32> {
+    match i % 12 {
+        0..=2 => flat(v),
+        3..=8 => {
+            let mut r = peaked(v, 5 + i % 3);
+            r[5 + (i + 1) % 3] = 20.0;
+            r
+        }
+        _ => peaked(v, 17 + i),
+    }
+}
+
+const CONFIGS: [&str; 6] = [
+    r#"{"preset":"neutral"}"#,
+    r#"{"preset":"balanced"}"#,
+    r#"{"preset":"factual","sampler":{"top_k":3}}"#,
+    r#"{"preset":"creative","temperature":{"response":"edt"}}"#,
+    r#"{"abstain":{"enabled":true,"target":0.9,"tokens":[1,2]}}"#,
+    r#"{"temperature":{"base":0},"task_space":{"tokens":[5,6]}}"#,
+];
+
+/// Steps are provisional until `accept`: `step; step; accept` ≡ `step; accept`, for every
+/// preset and mode, in the reports and in the state the later steps see.
+#[test]
+fn stepping_a_position_twice_equals_once() {
+    let v = 64;
+    for json in CONFIGS {
+        for mode in [StepMode::Sample, StepMode::Logits] {
+            let mut once = proc(json, v);
+            let mut twice = proc(json, v);
+            begin(&mut once, 1, &[3, 4]);
+            begin(&mut twice, 1, &[3, 4]);
+            for i in 0..24 {
+                let row = scripted_row(v, i);
+                let (mut a, mut b, mut c) = (row.clone(), row.clone(), row.clone());
+                let ra = once.step(1, &mut a, mode).unwrap();
+                let rb1 = twice.step(1, &mut b, mode).unwrap();
+                let rb2 = twice.step(1, &mut c, mode).unwrap();
+                // Debug text compares NaN fields (no token potential in Logits mode) as equal.
+                let (ra_s, rb1_s, rb2_s) =
+                    (format!("{ra:?}"), format!("{rb1:?}"), format!("{rb2:?}"));
+                assert_eq!(ra_s, rb1_s, "{json} {mode:?} step {i}: first report");
+                assert_eq!(
+                    ra_s, rb2_s,
+                    "{json} {mode:?} step {i}: a second step differs"
+                );
+                assert_eq!(a, c, "{json} {mode:?} step {i}: rows differ");
+                if ra.stop {
+                    break;
+                }
+                let tok = ra.token.unwrap_or(field::measure(&row).unwrap().argmax);
+                once.accept(1, tok).unwrap();
+                twice.accept(1, tok).unwrap();
+            }
+        }
+    }
+}
+
+/// `Sample` mode only reads the row, whatever the interventions do.
+#[test]
+fn sample_mode_leaves_the_row_untouched() {
+    let v = 64;
+    for json in CONFIGS {
+        let mut p = proc(json, v);
+        begin(&mut p, 1, &[3, 4]);
+        for i in 0..24 {
+            let row = scripted_row(v, i);
+            let mut work = row.clone();
+            let r = p.step(1, &mut work, StepMode::Sample).unwrap();
+            assert!(
+                row.iter()
+                    .zip(&work)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{json} step {i} wrote the row"
+            );
+            if r.stop {
+                break;
+            }
+            p.accept(1, r.token.unwrap()).unwrap();
+        }
+    }
+}
+
+/// A batch with one bad row steps no row: no report, no rewritten row, no sequence moved.
+#[test]
+fn a_failing_batch_steps_no_row() {
+    let v = 40;
+    for threads in [1, 3] {
+        let mut p = proc(&format!(r#"{{"limits":{{"threads":{threads}}}}}"#), v);
+        for s in 1..=4 {
+            begin(&mut p, s, &[]);
+        }
+        let mut rows: Vec<f32> = (0..4).flat_map(|i| scripted_row(v, i)).collect();
+        rows[2 * v + 7] = f32::NAN;
+        let before = rows.clone();
+        let mut reps = vec![infogravity::StepReport::default(); 4];
+        let e = p
+            .step_batch(&[1, 2, 3, 4], &mut rows, StepMode::Logits, &mut reps)
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::BatchRow { row: 2, seq: 3, .. }),
+            "threads {threads}: {e}"
+        );
+        assert!(
+            before
+                .iter()
+                .zip(&rows)
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+        );
+        assert!(
+            reps.iter().all(|r| r.entropy.is_nan()),
+            "a report was written"
+        );
+        for s in 1..=4 {
+            let r = p.step(s, &mut flat(v), StepMode::Sample).unwrap();
+            assert_eq!(r.step, 0, "threads {threads}: sequence {s} moved");
+        }
+    }
+}

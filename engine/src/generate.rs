@@ -338,7 +338,13 @@ impl Engine {
                 // Stream whole characters: decode the tail and print what is new.
                 let text = self.decode(&g.tokens)?;
                 if !text.ends_with('\u{fffd}') {
-                    on_token(r, &text[shown[r].min(text.len())..], &rep);
+                    // A decode that is not prefix-stable could put the old length inside a
+                    // character: print from the next boundary rather than panic.
+                    let mut from = shown[r].min(text.len());
+                    while !text.is_char_boundary(from) {
+                        from += 1;
+                    }
+                    on_token(r, &text[from..], &rep);
                     shown[r] = text.len();
                 }
             }

@@ -34,15 +34,18 @@
 //!   or thread-local as documented on each function; the caller never frees them.
 //! - **Threads**: an `IgProcessor` may be used from any thread; calls on one handle are
 //!   serialised by an internal lock (use one handle per thread, or the batch call with
-//!   `limits.threads`, for parallelism). Different handles are independent.
+//!   `limits.threads`, for parallelism). Different handles are independent. The library never
+//!   calls back into the host, so there is no re-entrancy (the lock is not re-entrant).
 //! - **Linking**: the shared library's SONAME is `libinfogravity.so.<IG_ABI_VERSION>`.
 
 mod boundary;
+mod library;
 mod processor;
 mod status;
 mod types;
 
 pub use boundary::IgProcessor;
+pub use library::*;
 pub use processor::*;
 pub use status::IgStatus;
 pub use types::*;

@@ -1,15 +1,16 @@
-//! The exports: library information, the `IgProcessor` handle and its calls. Each body checks
-//! its arguments through the `boundary` helpers, converts, and calls the Rust API.
+//! The `IgProcessor` exports. Each body is a closure that checks its arguments through the
+//! `boundary` helpers (every `unsafe` call with its own reason), converts, and calls the Rust
+//! API; `on_handle` runs it inside the panic boundary.
 
-use std::ffi::{CStr, c_char, c_void};
+use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 
 use half::{bf16, f16};
 
 use super::boundary::{
-    Fail, IgProcessor, Inner, boundary, check_out, dtype_size, last_error_ptr, lock, mode, null,
-    on_handle, read_versioned, slice, slice_mut, str_arg, write_opt, write_versioned,
+    Fail, IgProcessor, Inner, boundary, check_out, dtype_size, lock, mode, null, on_handle,
+    read_versioned, slice, slice_mut, str_arg, write_opt, write_versioned,
 };
 use super::status::IgStatus;
 use super::types::*;
@@ -19,105 +20,6 @@ use crate::error::try_reserve;
 use crate::mass::{Prior, QueryInput};
 use crate::processor::{LogitsMut, SeqParams};
 use crate::report::StepReport;
-
-static VERSION_C: &CStr =
-    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-        Ok(c) => c,
-        Err(_) => panic!("version string has an interior NUL"),
-    };
-
-/// The library version, e.g. "0.1.0". Static string; never NULL.
-#[unsafe(no_mangle)]
-pub extern "C" fn ig_version() -> *const c_char {
-    VERSION_C.as_ptr()
-}
-
-/// The library version as (major << 16) | (minor << 8) | patch; compare with
-/// IG_VERSION_NUMBER from the header you compiled against.
-#[unsafe(no_mangle)]
-pub extern "C" fn ig_version_number() -> u32 {
-    let p = |s: &str| s.parse::<u32>().unwrap_or(0);
-    (p(env!("CARGO_PKG_VERSION_MAJOR")) << 16)
-        | (p(env!("CARGO_PKG_VERSION_MINOR")) << 8)
-        | p(env!("CARGO_PKG_VERSION_PATCH"))
-}
-
-/// The ABI major version of the loaded library; equal to IG_ABI_VERSION of a compatible header.
-#[unsafe(no_mangle)]
-pub extern "C" fn ig_abi_version() -> u32 {
-    IG_ABI_VERSION
-}
-
-/// A static description of a status code (any value; unknown codes give "unknown status").
-#[unsafe(no_mangle)]
-pub extern "C" fn ig_status_str(status: u32) -> *const c_char {
-    IgStatus::all()
-        .into_iter()
-        .find(|s| *s as u32 == status)
-        .map_or(c"unknown status", |s| s.as_cstr())
-        .as_ptr()
-}
-
-/// The message of the last `ig_*` call on this thread if it failed, "" if it succeeded.
-/// Thread-local: valid until the next `ig_*` call on this thread. Never NULL. For hosts that
-/// move between threads, `ig_processor_last_error` keeps the message per handle.
-#[unsafe(no_mangle)]
-pub extern "C" fn ig_last_error() -> *const c_char {
-    last_error_ptr()
-}
-
-/// Validate a configuration JSON string without creating a processor.
-///
-/// Errors: NULL_POINTER, CONFIG_PARSE, CONFIG_UNKNOWN_KEY, CONFIG_OUT_OF_RANGE.
-///
-/// # Safety
-/// `config_json` must be NULL or a NUL-terminated string.
-#[must_use]
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ig_config_validate(config_json: *const c_char) -> IgStatus {
-    boundary(|| {
-        // SAFETY: forwarded contract.
-        let s = unsafe { str_arg(config_json, "config_json", IgStatus::ConfigParse)? };
-        Config::from_json(s)?;
-        Ok(())
-    })
-}
-
-/// Fill `*params` with defaults (struct_size = sizeof(IgSeqParams)).
-///
-/// # Safety
-/// `params` must be NULL (no-op) or point to a writable IgSeqParams.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ig_seq_params_init(params: *mut IgSeqParams) {
-    if !params.is_null() && params.is_aligned() {
-        // SAFETY: non-NULL, aligned, writable per the contract.
-        unsafe { params.write(IgSeqParams::default()) };
-    }
-}
-
-/// Fill `*report` with defaults (struct_size = sizeof(IgStepReport)).
-///
-/// # Safety
-/// `report` must be NULL (no-op) or point to a writable IgStepReport.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ig_step_report_init(report: *mut IgStepReport) {
-    if !report.is_null() && report.is_aligned() {
-        // SAFETY: as above.
-        unsafe { report.write(IgStepReport::default()) };
-    }
-}
-
-/// Fill `*mass` with defaults (struct_size = sizeof(IgQueryMass), all NaN).
-///
-/// # Safety
-/// `mass` must be NULL (no-op) or point to a writable IgQueryMass.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ig_query_mass_init(mass: *mut IgQueryMass) {
-    if !mass.is_null() && mass.is_aligned() {
-        // SAFETY: as above.
-        unsafe { mass.write(IgQueryMass::default()) };
-    }
-}
 
 /// Create a processor for vocabulary size `vocab` (1 ..= IG_MAX_VOCAB) from a JSON
 /// configuration (NULL = the `balanced` preset; keys and presets: the crate's `config`
@@ -144,7 +46,7 @@ pub unsafe extern "C" fn ig_processor_new(
         let cfg = if config_json.is_null() {
             Config::default()
         } else {
-            // SAFETY: forwarded contract.
+            // SAFETY: a non-NULL `config_json` is NUL-terminated (this function's contract).
             Config::from_json(unsafe {
                 str_arg(config_json, "config_json", IgStatus::ConfigParse)?
             })?
@@ -157,7 +59,7 @@ pub unsafe extern "C" fn ig_processor_new(
             }),
             error: Mutex::new(String::new()),
         });
-        // SAFETY: `out` is non-NULL and writable per the contract.
+        // SAFETY: `out` is non-NULL (checked) and writable (this function's contract).
         unsafe { out.write_unaligned(Box::into_raw(h)) };
         Ok(())
     })
@@ -203,10 +105,10 @@ pub unsafe extern "C" fn ig_processor_last_error(
         if p.is_null() {
             return Err(null("processor"));
         }
-        // SAFETY: a live handle per the contract.
+        // SAFETY: non-NULL (checked) and live (this function's contract).
         let h = unsafe { &*p };
         let msg = h.error.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        // SAFETY: forwarded contracts.
+        // SAFETY: `buf` holds `cap` writable bytes and `needed` is NULL or writable (contract).
         unsafe { copy_string(&msg, buf, cap, needed, "last error") }
     })
 }
@@ -223,7 +125,7 @@ unsafe fn copy_string(
     what: &str,
 ) -> Result<(), Fail> {
     let need = s.len() + 1;
-    // SAFETY: forwarded contract.
+    // SAFETY: `needed` is NULL or writable (this function's contract).
     unsafe { write_opt(needed, need) };
     if cap < need {
         return Err(Fail::new(
@@ -231,7 +133,7 @@ unsafe fn copy_string(
             format!("{what} needs {need} bytes, the buffer has {cap}"),
         ));
     }
-    // SAFETY: forwarded contract: `cap` writable bytes.
+    // SAFETY: `buf` holds `cap` writable bytes (this function's contract).
     let out = unsafe { slice_mut(buf.cast::<u8>(), cap, "buf")? };
     out[..s.len()].copy_from_slice(s.as_bytes());
     out[s.len()] = 0;
@@ -258,55 +160,82 @@ pub unsafe extern "C" fn ig_processor_begin(
     params: *const IgSeqParams,
     mass_out: *mut IgQueryMass,
 ) -> IgStatus {
-    // SAFETY: forwarded contract on `p`.
-    unsafe {
-        on_handle(p, || {
-            let mut g = lock(p)?;
-            let sp = read_versioned(
+    let body = || {
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        let mut g = unsafe { lock(p)? };
+        // SAFETY: `params` is NULL or a valid IgSeqParams (this function's contract).
+        let sp = unsafe {
+            read_versioned(
                 params,
                 IG_SEQ_PARAMS_V1_SIZE,
                 "params",
                 "ig_seq_params_init",
-            )?;
-            let anchors = slice(sp.anchors, sp.n_anchors, "params.anchors")?;
-            let query_tokens = slice(sp.query_tokens, sp.n_query_tokens, "params.query_tokens")?;
-            let query = QueryInput {
-                prompt_logits: nonempty(slice(
-                    sp.prompt_logits,
-                    sp.n_prompt_logits,
-                    "params.prompt_logits",
-                )?),
-                prompt_entropies: nonempty(slice(
+            )?
+        };
+        // SAFETY: each array holds the length stated beside it (the contract on `params`);
+        // `slice` checks NULL, alignment and the byte length before building anything.
+        let (anchors, query_tokens, prompt_logits, prompt_entropies) = unsafe {
+            (
+                slice(sp.anchors, sp.n_anchors, "params.anchors")?,
+                slice(sp.query_tokens, sp.n_query_tokens, "params.query_tokens")?,
+                slice(sp.prompt_logits, sp.n_prompt_logits, "params.prompt_logits")?,
+                slice(
                     sp.prompt_entropies,
                     sp.n_prompt_entropies,
                     "params.prompt_entropies",
-                )?),
-                context_gain: (sp.has_context_gain != 0).then_some(sp.context_gain),
-                query_tokens: (!query_tokens.is_empty()).then_some(query_tokens),
-            };
-            let out_len = if mass_out.is_null() {
-                0
-            } else {
+                )?,
+            )
+        };
+        let query = QueryInput {
+            prompt_logits: nonempty(prompt_logits),
+            prompt_entropies: nonempty(prompt_entropies),
+            context_gain: (sp.has_context_gain != 0).then_some(sp.context_gain),
+            query_tokens: nonempty(query_tokens),
+        };
+        let out_len = if mass_out.is_null() {
+            0
+        } else {
+            // SAFETY: a non-NULL `mass_out` has a readable struct_size (contract).
+            unsafe {
                 check_out(
                     mass_out,
                     IG_QUERY_MASS_V1_SIZE,
                     "mass_out",
                     "ig_query_mass_init",
                 )?
-            };
-            let m = g.proc.begin(
-                seq,
-                &SeqParams {
-                    seed: sp.seed,
-                    anchors,
-                    query,
-                },
-            )?;
-            if out_len > 0 {
-                write_versioned(mass_out, &IgQueryMass::from(&m), out_len);
             }
-            Ok(())
-        })
+        };
+        let seq_params = SeqParams {
+            seed: sp.seed,
+            anchors,
+            query,
+        };
+        let m = g.proc.begin(seq, &seq_params)?;
+        if out_len > 0 {
+            // SAFETY: checked by `check_out`: aligned, `out_len` writable bytes.
+            unsafe { write_versioned(mass_out, &IgQueryMass::from(&m), out_len) };
+        }
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
+/// Write a batch's reports into the caller's array of `stride`-byte elements.
+///
+/// # Safety
+/// `reports` must point to `out.len()` writable, 8-aligned elements of `stride` bytes each,
+/// `stride` ≥ the v1 size.
+unsafe fn write_reports(reports: *mut IgStepReport, stride: usize, out: &[StepReport]) {
+    let n = stride.min(std::mem::size_of::<IgStepReport>());
+    for (b, r) in out.iter().enumerate() {
+        // SAFETY: element b starts b·stride bytes in, inside the caller's array; it is aligned
+        // (stride is a multiple of 8) and has `n` ≤ stride writable bytes.
+        unsafe {
+            let dst = reports.cast::<u8>().add(b * stride).cast::<IgStepReport>();
+            dst.cast::<usize>().write(stride);
+            write_versioned(dst, &IgStepReport::from(r), n);
+        }
     }
 }
 
@@ -353,31 +282,36 @@ pub unsafe extern "C" fn ig_processor_step(
     mode: u32,
     report: *mut IgStepReport,
 ) -> IgStatus {
-    // SAFETY: forwarded contract on `p`.
-    unsafe {
-        on_handle(p, || {
-            let mut g = lock(p)?;
-            let m = self::mode(mode)?;
-            dtype_size(dtype)?;
-            let out_len = check_out(
+    let body = || {
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        let mut g = unsafe { lock(p)? };
+        let m = self::mode(mode)?;
+        dtype_size(dtype)?;
+        // SAFETY: a non-NULL `report` has a readable struct_size (this function's contract).
+        let out_len = unsafe {
+            check_out(
                 report,
                 IG_STEP_REPORT_V1_SIZE,
                 "report",
                 "ig_step_report_init",
-            )?;
-            let v = g.proc.vocab();
-            if n != v {
-                return Err(Fail::new(
-                    IgStatus::SizeMismatch,
-                    format!("size mismatch: logits row: expected {v}, got {n}"),
-                ));
-            }
-            let row = self::logits(logits, dtype, n)?;
-            let r = g.proc.step_row(seq, row, m)?;
-            write_versioned(report, &IgStepReport::from(&r), out_len);
-            Ok(())
-        })
-    }
+            )?
+        };
+        let v = g.proc.vocab();
+        if n != v {
+            return Err(Fail::new(
+                IgStatus::SizeMismatch,
+                format!("size mismatch: logits row: expected {v}, got {n}"),
+            ));
+        }
+        // SAFETY: `logits` holds `n` (= V, checked) elements of `dtype` (contract).
+        let row = unsafe { self::logits(logits, dtype, n)? };
+        let r = g.proc.step_row(seq, row, m)?;
+        // SAFETY: checked by `check_out`: aligned, `out_len` writable bytes.
+        unsafe { write_versioned(report, &IgStepReport::from(&r), out_len) };
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
 }
 
 /// One step on a row-major batch of `n_rows` rows × V logits (`n` = n_rows·V elements);
@@ -408,68 +342,70 @@ pub unsafe extern "C" fn ig_processor_step_batch(
     mode: u32,
     reports: *mut IgStepReport,
 ) -> IgStatus {
-    // SAFETY: forwarded contract on `p`.
-    unsafe {
-        on_handle(p, || {
-            let mut g = lock(p)?;
-            let m = self::mode(mode)?;
-            dtype_size(dtype)?;
-            let (v, live) = (g.proc.vocab(), g.proc.live());
-            if n_rows > live {
-                return Err(Fail::new(
-                    IgStatus::SizeMismatch,
-                    format!("n_rows = {n_rows} exceeds the {live} live sequences"),
-                ));
-            }
-            // n_rows ≤ live ≤ 2^20 and V ≤ 2^24: the product cannot overflow.
-            if n != n_rows * v {
-                return Err(Fail::new(
-                    IgStatus::SizeMismatch,
-                    format!(
-                        "size mismatch: batch logits: expected n_rows × V = {}, got {n}",
-                        n_rows * v
-                    ),
-                ));
-            }
-            if n_rows == 0 {
-                return Ok(());
-            }
-            let ids = slice(seqs, n_rows, "seqs")?;
+    let body = || {
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        let mut g = unsafe { lock(p)? };
+        let m = self::mode(mode)?;
+        dtype_size(dtype)?;
+        let (v, live) = (g.proc.vocab(), g.proc.live());
+        if n_rows > live {
+            return Err(Fail::new(
+                IgStatus::SizeMismatch,
+                format!("n_rows = {n_rows} exceeds the {live} live sequences"),
+            ));
+        }
+        // n_rows ≤ live ≤ 2^20 and V ≤ 2^24: the product cannot overflow.
+        if n != n_rows * v {
+            return Err(Fail::new(
+                IgStatus::SizeMismatch,
+                format!(
+                    "size mismatch: batch logits: expected n_rows × V = {}, got {n}",
+                    n_rows * v
+                ),
+            ));
+        }
+        if n_rows == 0 {
+            return Ok(());
+        }
+        // SAFETY: `seqs` holds `n_rows` ids (contract); `slice` checks NULL and alignment.
+        let ids = unsafe { slice(seqs, n_rows, "seqs")? };
+        // SAFETY: a non-NULL `reports` has a readable struct_size (contract).
+        unsafe {
             check_out(
                 reports,
                 IG_STEP_REPORT_V1_SIZE,
                 "reports[0]",
                 "ig_step_report_init",
-            )?;
-            // Valid (checked just above): the caller's element size, ≤ IG_MAX_STRUCT_SIZE.
-            let stride = reports.cast::<usize>().read();
-            if stride % std::mem::align_of::<IgStepReport>() != 0 {
-                return Err(Fail::new(
-                    IgStatus::StructTooSmall,
-                    format!("reports[0].struct_size = {stride} is not a multiple of 8"),
-                ));
-            }
-            let row = self::logits(logits, dtype, n)?;
-            let inner = &mut *g;
-            inner.reports.clear();
-            try_reserve(&mut inner.reports, n_rows, "batch reports")?;
-            inner.reports.resize(n_rows, StepReport::default());
-            let out = &mut inner.reports;
-            match row {
-                LogitsMut::F32(r) => inner.proc.step_batch(ids, r, m, out)?,
-                LogitsMut::F16(r) => inner.proc.step_batch(ids, r, m, out)?,
-                LogitsMut::BF16(r) => inner.proc.step_batch(ids, r, m, out)?,
-            }
-            let n_write = stride.min(std::mem::size_of::<IgStepReport>());
-            for (b, r) in out.iter().enumerate() {
-                // b·stride < n_rows·IG_MAX_STRUCT_SIZE: in bounds of the caller's array.
-                let dst = reports.cast::<u8>().add(b * stride).cast::<IgStepReport>();
-                dst.cast::<usize>().write(stride);
-                write_versioned(dst, &IgStepReport::from(r), n_write);
-            }
-            Ok(())
-        })
-    }
+            )?
+        };
+        // SAFETY: checked just above: non-NULL, aligned, readable; its value is the caller's
+        // element size, within [v1 size, IG_MAX_STRUCT_SIZE].
+        let stride = unsafe { reports.cast::<usize>().read() };
+        if stride % std::mem::align_of::<IgStepReport>() != 0 {
+            return Err(Fail::new(
+                IgStatus::StructTooSmall,
+                format!("reports[0].struct_size = {stride} is not a multiple of 8"),
+            ));
+        }
+        // SAFETY: `logits` holds `n` (= n_rows·V, checked) elements of `dtype` (contract).
+        let row = unsafe { self::logits(logits, dtype, n)? };
+        let inner = &mut *g;
+        inner.reports.clear();
+        try_reserve(&mut inner.reports, n_rows, "batch reports")?;
+        inner.reports.resize(n_rows, StepReport::default());
+        let out = &mut inner.reports;
+        match row {
+            LogitsMut::F32(r) => inner.proc.step_batch(ids, r, m, out)?,
+            LogitsMut::F16(r) => inner.proc.step_batch(ids, r, m, out)?,
+            LogitsMut::BF16(r) => inner.proc.step_batch(ids, r, m, out)?,
+        }
+        // SAFETY: `reports` holds n_rows elements of `stride` bytes (contract), the stride
+        // is checked above, and each element gets at most min(stride, sizeof) bytes.
+        unsafe { write_reports(reports, stride, out) };
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
 }
 
 /// The host emitted `token` for `seq`: commits the last step's proposal and feeds loop
@@ -486,13 +422,14 @@ pub unsafe extern "C" fn ig_processor_accept(
     seq: u64,
     token: u32,
 ) -> IgStatus {
-    // SAFETY: forwarded contract.
-    unsafe {
-        on_handle(p, || {
-            lock(p)?.proc.accept(seq, token)?;
-            Ok(())
-        })
-    }
+    let body = || {
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        let mut g = unsafe { lock(p)? };
+        g.proc.accept(seq, token)?;
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
 }
 
 /// End sequence `seq`, freeing its slot. Errors: NULL_POINTER, UNKNOWN_SEQUENCE.
@@ -502,13 +439,14 @@ pub unsafe extern "C" fn ig_processor_accept(
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ig_processor_end(p: *mut IgProcessor, seq: u64) -> IgStatus {
-    // SAFETY: forwarded contract.
-    unsafe {
-        on_handle(p, || {
-            lock(p)?.proc.end(seq)?;
-            Ok(())
-        })
-    }
+    let body = || {
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        let mut g = unsafe { lock(p)? };
+        g.proc.end(seq)?;
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
 }
 
 /// Reset `seq` to its state right after begin (same seed, anchors and mass).
@@ -519,13 +457,14 @@ pub unsafe extern "C" fn ig_processor_end(p: *mut IgProcessor, seq: u64) -> IgSt
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ig_processor_reset(p: *mut IgProcessor, seq: u64) -> IgStatus {
-    // SAFETY: forwarded contract.
-    unsafe {
-        on_handle(p, || {
-            lock(p)?.proc.reset(seq)?;
-            Ok(())
-        })
-    }
+    let body = || {
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        let mut g = unsafe { lock(p)? };
+        g.proc.reset(seq)?;
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
 }
 
 /// Load a Prior file (format in the crate docs) for N(Q). Applies to sequences begun after.
@@ -543,18 +482,20 @@ pub unsafe extern "C" fn ig_processor_load_prior(
     p: *mut IgProcessor,
     path: *const c_char,
 ) -> IgStatus {
-    // SAFETY: forwarded contracts.
-    unsafe {
-        on_handle(p, || {
-            if p.is_null() {
-                return Err(null("processor"));
-            }
-            let path = str_arg(path, "path", IgStatus::InvalidArgument)?;
-            let prior = Prior::load(std::path::Path::new(path))?;
-            lock(p)?.proc.set_prior(Some(prior))?;
-            Ok(())
-        })
-    }
+    let body = || {
+        if p.is_null() {
+            return Err(null("processor"));
+        }
+        // SAFETY: `path` is a NUL-terminated string (this function's contract).
+        let path = unsafe { str_arg(path, "path", IgStatus::InvalidArgument)? };
+        // Read and check the file before taking the handle's lock.
+        let loaded = Prior::load(std::path::Path::new(path))?;
+        // SAFETY: `p` is a live handle (this function's contract).
+        unsafe { lock(p)?.proc.set_prior(Some(loaded))? };
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
 }
 
 /// Load a calibration file (fitted void weights, M(Q) standardisation). Read and checked
@@ -571,18 +512,20 @@ pub unsafe extern "C" fn ig_processor_load_calibration(
     p: *mut IgProcessor,
     path: *const c_char,
 ) -> IgStatus {
-    // SAFETY: forwarded contracts.
-    unsafe {
-        on_handle(p, || {
-            if p.is_null() {
-                return Err(null("processor"));
-            }
-            let path = str_arg(path, "path", IgStatus::InvalidArgument)?;
-            let c = Calibration::load(std::path::Path::new(path))?;
-            lock(p)?.proc.set_calibration(Some(c));
-            Ok(())
-        })
-    }
+    let body = || {
+        if p.is_null() {
+            return Err(null("processor"));
+        }
+        // SAFETY: `path` is a NUL-terminated string (this function's contract).
+        let path = unsafe { str_arg(path, "path", IgStatus::InvalidArgument)? };
+        // Read and check the file before taking the handle's lock.
+        let loaded = Calibration::load(std::path::Path::new(path))?;
+        // SAFETY: `p` is a live handle (this function's contract).
+        unsafe { lock(p)?.proc.set_calibration(Some(loaded)) };
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
 }
 
 /// The handle's vocabulary size and number of live sequences (either out pointer may be NULL;
@@ -597,15 +540,18 @@ pub unsafe extern "C" fn ig_processor_info(
     vocab_out: *mut usize,
     live_out: *mut usize,
 ) -> IgStatus {
-    // SAFETY: forwarded contracts.
-    unsafe {
-        on_handle(p, || {
-            let g = lock(p)?;
+    let body = || {
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        let g = unsafe { lock(p)? };
+        // SAFETY: each out pointer is NULL or writable (contract); no alignment needed.
+        unsafe {
             write_opt(vocab_out, g.proc.vocab());
             write_opt(live_out, g.proc.live());
-            Ok(())
-        })
-    }
+        }
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
 }
 
 /// The configuration in force as JSON, NUL-terminated, into `buf` of `cap` bytes. The needed
@@ -625,13 +571,14 @@ pub unsafe extern "C" fn ig_processor_config_json(
     cap: usize,
     needed: *mut usize,
 ) -> IgStatus {
-    // SAFETY: forwarded contracts.
-    unsafe {
-        on_handle(p, || {
-            let json = lock(p)?.proc.config().to_json();
-            copy_string(&json, buf, cap, needed, "config JSON")
-        })
-    }
+    let body = || {
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        let json = unsafe { lock(p)? }.proc.config().to_json();
+        // SAFETY: `buf` holds `cap` writable bytes and `needed` is NULL or writable (contract).
+        unsafe { copy_string(&json, buf, cap, needed, "config JSON") }
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
 }
 
 /// Hooks for the crate's own tests; not part of the C API (not exported, not in the header).
@@ -644,12 +591,12 @@ pub mod testing {
     /// # Safety
     /// `p` must be a live handle.
     pub unsafe fn panic_inside(p: *mut IgProcessor) -> IgStatus {
-        // SAFETY: forwarded contract.
-        unsafe {
-            on_handle(p, || {
-                let _guard = lock(p)?;
-                panic!("deliberate test panic");
-            })
-        }
+        let body = || {
+            // SAFETY: `p` is a live handle (this function's contract).
+            let _guard = unsafe { lock(p)? };
+            panic!("deliberate test panic");
+        };
+        // SAFETY: as above.
+        unsafe { on_handle(p, body) }
     }
 }

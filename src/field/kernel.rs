@@ -13,16 +13,23 @@ pub(super) struct Scan {
 #[derive(Clone, Copy)]
 pub(super) enum Kernel {
     Scalar,
+    /// Only [`select`] can make one: the token proves the CPU has AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
-    Avx2,
+    Avx2(Avx2Fma),
 }
+
+/// Proof that the running CPU has AVX2 and FMA. Its field is private to this module, so the
+/// only way to hold one is [`select`]'s detection: the `unsafe` calls below rely on it.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) struct Avx2Fma(());
 
 pub(super) fn select() -> Kernel {
     #[cfg(target_arch = "x86_64")]
     {
         // std caches the CPUID result: this is an atomic load after the first call.
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            return Kernel::Avx2;
+            return Kernel::Avx2(Avx2Fma(()));
         }
     }
     Kernel::Scalar
@@ -33,7 +40,7 @@ impl Kernel {
         match self {
             Kernel::Scalar => "scalar",
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => "avx2+fma",
+            Kernel::Avx2(_) => "avx2+fma",
         }
     }
 
@@ -42,9 +49,9 @@ impl Kernel {
     pub fn scan(self, z: &[f32]) -> Scan {
         match self {
             Kernel::Scalar => scan_scalar(z),
-            // SAFETY: `select` returns Avx2 only when the CPU reports AVX2 and FMA.
+            // SAFETY: an `Avx2Fma` token exists only when the CPU reports AVX2 and FMA.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::scan(z) },
+            Kernel::Avx2(_) => unsafe { avx2::scan(z) },
         }
     }
 
@@ -55,7 +62,7 @@ impl Kernel {
             Kernel::Scalar => z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)),
             // SAFETY: as in `scan`.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::max(z) },
+            Kernel::Avx2(_) => unsafe { avx2::max(z) },
         }
     }
 
@@ -66,7 +73,7 @@ impl Kernel {
             Kernel::Scalar => sums_scalar(z, m),
             // SAFETY: as in `scan`.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::sums(z, m) },
+            Kernel::Avx2(_) => unsafe { avx2::sums(z, m) },
         }
     }
 
@@ -81,7 +88,7 @@ impl Kernel {
                 .sum(),
             // SAFETY: as in `scan`.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::sums_below(z, m) },
+            Kernel::Avx2(_) => unsafe { avx2::sums_below(z, m) },
         }
     }
 
@@ -92,7 +99,7 @@ impl Kernel {
             Kernel::Scalar => gather_scalar(z, gate, base, cands),
             // SAFETY: as in `scan`.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::gather(z, gate, base, cands) },
+            Kernel::Avx2(_) => unsafe { avx2::gather(z, gate, base, cands) },
         }
     }
 }

@@ -5,12 +5,12 @@
 use crate::error::{Error, Result};
 use crate::field::{self, Cand, Candidates, Field, Logit};
 use crate::interventions::{self, Abstain};
-use crate::policy::{self, Running};
+use crate::policy::{self, Regimes, Running};
 use crate::report::{StepReport, flags};
-use crate::sampler::{self, Edit, StepMode};
+use crate::sampler::{self, Edit, Selection, StepMode};
 
 use super::Core;
-use super::state::SeqState;
+use super::state::{Dyn, SeqState};
 
 /// Buffers of one worker, allocated once (see `GravityProcessor::new` for their sizes).
 pub(super) struct Scratch {
@@ -68,20 +68,54 @@ pub(super) fn decide<E: Logit>(
 
     // 3. Regimes.
     let task_mass = task_mass(&cfg.task_space.tokens, f, row);
-    let reg = policy::classify(
-        cfg,
-        &core.weights,
-        f,
-        Running {
-            tracks: st.now.tracks,
-            trend: st.trend.value(),
-            mass: st.mass.m,
-            task_mass,
-            loops: &st.loops,
-        },
-    );
+    let running = Running {
+        tracks: st.now.tracks,
+        trend: st.trend.value(),
+        mass: st.mass.m,
+        task_mass,
+        loops: &st.loops,
+    };
+    let reg = policy::classify(cfg, &core.weights, f, running);
     next.tracks = reg.tracks;
-    let mut rep = StepReport {
+    let mut rep = report(st, f, &reg, task_mass);
+
+    // 4. Interventions: abstention (decided at the first step), then the sparse edits.
+    let (abstain, state) = interventions::abstention(&cfg.abstain, st.now.abstain, reg.void_score);
+    next.abstain = state;
+    if abstain != Abstain::Answer {
+        abstain_step(st, next, f, row, mode, abstain, &mut rep);
+        return rep;
+    }
+    let plan = interventions::plan(cfg, &reg, &st.anchors, row, &mut w.edits);
+    rep.flags |= plan.flags;
+
+    // 5. Temperature.
+    rep.temperature = policy::temperature(&cfg.temperature, st.mass.m, f, plan.kick);
+
+    // 6–7. Truncation, then selection or the final logits.
+    let sel = sampler::select(
+        row,
+        f,
+        &mut w.cands,
+        &w.edits,
+        &mut w.full,
+        rep.temperature,
+        &core.trunc,
+        mode,
+        &mut next.rng,
+    );
+    if sel.full_pass {
+        rep.flags |= flags::FULL_PASS;
+    }
+
+    // What `accept` needs: the selected token, or the likely choices of a `Logits` host.
+    remember(st, next, f, row, &w.edits, &sel, &mut rep);
+    rep
+}
+
+/// The report's measurement and regime fields.
+fn report(st: &SeqState, f: &Field, reg: &Regimes, task_mass: Option<f32>) -> StepReport {
+    StepReport {
         seq: st.id,
         step: st.now.step,
         entropy: f.entropy as f32,
@@ -96,67 +130,58 @@ pub(super) fn decide<E: Logit>(
         task_mass,
         cycle_period: reg.cycle.period,
         ..StepReport::default()
+    }
+}
+
+/// An abstaining step: force the next token of the abstention text, or stop.
+fn abstain_step<E: Logit>(
+    st: &mut SeqState,
+    next: Dyn,
+    f: &Field,
+    row: &mut [E],
+    mode: StepMode,
+    abstain: Abstain,
+    rep: &mut StepReport,
+) {
+    rep.flags |= flags::ABSTAIN;
+    rep.temperature = 0.0;
+    let chosen = match abstain {
+        Abstain::Force(tok) => {
+            rep.flags |= flags::FORCED;
+            rep.token = Some(tok);
+            rep.token_potential = f.potential(row[tok as usize].to_f32()) as f32;
+            if mode == StepMode::Logits {
+                sampler::force(row, tok);
+            }
+            Some((tok, rep.token_potential))
+        }
+        _ => {
+            rep.stop = true;
+            None
+        }
     };
+    st.propose(next, chosen);
+}
 
-    // 4. Interventions: abstention (decided at the first step), then the sparse edits.
-    let (abstain, state) = interventions::abstention(&cfg.abstain, st.now.abstain, reg.void_score);
-    next.abstain = state;
-    if abstain != Abstain::Answer {
-        rep.flags |= flags::ABSTAIN;
-        rep.temperature = 0.0;
-        let chosen = match abstain {
-            Abstain::Force(tok) => {
-                rep.flags |= flags::FORCED;
-                rep.token = Some(tok);
-                rep.token_potential = f.potential(row[tok as usize].to_f32()) as f32;
-                if mode == StepMode::Logits {
-                    sampler::force(row, tok);
-                }
-                Some((tok, rep.token_potential))
-            }
-            _ => {
-                rep.stop = true;
-                None
-            }
-        };
-        st.propose(next, chosen);
-        return rep;
-    }
-    let plan = interventions::plan(cfg, &reg, &st.anchors, row, &mut w.edits);
-    rep.flags |= plan.flags;
-
-    // 5. Temperature.
-    let t = policy::temperature(&cfg.temperature, st.mass.m, f, plan.kick);
-    rep.temperature = t;
-
-    // 6–7. Truncation, then selection or the final logits.
-    let edits = &w.edits;
-    let sel = sampler::select(
-        row,
-        f,
-        &mut w.cands,
-        edits,
-        &mut w.full,
-        t,
-        &core.trunc,
-        mode,
-        &mut next.rng,
-    );
-    if sel.full_pass {
-        rep.flags |= flags::FULL_PASS;
-    }
-
-    // Remember what `accept` needs: the potential (measured, before the edits) of the token.
-    let phi = |id: u32| f.potential(sampler::measured(row, edits, id)) as f32;
+/// Leave the proposal: the selected token with its potential (measured, before the edits), or
+/// in `Logits` mode the largest kept candidates with theirs.
+fn remember<E: Logit>(
+    st: &mut SeqState,
+    next: Dyn,
+    f: &Field,
+    row: &[E],
+    edits: &[Edit],
+    sel: &Selection<'_>,
+    rep: &mut StepReport,
+) {
     match sel.token {
         Some(id) => {
             rep.token = Some(id);
-            rep.token_potential = phi(id);
+            rep.token_potential = f.potential(sampler::measured(row, edits, id)) as f32;
             st.propose(next, Some((id, rep.token_potential)));
         }
         None => {
-            // `Logits` mode wrote the row: the edits hold the measured values of edited tokens,
-            // and the candidates hold the unedited ones, so use the list's measured values.
+            // The list holds edited values; the edits keep the measured ones.
             let orig = |c: &Cand| {
                 edits
                     .binary_search_by_key(&c.id, |e| e.id)
@@ -165,7 +190,6 @@ pub(super) fn decide<E: Logit>(
             st.propose_top(next, sel.list, |c| f.potential(orig(c)) as f32)
         }
     }
-    rep
 }
 
 /// Probability mass of the task-space tokens under the field (None without a task space).

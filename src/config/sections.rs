@@ -1,0 +1,542 @@
+//! The configuration sections. Each keeps its knobs' documentation (default, unit, the value
+//! that disables it, its cost), its default values (`impl Default`: the `balanced` preset) and
+//! its validation together, so a knob lives in one place.
+
+use serde::{Deserialize, Serialize};
+
+use super::check::{oor, open01, range, steps, zero_or_range};
+use crate::error::Result;
+use crate::policy::MIN_SAMPLING_T;
+
+/// Per-step entropy response g(h) of the temperature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    /// g = 1.
+    None,
+    /// EDT (Zhang et al. 2024, arXiv 2403.14541): g = n^{θ/H}, H in nats.
+    Edt,
+    /// llama.cpp dynatemp (PR #4972): g = (1 − r) + 2r·h^κ, h = H / log V.
+    Dynatemp,
+}
+
+/// T_t = clamp(min, max, base · exp(mass_gain · (M − mass_ref)) · g(h_t) · kick_t)
+/// (docs/DESIGN.md §1 "Adaptive temperature").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemperatureConfig {
+    /// T0, the base temperature. Default 0.8 (neutral 1.0). Unit: temperature. 0 = greedy;
+    /// otherwise in [0.001, 100]. Cost: O(1).
+    pub base: f32,
+    /// Lower clamp. Default 0.05. Unit: temperature. 0 or [0.001, 100]; with 0, a computed
+    /// temperature below 0.001 selects greedily. Off: 0.
+    pub min: f32,
+    /// Upper clamp. Default 2.0. Unit: temperature, in [0.001, 100] and ≥ `min`.
+    pub max: f32,
+    /// Signed gain of T_base on M(Q): positive makes heavy queries hotter (escape a deep
+    /// well), negative colder (stay in it). Default +0.25. Unit: log-temperature per unit of M.
+    /// Off: 0. Cost: O(1) (M is computed once at begin).
+    pub mass_gain: f32,
+    /// M at which T_base = base. Default 0.5. Unit: M (min-max scale [0, 1]).
+    pub mass_ref: f32,
+    /// Entropy response g. Default `dynatemp`. Off: `none`. Cost: O(1).
+    pub response: Response,
+    /// EDT θ. Default 1.0. Unit: nats.
+    pub edt_theta: f32,
+    /// EDT base n in (0, 1). Default 0.8.
+    pub edt_n: f32,
+    /// Dynatemp relative range r in [0, 1). Default 0.3.
+    pub dyn_range: f32,
+    /// Dynatemp exponent κ > 0. Default 1.0.
+    pub dyn_exponent: f32,
+}
+
+impl Default for TemperatureConfig {
+    fn default() -> Self {
+        TemperatureConfig {
+            base: 0.8,
+            min: 0.05,
+            max: 2.0,
+            mass_gain: 0.25,
+            mass_ref: 0.5,
+            response: Response::Dynatemp,
+            edt_theta: 1.0,
+            edt_n: 0.8,
+            dyn_range: 0.3,
+            dyn_exponent: 1.0,
+        }
+    }
+}
+
+impl TemperatureConfig {
+    pub(super) fn validate(&self) -> Result<()> {
+        // Non-zero temperatures stay ≥ 1e-3, so z/T and 1/T are finite (policy::MIN_SAMPLING_T).
+        zero_or_range("temperature.base", self.base, MIN_SAMPLING_T, 100.0)?;
+        zero_or_range("temperature.min", self.min, MIN_SAMPLING_T, 100.0)?;
+        if self.max.is_finite() && self.max < self.min {
+            return oor(
+                "temperature.max",
+                &format!("= {} is below temperature.min = {}", self.max, self.min),
+            );
+        }
+        range("temperature.max", self.max, MIN_SAMPLING_T, 100.0)?;
+        range("temperature.mass_gain", self.mass_gain, -10.0, 10.0)?;
+        range("temperature.mass_ref", self.mass_ref, -10.0, 10.0)?;
+        range("temperature.edt_theta", self.edt_theta, 0.0, 100.0)?;
+        open01("temperature.edt_n", self.edt_n)?;
+        range("temperature.dyn_range", self.dyn_range, 0.0, 0.999)?;
+        range("temperature.dyn_exponent", self.dyn_exponent, 1e-3, 100.0)
+    }
+}
+
+/// M(Q) = α·ẑ(H) + β·ẑ(D) + γ·ẑ(N) over the components present (weights renormalised over
+/// them); ẑ is the z-score under a loaded calibration, else min-max to [0, 1] with the ranges
+/// here (docs/DESIGN.md §1 "Query information mass"). Computed once per sequence at `begin`;
+/// never on the per-token path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MassConfig {
+    /// α, weight of H(Q). Default 1/3. Off: 0.
+    pub alpha: f32,
+    /// β, weight of D(Q). Default 1/3. Off: 0.
+    pub beta: f32,
+    /// γ, weight of N(Q). Default 1/3. Off: 0.
+    pub gamma: f32,
+    /// D(Q) that maps to 1 in min-max scaling. Default 4.0. Unit: nats.
+    pub d_max: f32,
+    /// N(Q) that maps to 1 in min-max scaling. Default 8.0. Unit: nats.
+    pub n_max: f32,
+    /// Additive smoothing of the Prior's counts (pseudo-count per token). Default 0.5.
+    pub prior_smoothing: f32,
+}
+
+impl Default for MassConfig {
+    fn default() -> Self {
+        MassConfig {
+            alpha: 1.0 / 3.0,
+            beta: 1.0 / 3.0,
+            gamma: 1.0 / 3.0,
+            d_max: 4.0,
+            n_max: 8.0,
+            prior_smoothing: 0.5,
+        }
+    }
+}
+
+impl MassConfig {
+    pub(super) fn validate(&self) -> Result<()> {
+        range("mass.alpha", self.alpha, 0.0, 1e3)?;
+        range("mass.beta", self.beta, 0.0, 1e3)?;
+        range("mass.gamma", self.gamma, 0.0, 1e3)?;
+        range("mass.d_max", self.d_max, 1e-6, 1e6)?;
+        range("mass.n_max", self.n_max, 1e-6, 1e6)?;
+        range("mass.prior_smoothing", self.prior_smoothing, 1e-9, 1e9)
+    }
+}
+
+/// Void score v = σ(bias + Σ w_k f_k) (docs/DESIGN.md §1 "Regimes"); features, each in a
+/// bounded range: h = H/log V; energy = −log Z (nats; model-scale dependent, so 0 weight by
+/// default); 1 − p_max; std = √varentropy / log V; trend = surprisal EMA(fast) − EMA(slow),
+/// / log V; task = 1 − task-space mass (0 without a task space); mass = M(Q) (0 when absent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoidConfig {
+    /// Compute the score. Default true. Off: false (score reported as 0). Cost: O(1).
+    pub enabled: bool,
+    /// Hand-set default weights, documented rather than fitted; a calibration file replaces them.
+    pub weights: VoidWeights,
+    /// Enter the void regime after `enter_after` consecutive steps with v ≥ `enter`. Default 0.65.
+    pub enter: f32,
+    /// Leave after `exit_after` consecutive steps with v < `exit`. Default 0.45. Must be ≤ enter.
+    pub exit: f32,
+    /// Default 2 steps. Unit: steps (≥ 1).
+    pub enter_after: u32,
+    /// Default 3 steps. Unit: steps (≥ 1).
+    pub exit_after: u32,
+    /// Fast / slow EMA rates of the surprisal trend. Default 0.5 / 0.05. Unit: per step, (0, 1].
+    pub trend_fast: f32,
+    /// See `trend_fast`.
+    pub trend_slow: f32,
+}
+
+/// Logistic weights of the void score (each within ±1000).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoidWeights {
+    pub bias: f32,
+    pub entropy: f32,
+    pub energy: f32,
+    pub one_minus_pmax: f32,
+    pub varentropy: f32,
+    pub trend: f32,
+    pub task: f32,
+    pub mass: f32,
+}
+
+impl Default for VoidConfig {
+    fn default() -> Self {
+        VoidConfig {
+            enabled: true,
+            weights: VoidWeights {
+                bias: -4.0,
+                entropy: 5.0,
+                energy: 0.0,
+                one_minus_pmax: 2.0,
+                varentropy: 1.0,
+                trend: 2.0,
+                task: 1.0,
+                mass: 1.0,
+            },
+            enter: 0.65,
+            exit: 0.45,
+            enter_after: 2,
+            exit_after: 3,
+            trend_fast: 0.5,
+            trend_slow: 0.05,
+        }
+    }
+}
+
+impl VoidWeights {
+    /// The weights by name, in a fixed order.
+    pub fn named(&self) -> [(&'static str, f32); 8] {
+        [
+            ("bias", self.bias),
+            ("entropy", self.entropy),
+            ("energy", self.energy),
+            ("one_minus_pmax", self.one_minus_pmax),
+            ("varentropy", self.varentropy),
+            ("trend", self.trend),
+            ("task", self.task),
+            ("mass", self.mass),
+        ]
+    }
+}
+
+impl VoidConfig {
+    pub(super) fn validate(&self) -> Result<()> {
+        for (k, x) in self.weights.named() {
+            range(&format!("void.weights.{k}"), x, -1e3, 1e3)?;
+        }
+        range("void.enter", self.enter, 0.0, 1.0)?;
+        range("void.exit", self.exit, 0.0, self.enter)?;
+        steps("void.enter_after", self.enter_after)?;
+        steps("void.exit_after", self.exit_after)?;
+        range("void.trend_fast", self.trend_fast, 1e-6, 1.0)?;
+        range("void.trend_slow", self.trend_slow, 1e-6, 1.0)
+    }
+}
+
+/// Black-hole score b = clamp(w_cycle·c + w_low·e, 0, 1), or 1 on an attractor-phrase match;
+/// c = max over periods p ≤ `max_period` of min(1, run_p / ((repeats − 1)·p)) where run_p is
+/// the number of consecutive tokens equal to the token p positions earlier; e = min(1,
+/// low-entropy streak / `low_entropy_steps`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlackHoleConfig {
+    /// Default true. Off: false. Cost: O(max_period + Σ phrase lengths) integer compares per
+    /// accepted token.
+    pub enabled: bool,
+    /// Longest cycle period detected. Default 16 tokens; 1..=256. Memory: 4 bytes per token of
+    /// history per sequence.
+    pub max_period: u32,
+    /// Repetitions that make a cycle. Default 3; 2..=64.
+    pub repeats: u32,
+    /// h below which a step counts toward the low-entropy streak. Default 0.15 (normalised).
+    pub low_entropy: f32,
+    /// Streak length giving e = 1. Default 8 steps.
+    pub low_entropy_steps: u32,
+    /// Weight of the cycle term. Default 0.75.
+    pub w_cycle: f32,
+    /// Weight of the low-entropy term. Default 0.25.
+    pub w_low: f32,
+    /// Enter threshold. Default 0.7.
+    pub enter: f32,
+    /// Exit threshold (≤ enter). Default 0.3.
+    pub exit: f32,
+    /// Default 1 step.
+    pub enter_after: u32,
+    /// Default 4 steps.
+    pub exit_after: u32,
+    /// Attractor phrases (token-id sequences, host-tokenised) that score b = 1 when the output
+    /// ends with one. Default none. Bounded by `limits.max_phrases` × `limits.max_phrase_len`.
+    pub attractors: Vec<Vec<u32>>,
+}
+
+impl Default for BlackHoleConfig {
+    fn default() -> Self {
+        BlackHoleConfig {
+            enabled: true,
+            max_period: 16,
+            repeats: 3,
+            low_entropy: 0.15,
+            low_entropy_steps: 8,
+            w_cycle: 0.75,
+            w_low: 0.25,
+            enter: 0.7,
+            exit: 0.3,
+            enter_after: 1,
+            exit_after: 4,
+            attractors: vec![],
+        }
+    }
+}
+
+impl BlackHoleConfig {
+    pub(super) fn validate(&self, l: &LimitsConfig) -> Result<()> {
+        if !(1..=256).contains(&self.max_period) {
+            return oor("black_hole.max_period", "must be in [1, 256]");
+        }
+        if !(2..=64).contains(&self.repeats) {
+            return oor("black_hole.repeats", "must be in [2, 64]");
+        }
+        range("black_hole.low_entropy", self.low_entropy, 0.0, 1.0)?;
+        steps("black_hole.low_entropy_steps", self.low_entropy_steps)?;
+        range("black_hole.w_cycle", self.w_cycle, 0.0, 1.0)?;
+        range("black_hole.w_low", self.w_low, 0.0, 1.0)?;
+        range("black_hole.enter", self.enter, 0.0, 1.0)?;
+        range("black_hole.exit", self.exit, 0.0, self.enter)?;
+        steps("black_hole.enter_after", self.enter_after)?;
+        steps("black_hole.exit_after", self.exit_after)?;
+        if self.attractors.len() > l.max_phrases as usize {
+            return oor(
+                "black_hole.attractors",
+                "has more phrases than limits.max_phrases",
+            );
+        }
+        if self
+            .attractors
+            .iter()
+            .any(|p| p.is_empty() || p.len() > l.max_phrase_len as usize)
+        {
+            return oor(
+                "black_hole.attractors",
+                "phrases must hold 1..=limits.max_phrase_len tokens",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Anchoring: add λ·v to each anchor token's logit while v ≥ `min_void` (docs/DESIGN.md §1
+/// "Interventions").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorConfig {
+    /// Default true (neutral: false). Cost: O(number of anchors).
+    pub enabled: bool,
+    /// λ: logit added at v = 1. Default 2.0. Unit: nats, within ±100. Off: 0.
+    pub lambda: f32,
+    /// Only bias while v ≥ this (below it the field has support). Default 0.3.
+    pub min_void: f32,
+    /// Anchor tokens for every sequence (each sequence may add its own at `begin`).
+    pub tokens: Vec<u32>,
+    /// Also use the task-space tokens as anchors. Default false.
+    pub use_task_space: bool,
+}
+
+impl Default for AnchorConfig {
+    fn default() -> Self {
+        AnchorConfig {
+            enabled: true,
+            lambda: 2.0,
+            min_void: 0.3,
+            tokens: vec![],
+            use_task_space: false,
+        }
+    }
+}
+
+impl AnchorConfig {
+    pub(super) fn validate(&self, l: &LimitsConfig) -> Result<()> {
+        range("anchor.lambda", self.lambda, -100.0, 100.0)?;
+        range("anchor.min_void", self.min_void, 0.0, 1.0)?;
+        if self.tokens.len() > l.max_anchors as usize {
+            return oor("anchor.tokens", "has more tokens than limits.max_anchors");
+        }
+        Ok(())
+    }
+}
+
+/// Loop escape while the black-hole regime is active.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscapeConfig {
+    /// Default true (neutral: false). Cost: O(1).
+    pub enabled: bool,
+    /// Temperature multiplier while escaping. Default 1.6; 1..=100. Off: 1.
+    pub kick: f32,
+    /// Subtracted from the logit of the token that would extend the detected cycle. Default 6.0.
+    /// Unit: nats, ≤ 10^4. Off: 0.
+    pub cycle_penalty: f32,
+}
+
+impl Default for EscapeConfig {
+    fn default() -> Self {
+        EscapeConfig {
+            enabled: true,
+            kick: 1.6,
+            cycle_penalty: 6.0,
+        }
+    }
+}
+
+impl EscapeConfig {
+    pub(super) fn validate(&self) -> Result<()> {
+        range("escape.kick", self.kick, 1.0, 100.0)?;
+        range("escape.cycle_penalty", self.cycle_penalty, 0.0, 1e4)
+    }
+}
+
+/// Abstention (Kalai et al. 2025, "Why language models hallucinate", arXiv 2509.04664): at a
+/// sequence's first step, if confidence 1 − v < `target`, stop with reason ABSTAIN (or force
+/// `tokens`, then stop). Under their score a wrong answer costs t/(1 − t) and "I don't know"
+/// costs 0, so `target` is the break-even confidence t.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbstainConfig {
+    /// Default false. Cost: O(1) once per sequence.
+    pub enabled: bool,
+    /// t in (0, 1). Default 0.5.
+    pub target: f32,
+    /// Abstention text as token ids, forced one per step before stopping. Default empty (stop at
+    /// once). At most 1024.
+    pub tokens: Vec<u32>,
+}
+
+impl Default for AbstainConfig {
+    fn default() -> Self {
+        AbstainConfig {
+            enabled: false,
+            target: 0.5,
+            tokens: vec![],
+        }
+    }
+}
+
+impl AbstainConfig {
+    pub(super) fn validate(&self) -> Result<()> {
+        open01("abstain.target", self.target)?;
+        if self.tokens.len() > 1024 {
+            return oor("abstain.tokens", "holds more than 1024 tokens");
+        }
+        Ok(())
+    }
+}
+
+/// Task space: label tokens (the answers of a classification task) whose probability mass is
+/// reported each step and lowers the void score when it is high (docs/DESIGN.md §1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpaceConfig {
+    /// Label tokens whose probability mass is reported each step. Default none (mass reported
+    /// as NaN). Cost: O(number of labels).
+    pub tokens: Vec<u32>,
+}
+
+impl TaskSpaceConfig {
+    pub(super) fn validate(&self, l: &LimitsConfig) -> Result<()> {
+        if self.tokens.len() > l.max_anchors as usize {
+            return oor(
+                "task_space.tokens",
+                "has more tokens than limits.max_anchors",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Truncation after temperature (vLLM's order), then seeded selection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplerConfig {
+    /// Keep tokens with p ≥ min_p·p_max. Default 0.05 (neutral 0). Off: 0.
+    pub min_p: f32,
+    /// Keep the k most likely tokens. Default 0 = off; at most `max_candidates`.
+    pub top_k: u32,
+    /// Keep the smallest set with mass ≥ top_p. Default 1.0 = off.
+    pub top_p: f32,
+    /// Candidate window: tokens within this many nats of the maximum are gathered during the
+    /// measurement pass so selection needs no second pass. 0 = automatic (from min-p and
+    /// temperature.max: T_max·ln(1/min_p); 10 without min-p). Larger: more candidates to
+    /// handle; smaller: more draws resolved by a pass over the row. Unit: nats, ≤ 64.
+    pub window: f32,
+    /// Candidate buffer size; past it selection falls back to an exact second pass.
+    /// Default 4096; 1..=2^20. Memory: 8 bytes each, per worker thread.
+    pub max_candidates: u32,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        SamplerConfig {
+            min_p: 0.05,
+            top_k: 0,
+            top_p: 1.0,
+            window: 0.0,
+            max_candidates: 4096,
+        }
+    }
+}
+
+impl SamplerConfig {
+    pub(super) fn validate(&self) -> Result<()> {
+        range("sampler.min_p", self.min_p, 0.0, 1.0)?;
+        range("sampler.top_p", self.top_p, 1e-6, 1.0)?;
+        range("sampler.window", self.window, 0.0, 64.0)?;
+        if !(1..=1 << 20).contains(&self.max_candidates) {
+            return oor("sampler.max_candidates", "must be in [1, 1048576]");
+        }
+        if self.top_k > self.max_candidates {
+            return oor("sampler.top_k", "must not exceed sampler.max_candidates");
+        }
+        Ok(())
+    }
+}
+
+/// Memory bounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Live sequences per processor. Default 4096; 1..=2^20. Memory per sequence: ~200 bytes
+    /// plus 4 bytes per history token and anchor.
+    pub max_sequences: u32,
+    /// Anchors per sequence (config + begin). Default 4096; ≤ 2^20.
+    pub max_anchors: u32,
+    /// Attractor phrases. Default 64; ≤ 4096.
+    pub max_phrases: u32,
+    /// Tokens per attractor phrase. Default 64; ≤ 4096.
+    pub max_phrase_len: u32,
+    /// Worker threads for batches (0 = one per core). Default 1; ≤ 1024. Memory: each worker
+    /// holds 8 bytes × V plus the candidate buffer.
+    pub threads: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_sequences: 4096,
+            max_anchors: 4096,
+            max_phrases: 64,
+            max_phrase_len: 64,
+            threads: 1,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub(super) fn validate(&self) -> Result<()> {
+        if !(1..=1 << 20).contains(&self.max_sequences) {
+            return oor("limits.max_sequences", "must be in [1, 1048576]");
+        }
+        if self.max_anchors > 1 << 20 || self.max_phrases > 4096 || self.max_phrase_len > 4096 {
+            return oor(
+                "limits",
+                "max_anchors ≤ 2^20, max_phrases and max_phrase_len ≤ 4096",
+            );
+        }
+        if self.threads > 1024 {
+            return oor("limits.threads", "must be ≤ 1024");
+        }
+        Ok(())
+    }
+}
