@@ -594,7 +594,7 @@ IgStatus ig_processor_step(struct IgProcessor *p,
 
  Safety:
  As `ig_processor_step`, for `seqs` (n_rows ids), `logits` (n elements) and `reports`
- (n_rows × reports[0].struct_size writable bytes).
+ (n_rows × `reports[0].struct_size` writable bytes).
  */
 IG_NODISCARD
 IgStatus ig_processor_step_batch(struct IgProcessor *p,
@@ -607,8 +607,67 @@ IgStatus ig_processor_step_batch(struct IgProcessor *p,
                                  struct IgStepReport *reports);
 
 /*
+ One step on `n_rows` rows that are not one contiguous block: `rows[b]` points to the V
+ (= `n`) logits of `seqs[b]`, anywhere in memory (a subset of the host's own batch; for a
+ strided layout pass base + b·stride). Used in place, on the worker pool; otherwise as
+ `ig_processor_step_batch`, atomic included. The rows must not overlap.
+
+ Errors: as `ig_processor_step_batch`; INVALID_ARGUMENT (a NULL, misaligned or overlapping
+ row); SIZE_MISMATCH (n ≠ V).
+
+ Safety:
+ `p` a live handle; `seqs` and `rows` hold `n_rows` entries; each row points to `n`
+ writable elements of `dtype`, not accessed by anything else during the call; `reports`
+ (n_rows × `reports[0].struct_size` writable bytes).
+ */
+IG_NODISCARD
+IgStatus ig_processor_step_rows(struct IgProcessor *p,
+                                const uint64_t *seqs,
+                                size_t n_rows,
+                                void *const *rows,
+                                uint32_t dtype,
+                                size_t n,
+                                uint32_t mode,
+                                struct IgStepReport *reports);
+
+/*
+ Start sequence `dst` as a copy of `src` in every respect (position, regimes, sampling
+ stream, loop history, query, a pending step); the two then evolve independently. For
+ llama.cpp's sampler `clone`, speculative decoding and beam search.
+
+ Errors: NULL_POINTER, UNKNOWN_SEQUENCE (src), DUPLICATE_SEQUENCE (dst is live),
+ TOO_MANY_SEQUENCES.
+
+ Safety:
+ `p` must be a live handle.
+ */
+IG_NODISCARD IgStatus ig_processor_fork(struct IgProcessor *p, uint64_t src, uint64_t dst);
+
+/*
+ End every live sequence (for engines that have no per-sequence end). The number ended goes
+ to `*ended` when it is not NULL (no alignment needed). Errors: NULL_POINTER (p).
+
+ Safety:
+ `p` a live handle; `ended` NULL or writable.
+ */
+IG_NODISCARD IgStatus ig_processor_end_all(struct IgProcessor *p, size_t *ended);
+
+/*
+ End every sequence not begun, stepped or accepted during the last `idle` step calls
+ (`ig_processor_step`, `_step_batch`, `_step_rows`) on this handle: for engines that recycle
+ sequence slots without telling (vLLM's model runner v2, SGLang). The number ended goes to
+ `*ended` when it is not NULL. Errors: NULL_POINTER (p).
+
+ Safety:
+ `p` a live handle; `ended` NULL or writable.
+ */
+IG_NODISCARD IgStatus ig_processor_sweep(struct IgProcessor *p, uint64_t idle, size_t *ended);
+
+/*
  The host emitted `token` for `seq`: commits the last step's proposal and feeds loop
- detection and the surprisal trend.
+ detection and the surprisal trend. Tokens accepted before the sequence's first step are
+ its query instead (a host priming the sampler with the prompt, as llama-server does): they
+ join N(Q), and M(Q) is recomputed before the first step.
 
  Errors: NULL_POINTER, UNKNOWN_SEQUENCE, TOKEN_OUT_OF_RANGE.
 

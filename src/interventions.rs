@@ -8,7 +8,7 @@
 //! - **escape** (`escape`): while in a black hole, a temperature kick and a penalty on the token
 //!   that would extend the detected cycle.
 //!
-//! Anchoring and the cycle penalty are sparse [`Edit`]s that selection overlays on the row; the
+//! Anchoring and the cycle penalty are sparse `Edit`s that selection overlays on the row; the
 //! edited values are rounded to the row's element type here, once, so every later stage sees
 //! exactly what a `Logits`-mode host receives.
 
@@ -40,7 +40,7 @@ pub(crate) enum Abstain {
     Stop,
 }
 
-/// Abstention (seed 002 of the design; Kalai et al. 2025): at the first step, abstain when the
+/// Abstention (Kalai et al. 2025, arXiv:2509.04664): at the first step, abstain when the
 /// confidence 1 − v is below the break-even `target`. Returns this step's decision and the next
 /// state.
 pub(crate) fn abstention(

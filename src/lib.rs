@@ -5,13 +5,30 @@
 //! gravity-aware adaptive temperature from the query's information mass M(Q) and the live
 //! field, classifies the regime (orbit / void / black hole) per sequence with hysteresis,
 //! applies anchoring interventions (anchor bias, loop escape, abstention), optionally samples,
-//! and returns a [`StepReport`] for every row. Definitions: DESIGN.md §1.
+//! and returns a [`StepReport`] for every row. Definitions: docs/DESIGN.md §1.
 //!
 //! ## Pipeline order
 //!
 //! host processors → measure field (before any truncation) → sequence state and regime →
 //! interventions (bias) → temperature → truncation (min-p → top-k → top-p) → seeded selection
 //! (or the final logits for the host) → `accept(token)`. See [`processor`].
+//!
+//! ## Map
+//!
+//! | module | pipeline stage | holds | imports (besides data types) |
+//! |---|---|---|---|
+//! | [`field`] | 2 measure | one-pass statistics, SIMD kernels, f16/bf16, candidates, T* | — |
+//! | [`mass`] | begin | M(Q) and the `Prior` file | `field` |
+//! | [`policy`] | 3 regimes, 5 temperature | scores, hysteresis, loop detection, T | `field` |
+//! | [`interventions`] | 4 interventions | abstention, anchor bias, cycle penalty → edits | `policy`, `sampler` |
+//! | [`sampler`] | 6 truncation, 7 selection | the cut, the draw, the `Logits` row writers | `field` |
+//! | [`processor`] | the chain | sequences, provisional steps, batches | every stage |
+//! | [`report`] | — | `StepReport`, regimes, flags and their names | — |
+//! | [`config`], [`calibration`], [`io`], [`error`] | — | configuration, calibration file, bounded reads, errors | — |
+//! | [`ffi`] | — | the C ABI (the only `extern "C"`) | `processor` |
+//!
+//! No module imports one above it in the table. The reference engine, the evaluation and the
+//! CLI are the `infogravity-engine` crate; the math here never names FFI or ONNX Runtime types.
 //!
 //! ## Use
 //!

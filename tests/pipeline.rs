@@ -1,4 +1,4 @@
-//! The pipeline order (DESIGN.md §1) and each intervention, table-driven, through the Rust API.
+//! The pipeline order (docs/DESIGN.md §1) and each intervention, table-driven, through the Rust API.
 
 use infogravity::field;
 use infogravity::{
@@ -10,30 +10,11 @@ use infogravity::{
 const T_ONE: &str =
     r#""temperature":{"base":1,"response":"none","mass_gain":0},"sampler":{"min_p":0}"#;
 
-fn proc(json: &str, v: usize) -> GravityProcessor {
-    GravityProcessor::new(Config::from_json(json).unwrap(), v).unwrap()
-}
+mod common;
+use common::{flat, peaked, proc};
 
 fn begin(p: &mut GravityProcessor, seq: u64, anchors: &[u32]) {
-    p.begin(
-        seq,
-        &SeqParams {
-            seed: 11,
-            anchors,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-}
-
-/// A flat row (high void score) and a peaked one (low).
-fn flat(v: usize) -> Vec<f32> {
-    (0..v).map(|i| (i % 7) as f32 * 0.01).collect()
-}
-fn peaked(v: usize, at: usize) -> Vec<f32> {
-    let mut r = vec![0.0; v];
-    r[at] = 25.0;
-    r
+    common::begin_seeded(p, seq, 11, anchors);
 }
 
 /// Sets token 3 to +40 and records that it ran.

@@ -1,8 +1,8 @@
-//! Property tests of the sampling invariants (DESIGN.md §1). Failing cases are kept in
+//! Property tests of the sampling invariants (docs/DESIGN.md §1). Failing cases are kept in
 //! `proptest-regressions/` (committed).
 
 use infogravity::field::{self, reference};
-use infogravity::{Config, GravityProcessor, SeqParams, StepMode, StepReport};
+use infogravity::{StepMode, StepReport};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -31,21 +31,8 @@ fn grid_row() -> impl Strategy<Value = Vec<f32>> {
     prop::collection::vec((-160i32..160).prop_map(|k| k as f32 / 8.0), 2..300)
 }
 
-fn proc(json: &str, v: usize) -> GravityProcessor {
-    GravityProcessor::new(Config::from_json(json).unwrap(), v).unwrap()
-}
-
-fn begin(p: &mut GravityProcessor, seq: u64, seed: u64, anchors: &[u32]) {
-    p.begin(
-        seq,
-        &SeqParams {
-            seed,
-            anchors,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-}
+mod common;
+use common::{begin_seeded as begin, proc};
 
 fn softmax_sum(row: &[f32]) -> f64 {
     let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;

@@ -506,6 +506,10 @@ pub struct LimitsConfig {
     pub max_phrases: u32,
     /// Tokens per attractor phrase. Default 64; ≤ 4096.
     pub max_phrase_len: u32,
+    /// Query tokens kept per sequence for N(Q): those given at `begin` and those accepted
+    /// before the first step; N(Q) uses the first this many. Default 32768; 1..=2^24. Memory:
+    /// 4 bytes each per sequence.
+    pub max_query_tokens: u32,
     /// Worker threads for batches (0 = one per core). Default 1; ≤ 1024. Memory: each worker
     /// holds 8 bytes × V plus the candidate buffer.
     pub threads: u32,
@@ -518,6 +522,7 @@ impl Default for LimitsConfig {
             max_anchors: 4096,
             max_phrases: 64,
             max_phrase_len: 64,
+            max_query_tokens: 32768,
             threads: 1,
         }
     }
@@ -536,6 +541,9 @@ impl LimitsConfig {
         }
         if self.threads > 1024 {
             return oor("limits.threads", "must be ≤ 1024");
+        }
+        if !(1..=1 << 24).contains(&self.max_query_tokens) {
+            return oor("limits.max_query_tokens", "must be in [1, 16777216]");
         }
         Ok(())
     }

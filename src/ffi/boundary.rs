@@ -26,6 +26,8 @@ pub(super) struct Inner {
     pub proc: GravityProcessor,
     /// Reused by batch calls (no allocation once grown).
     pub reports: Vec<StepReport>,
+    /// Reused by row-pointer batches: the rows' addresses, sorted to check they are disjoint.
+    pub addrs: Vec<usize>,
 }
 
 thread_local! {

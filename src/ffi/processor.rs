@@ -18,7 +18,7 @@ use crate::Calibration;
 use crate::config::Config;
 use crate::error::try_reserve;
 use crate::mass::{Prior, QueryInput};
-use crate::processor::{LogitsMut, SeqParams};
+use crate::processor::{LogitsMut, RawRow, SeqParams};
 use crate::report::StepReport;
 
 /// Create a processor for vocabulary size `vocab` (1 ..= IG_MAX_VOCAB) from a JSON
@@ -56,6 +56,7 @@ pub unsafe extern "C" fn ig_processor_new(
             inner: Mutex::new(Inner {
                 proc,
                 reports: Vec::new(),
+                addrs: Vec::new(),
             }),
             error: Mutex::new(String::new()),
         });
@@ -328,7 +329,7 @@ pub unsafe extern "C" fn ig_processor_step(
 ///
 /// # Safety
 /// As `ig_processor_step`, for `seqs` (n_rows ids), `logits` (n elements) and `reports`
-/// (n_rows × reports[0].struct_size writable bytes).
+/// (n_rows × `reports[0].struct_size` writable bytes).
 #[must_use]
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)] // the C signature
@@ -408,8 +409,186 @@ pub unsafe extern "C" fn ig_processor_step_batch(
     unsafe { on_handle(p, body) }
 }
 
+/// One step on `n_rows` rows that are not one contiguous block: `rows[b]` points to the V
+/// (= `n`) logits of `seqs[b]`, anywhere in memory (a subset of the host's own batch; for a
+/// strided layout pass base + b·stride). Used in place, on the worker pool; otherwise as
+/// `ig_processor_step_batch`, atomic included. The rows must not overlap.
+///
+/// Errors: as `ig_processor_step_batch`; INVALID_ARGUMENT (a NULL, misaligned or overlapping
+/// row); SIZE_MISMATCH (n ≠ V).
+///
+/// # Safety
+/// `p` a live handle; `seqs` and `rows` hold `n_rows` entries; each row points to `n`
+/// writable elements of `dtype`, not accessed by anything else during the call; `reports`
+/// (n_rows × `reports[0].struct_size` writable bytes).
+#[must_use]
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)] // the C signature
+pub unsafe extern "C" fn ig_processor_step_rows(
+    p: *mut IgProcessor,
+    seqs: *const u64,
+    n_rows: usize,
+    rows: *const *mut c_void,
+    dtype: u32,
+    n: usize,
+    mode: u32,
+    reports: *mut IgStepReport,
+) -> IgStatus {
+    let body = || {
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        let mut g = unsafe { lock(p)? };
+        let m = self::mode(mode)?;
+        let size = dtype_size(dtype)?;
+        let (v, live) = (g.proc.vocab(), g.proc.live());
+        if n != v {
+            return Err(Fail::new(
+                IgStatus::SizeMismatch,
+                format!("size mismatch: logits row: expected {v}, got {n}"),
+            ));
+        }
+        if n_rows > live {
+            return Err(Fail::new(
+                IgStatus::SizeMismatch,
+                format!("n_rows = {n_rows} exceeds the {live} live sequences"),
+            ));
+        }
+        if n_rows == 0 {
+            return Ok(());
+        }
+        // SAFETY: `seqs` and `rows` hold `n_rows` entries (contract); `slice` checks NULL
+        // and alignment first.
+        let (ids, ptrs) = unsafe { (slice(seqs, n_rows, "seqs")?, slice(rows, n_rows, "rows")?) };
+        // The rows must be non-NULL, aligned, and pairwise disjoint: sort their addresses.
+        let inner = &mut *g;
+        inner.addrs.clear();
+        try_reserve(&mut inner.addrs, n_rows, "row addresses")?;
+        for (b, &r) in ptrs.iter().enumerate() {
+            if r.is_null() || !(r as usize).is_multiple_of(size) {
+                return Err(Fail::new(
+                    IgStatus::InvalidArgument,
+                    format!("rows[{b}] is NULL or misaligned"),
+                ));
+            }
+            inner.addrs.push(r as usize);
+        }
+        inner.addrs.sort_unstable();
+        if inner.addrs.windows(2).any(|w| w[1] - w[0] < v * size) {
+            return Err(Fail::new(
+                IgStatus::InvalidArgument,
+                "two rows overlap (each needs V elements of its own)",
+            ));
+        }
+        // SAFETY: checked just above (non-NULL, aligned); readable per the contract.
+        unsafe {
+            check_out(
+                reports,
+                IG_STEP_REPORT_V1_SIZE,
+                "reports[0]",
+                "ig_step_report_init",
+            )?
+        };
+        // SAFETY: as in `ig_processor_step_batch`.
+        let stride = unsafe { reports.cast::<usize>().read() };
+        if stride % std::mem::align_of::<IgStepReport>() != 0 {
+            return Err(Fail::new(
+                IgStatus::StructTooSmall,
+                format!("reports[0].struct_size = {stride} is not a multiple of 8"),
+            ));
+        }
+        inner.reports.clear();
+        try_reserve(&mut inner.reports, n_rows, "batch reports")?;
+        inner.reports.resize(n_rows, StepReport::default());
+        let out = &mut inner.reports;
+        // `RawRow` is a transparent wrapper of the pointer: the caller's array, as is.
+        let raw: &[RawRow] =
+            // SAFETY: `RawRow` is `repr(transparent)` over `*mut c_void`; same length.
+            unsafe { std::slice::from_raw_parts(ptrs.as_ptr().cast::<RawRow>(), ptrs.len()) };
+        // SAFETY: every row holds V elements of `dtype` (contract), non-NULL, aligned and
+        // disjoint (checked above), and the handle's lock keeps other calls out.
+        unsafe {
+            match dtype {
+                IG_DTYPE_F32 => inner.proc.step_raw_rows::<f32>(ids, raw, m, out)?,
+                IG_DTYPE_F16 => inner.proc.step_raw_rows::<f16>(ids, raw, m, out)?,
+                _ => inner.proc.step_raw_rows::<bf16>(ids, raw, m, out)?,
+            }
+        }
+        // SAFETY: as in `ig_processor_step_batch`.
+        unsafe { write_reports(reports, stride, out) };
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
+/// Start sequence `dst` as a copy of `src` in every respect (position, regimes, sampling
+/// stream, loop history, query, a pending step); the two then evolve independently. For
+/// llama.cpp's sampler `clone`, speculative decoding and beam search.
+///
+/// Errors: NULL_POINTER, UNKNOWN_SEQUENCE (src), DUPLICATE_SEQUENCE (dst is live),
+/// TOO_MANY_SEQUENCES.
+///
+/// # Safety
+/// `p` must be a live handle.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_fork(p: *mut IgProcessor, src: u64, dst: u64) -> IgStatus {
+    let body = || {
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        unsafe { lock(p)? }.proc.fork(src, dst)?;
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
+/// End every live sequence (for engines that have no per-sequence end). The number ended goes
+/// to `*ended` when it is not NULL (no alignment needed). Errors: NULL_POINTER (p).
+///
+/// # Safety
+/// `p` a live handle; `ended` NULL or writable.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_end_all(p: *mut IgProcessor, ended: *mut usize) -> IgStatus {
+    let body = || {
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        let n = unsafe { lock(p)? }.proc.end_all();
+        // SAFETY: `ended` is NULL or writable (contract).
+        unsafe { write_opt(ended, n) };
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
+/// End every sequence not begun, stepped or accepted during the last `idle` step calls
+/// (`ig_processor_step`, `_step_batch`, `_step_rows`) on this handle: for engines that recycle
+/// sequence slots without telling (vLLM's model runner v2, SGLang). The number ended goes to
+/// `*ended` when it is not NULL. Errors: NULL_POINTER (p).
+///
+/// # Safety
+/// `p` a live handle; `ended` NULL or writable.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_sweep(
+    p: *mut IgProcessor,
+    idle: u64,
+    ended: *mut usize,
+) -> IgStatus {
+    let body = || {
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        let n = unsafe { lock(p)? }.proc.sweep(idle);
+        // SAFETY: `ended` is NULL or writable (contract).
+        unsafe { write_opt(ended, n) };
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
 /// The host emitted `token` for `seq`: commits the last step's proposal and feeds loop
-/// detection and the surprisal trend.
+/// detection and the surprisal trend. Tokens accepted before the sequence's first step are
+/// its query instead (a host priming the sampler with the prompt, as llama-server does): they
+/// join N(Q), and M(Q) is recomputed before the first step.
 ///
 /// Errors: NULL_POINTER, UNKNOWN_SEQUENCE, TOKEN_OUT_OF_RANGE.
 ///

@@ -1,4 +1,4 @@
-//! Field measurement: the statistics of one next-token distribution (DESIGN.md §1).
+//! Field measurement: the statistics of one next-token distribution (docs/DESIGN.md §1).
 //!
 //! For a logits row z ∈ R^V this computes, in **one pass** over the row,
 //! log Z = logsumexp(z), the entropy H = Σ p_i Φ_i with Φ_i = log Z − z_i, the varentropy
@@ -8,14 +8,14 @@
 //!
 //! # How the pass works
 //!
-//! The row is cut into blocks of [`BLOCK`] elements (4 KiB of f32, resident in L1). Each block
+//! The row is cut into blocks of `BLOCK` elements (4 KiB of f32, resident in L1). Each block
 //! is read twice while it is hot: first for its maximum (and second maximum, and a NaN check),
 //! then for the three sums S0 = Σe^{x}, S1 = Σx·e^{x}, S2 = Σx²·e^{x} with x = z − m_b taken
 //! relative to the block's own maximum m_b. Every block is therefore summed in a
 //! well-conditioned frame and there is no running-max rescaling at all. The per-block results
 //! (log weight, mean, variance of z under the block's softmax) are merged in f64 with Chan's
 //! parallel-variance formula, which is what keeps the varentropy accurate on rows whose mass
-//! sits far below the maximum. Since log Z = log Σ_b e^{m_b} S0_b, H = log Z − E_p[z] and
+//! sits far below the maximum. Since log Z = log Σ_b e^{m_b} S0_b, H = log Z − E_p(z) and
 //! varentropy = Var_p(z) (Φ = log Z − z has the variance of z), the merge yields everything.
 //!
 //! The exponential is a Cephes-style polynomial (≈1 ulp on the reduced range) evaluated
@@ -63,7 +63,7 @@ impl std::fmt::Display for FieldError {
     }
 }
 
-/// Statistics of one next-token distribution at temperature 1 (DESIGN.md §1).
+/// Statistics of one next-token distribution at temperature 1 (docs/DESIGN.md §1).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Field {
     /// Vocabulary size V (row length).
@@ -392,7 +392,7 @@ fn precise_block(k: kernel::Kernel, z: &[f32], m: f32, s1: f32, s2: f32) -> Merg
 
 /// The floor kernel: one fused pass computing only log Z and the two moment sums, with none
 /// of the bookkeeping (no NaN check, no top-2, no candidates). It exists to be timed beside
-/// [`measure`]; it returns (log Z, E[z], Var[z]) so the work cannot be optimised away.
+/// [`measure`]; it returns (log Z, E_p(z), Var_p(z)) so the work cannot be optimised away.
 pub fn floor_kernel(row: &[f32]) -> (f64, f64, f64) {
     let k = kernel::select();
     let mut merge = Merge::EMPTY;

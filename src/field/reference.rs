@@ -2,7 +2,7 @@
 
 use super::{Field, FieldError, Logit};
 
-/// Two passes in f64: the maximum, then Σe^{z−m}, E[z] and Var[z] with exact `exp`.
+/// Two passes in f64: the maximum, then Σe^{z−m}, E_p(z) and Var_p(z) with exact `exp`.
 pub fn measure_f64<E: Logit>(row: &[E]) -> Result<Field, FieldError> {
     if row.is_empty() {
         return Err(FieldError::Empty);

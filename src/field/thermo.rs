@@ -1,4 +1,4 @@
-//! Temperature-dependent field quantities (DESIGN.md §1 "Further field quantities", seed 004):
+//! Temperature-dependent field quantities (docs/DESIGN.md §1 "Further field quantities"; the phase picture of Arnold et al., arXiv:2405.17088):
 //! the heat capacity C(T) = Var_{p_T}(z)/T², the per-token critical temperature
 //! T* = argmax_T C(T), the phase distance ln(T/T*), and Jensen–Shannon divergences between the
 //! distributions at two temperatures. Exact f64 two-pass code: these run once per analysed row,

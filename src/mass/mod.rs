@@ -1,4 +1,4 @@
-//! Query information mass M(Q) = α·ẑ(H) + β·ẑ(D) + γ·ẑ(N) (DESIGN.md §1, seed eqs. 1–4).
+//! Query information mass M(Q) = α·ẑ(H) + β·ẑ(D) + γ·ẑ(N) (docs/DESIGN.md §1 "Query information mass"; Vyshnyvetska 2025, arXiv:2504.20951, eqs. 1–4).
 //!
 //! Computed once per sequence at `begin`, from what the host can supply (any subset):
 //! - prompt logits `[P, V]` (row j = the distribution after prompt token j; the last row is the

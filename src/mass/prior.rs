@@ -1,4 +1,4 @@
-//! `Prior`: a reference unigram table over a tokenizer's vocabulary (DESIGN.md §1, N(Q)).
+//! `Prior`: a reference unigram table over a tokenizer's vocabulary (docs/DESIGN.md §1, N(Q)).
 //!
 //! # File format, version 1 (all integers little-endian)
 //!

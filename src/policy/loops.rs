@@ -1,7 +1,7 @@
-//! Bounded-work repetition detection for the black-hole score (DESIGN.md §1 "Regimes").
+//! Bounded-work repetition detection for the black-hole score (docs/DESIGN.md §1 "Regimes").
 //!
 //! For every period p ≤ P, `run[p]` counts how many consecutive most recent tokens equal the
-//! token p positions before them. A cycle of period p repeated R times leaves run[p] ≥ (R − 1)·p.
+//! token p positions before them. A cycle of period p repeated R times leaves run(p) ≥ (R − 1)·p.
 //! Each accepted token updates all P counters: O(P) compares, no hashing, exact. The history
 //! ring holds max(P, longest attractor phrase) tokens, so memory per sequence is bounded.
 
@@ -18,7 +18,7 @@ pub struct LoopDetector {
 /// What the detector sees after the latest token.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cycle {
-    /// Cycle strength in [0, 1]: max over p of run[p] / ((R − 1)·p), capped at 1.
+    /// Cycle strength in [0, 1]: max over p of run(p) / ((R − 1)·p), capped at 1.
     pub strength: f32,
     /// Smallest period with a complete cycle (strength 1), or 0.
     pub period: u32,

@@ -16,6 +16,9 @@
 //!    (`sampler`);
 //! 8. the host calls [`GravityProcessor::accept`] with the token it emitted.
 //!
+//! Tokens accepted **before the first step** are the query (hosts such as llama-server prime
+//! their sampler with the prompt): they join N(Q), and M(Q) is recomputed before that step.
+//!
 //! **Steps are provisional**: a step reads the sequence's state as of its last `accept` and
 //! leaves a proposal; `accept` commits it. Stepping the same position twice with the same row
 //! gives the same report and token as stepping it once.
@@ -35,6 +38,8 @@
 mod batch;
 mod state;
 mod step;
+
+pub(crate) use batch::RawRow;
 
 use std::collections::HashMap;
 
@@ -70,6 +75,8 @@ pub trait LogitsProcessor: Send {
     }
     /// Forget `seq`.
     fn reset(&mut self, _seq: u64) {}
+    /// `dst` starts as a copy of `src` (see [`GravityProcessor::fork`]).
+    fn fork(&mut self, _src: u64, _dst: u64) {}
 }
 
 /// Per-sequence inputs at `begin`.
@@ -123,6 +130,8 @@ struct SeqTable {
     /// The slots of the current batch's rows, and its epoch mark (duplicate detection).
     batch: Vec<usize>,
     epoch: u64,
+    /// Counts step calls (single or batch) on the processor: what `sweep` measures idleness in.
+    clock: u64,
 }
 
 impl SeqTable {
@@ -145,6 +154,37 @@ impl SeqTable {
             }
             st.batch_epoch = self.epoch;
             self.batch.push(slot);
+        }
+        self.clock += 1;
+        for &slot in &self.batch {
+            self.seqs[slot].touched = self.clock;
+        }
+        Ok(())
+    }
+
+    /// A free slot for a new state.
+    fn insert(&mut self, st: SeqState) {
+        let id = st.id;
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.seqs[i] = st;
+                i
+            }
+            None => {
+                self.seqs.push(st);
+                self.seqs.len() - 1
+            }
+        };
+        self.index.insert(id, slot);
+    }
+
+    /// Room for one more live sequence?
+    fn check_new(&self, seq: u64, limit: usize) -> Result<()> {
+        if self.index.contains_key(&seq) {
+            return Err(Error::DuplicateSequence(seq));
+        }
+        if self.index.len() >= limit {
+            return Err(Error::TooManySequences { limit });
         }
         Ok(())
     }
@@ -296,17 +336,13 @@ impl GravityProcessor {
         self.pre.push(p);
     }
 
-    /// Start sequence `seq`: compute M(Q), set its seed and anchors.
+    /// Start sequence `seq`: compute M(Q), set its seed and anchors. Tokens accepted before
+    /// its first step join its query (see [`accept`](Self::accept)).
     pub fn begin(&mut self, seq: u64, params: &SeqParams<'_>) -> Result<QueryMass> {
-        if self.table.index.contains_key(&seq) {
-            return Err(Error::DuplicateSequence(seq));
-        }
-        let limit = self.core.cfg.limits.max_sequences as usize;
-        if self.table.index.len() >= limit {
-            return Err(Error::TooManySequences { limit });
-        }
+        let limits = &self.core.cfg.limits;
+        self.table.check_new(seq, limits.max_sequences as usize)?;
         let v = self.core.vocab;
-        let max_anchors = self.core.cfg.limits.max_anchors as usize;
+        let max_anchors = limits.max_anchors as usize;
         if params.anchors.len() > max_anchors {
             return Err(Error::InvalidArgument(format!(
                 "{} anchors exceed limits.max_anchors = {max_anchors}",
@@ -320,8 +356,11 @@ impl GravityProcessor {
                 vocab: v,
             });
         }
+        let keep = limits.max_query_tokens as usize;
+        let mut input = params.query;
+        input.query_tokens = input.query_tokens.map(|q| &q[..q.len().min(keep)]);
         let mass = mass::compute(
-            &params.query,
+            &input,
             v,
             &self.core.cfg.mass,
             self.prior.as_ref(),
@@ -338,23 +377,50 @@ impl GravityProcessor {
                 anchors.len()
             )));
         }
-        let st = SeqState::new(seq, params.seed, anchors, mass, &self.core.cfg);
-        let t = &mut self.table;
-        let slot = match t.free.pop() {
-            Some(i) => {
-                t.seqs[i] = st;
-                i
-            }
-            None => {
-                t.seqs.push(st);
-                t.seqs.len() - 1
-            }
-        };
-        t.index.insert(seq, slot);
+        let query = input.query_tokens.unwrap_or(&[]).to_vec();
+        let mut st = SeqState::new(seq, params.seed, anchors, mass, query, &self.core.cfg);
+        st.touched = self.table.clock;
+        self.table.insert(st);
         for p in &mut self.pre {
             p.reset(seq);
         }
         Ok(mass)
+    }
+
+    /// Start `dst` as a copy of `src` in every respect (position, regimes, sampling stream,
+    /// loop history, query, a pending step): llama.cpp's sampler `clone`, speculative
+    /// decoding, beam search. The two then evolve independently.
+    pub fn fork(&mut self, src: u64, dst: u64) -> Result<()> {
+        let slot = self.table.slot(src)?;
+        self.table
+            .check_new(dst, self.core.cfg.limits.max_sequences as usize)?;
+        let mut st = self.table.seqs[slot].clone();
+        st.id = dst;
+        st.batch_epoch = 0;
+        self.table.insert(st);
+        for p in &mut self.pre {
+            p.fork(src, dst);
+        }
+        Ok(())
+    }
+
+    /// Recompute N(Q) and M(Q) for sequences whose query grew since `begin` (tokens accepted
+    /// before the first step). Once per sequence, before its first step.
+    fn fold_queries(&mut self, seqs: &[u64]) -> Result<()> {
+        for &id in seqs {
+            let slot = self.table.slot(id)?;
+            let st = &mut self.table.seqs[slot];
+            if !st.query_pending {
+                continue;
+            }
+            st.query_pending = false;
+            if let (Some(p), false) = (&self.prior, st.query.is_empty()) {
+                let s = self.core.cfg.mass.prior_smoothing as f64;
+                st.mass.n_kl = Some(p.novelty_kl(&st.query, s, &mut self.sort_scratch)? as f32);
+            }
+            st.mass = mass::with_mass(st.mass, &self.core.cfg.mass, self.calib.as_ref());
+        }
+        Ok(())
     }
 
     /// The query mass computed at `begin`.
@@ -390,8 +456,11 @@ impl GravityProcessor {
                 got: row.len(),
             });
         }
+        self.fold_queries(&[seq])?;
         self.run_pre(seq, row)?;
+        self.table.clock += 1;
         let st = &mut self.table.seqs[slot];
+        st.touched = self.table.clock;
         step::step_one(&self.core, st, &mut self.workers[0], row, mode)
     }
 
@@ -430,7 +499,9 @@ impl GravityProcessor {
                 vocab: self.core.vocab,
             });
         }
-        self.table.seqs[slot].accept(token, &self.core.cfg);
+        let st = &mut self.table.seqs[slot];
+        st.touched = self.table.clock;
+        st.accept(token, &self.core.cfg);
         for p in &mut self.pre {
             p.accept(seq, token)?;
         }
@@ -449,6 +520,33 @@ impl GravityProcessor {
             p.reset(seq);
         }
         Ok(())
+    }
+
+    /// End every live sequence (for engines with no per-sequence end). Returns how many.
+    pub fn end_all(&mut self) -> usize {
+        let ids: Vec<u64> = self.table.index.keys().copied().collect();
+        for &id in &ids {
+            let _ = self.end(id);
+        }
+        ids.len()
+    }
+
+    /// End every sequence not begun, stepped or accepted during the last `idle` step calls
+    /// (single or batch) on this processor — for engines that recycle slots without telling
+    /// (vLLM's model runner v2, SGLang). Returns how many were ended.
+    pub fn sweep(&mut self, idle: u64) -> usize {
+        let now = self.table.clock;
+        let stale: Vec<u64> = self
+            .table
+            .index
+            .iter()
+            .filter(|&(_, &slot)| now.saturating_sub(self.table.seqs[slot].touched) > idle)
+            .map(|(&id, _)| id)
+            .collect();
+        for &id in &stale {
+            let _ = self.end(id);
+        }
+        stale.len()
     }
 
     /// Reset a live sequence to its state right after `begin` (same seed, anchors, mass).

@@ -47,6 +47,15 @@ pub struct SeqState {
     pub(crate) mass: QueryMass,
     pub(crate) anchors: Vec<u32>,
     pub(crate) batch_epoch: u64,
+    /// The query's tokens: those given at `begin` and those accepted before the first step
+    /// (a host priming its sampler with the prompt), at most `limits.max_query_tokens`.
+    pub(crate) query: Vec<u32>,
+    /// Tokens joined the query after `begin`: N(Q) and M(Q) are recomputed before the step.
+    pub(crate) query_pending: bool,
+    /// The mass and query length as `begin` left them (what `reset` returns to).
+    begun: (QueryMass, usize),
+    /// The handle's step clock when this sequence was last begun, stepped or accepted.
+    pub(crate) touched: u64,
 }
 
 impl SeqState {
@@ -55,6 +64,7 @@ impl SeqState {
         seed: u64,
         anchors: Vec<u32>,
         mass: QueryMass,
+        query: Vec<u32>,
         cfg: &Config,
     ) -> Self {
         let b = &cfg.black_hole;
@@ -74,15 +84,30 @@ impl SeqState {
             mass,
             anchors,
             batch_epoch: 0,
+            begun: (mass, query.len()),
+            query,
+            query_pending: false,
+            touched: 0,
         }
     }
 
-    /// Back to the state right after `begin` (same seed, anchors and mass).
+    /// Back to the state right after `begin` (same seed, anchors, query and mass: tokens
+    /// accepted into the query since are dropped, so a host may prime the sequence again).
     pub(crate) fn reset(&mut self, cfg: &Config) {
         let anchors = std::mem::take(&mut self.anchors);
-        let epoch = self.batch_epoch;
-        *self = SeqState::new(self.id, self.seed, anchors, self.mass, cfg);
+        let mut query = std::mem::take(&mut self.query);
+        let (mass, len) = self.begun;
+        query.truncate(len);
+        let (epoch, touched) = (self.batch_epoch, self.touched);
+        *self = SeqState::new(self.id, self.seed, anchors, mass, query, cfg);
         self.batch_epoch = epoch;
+        self.touched = touched;
+    }
+
+    /// No step has been taken since `begin` (or `reset`): an accepted token is part of the
+    /// query, not of the output.
+    pub(crate) fn before_first_step(&self) -> bool {
+        self.now.step == 0 && self.proposal.is_none()
     }
 
     /// Record a step's decision: `next` is the state `accept` will commit; `chosen` the token
@@ -126,9 +151,19 @@ impl SeqState {
         self.proposal = Some(p);
     }
 
-    /// The host emitted `token`: commit the last step's proposal (or, with no step since the
-    /// last accept, just advance the position) and feed the loop detector and surprisal trend.
+    /// The host emitted `token`. Before the first step it is a query token (a host priming its
+    /// sampler with the prompt: llama-server does): it joins the query, up to
+    /// `limits.max_query_tokens`. Afterwards it commits the last step's proposal (or, with no
+    /// step since the last accept, just advances the position) and feeds the loop detector and
+    /// the surprisal trend.
     pub(crate) fn accept(&mut self, token: u32, cfg: &Config) {
+        if self.before_first_step() {
+            if self.query.len() < cfg.limits.max_query_tokens as usize {
+                self.query.push(token);
+                self.query_pending = true;
+            }
+            return;
+        }
         let phi = match self.proposal.take() {
             Some(p) => {
                 self.now = p.next;

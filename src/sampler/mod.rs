@@ -1,5 +1,5 @@
 //! Truncation (min-p, top-k, top-p) and seeded selection: pipeline stages 6–7
-//! (docs/DESIGN.md §1 "Pipeline order"). [`select`] owns the whole protocol; the processor calls
+//! (docs/DESIGN.md §1 "Pipeline order"). `select` owns the whole protocol; the processor calls
 //! it once per row.
 //!
 //! Truncation runs after the temperature, in the order min-p → top-k → top-p, each on what the
@@ -8,7 +8,7 @@
 //! more than k tokens when the k-th logit is tied), so the kept set is a function of the logits
 //! alone and the "processed logits" a host receives are exactly z/T above τ and −inf below.
 //!
-//! The interventions' sparse edits ([`Edit`]) are an overlay on the row: selection sees
+//! The interventions' sparse edits (`Edit`) are an overlay on the row: selection sees
 //! z'_i = the edited value where an edit exists, z_i elsewhere. The edited values are already
 //! rounded to the row's element type, so what is selected, where the cut falls and what a
 //! `Logits`-mode host receives all agree bit for bit, for f16 and bf16 rows too. In
