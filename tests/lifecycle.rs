@@ -149,10 +149,8 @@ impl Drop for Handle {
 fn handle(json: &std::ffi::CStr, v: usize) -> Handle {
     let mut p = ptr::null_mut();
     // SAFETY: valid string and out pointer.
-    assert_eq!(
-        unsafe { ig_processor_new(json.as_ptr(), v, &mut p) },
-        IgStatus::Ok
-    );
+    let st = unsafe { ig_processor_new(json.as_ptr(), v, &mut p) };
+    assert_eq!(st, IgStatus::Ok);
     Handle(p)
 }
 
@@ -162,10 +160,8 @@ fn c_row_pointers_fork_end_all_and_sweep() {
     let h = handle(c"{\"limits\":{\"threads\":2}}", v);
     for s in 1..=3u64 {
         // SAFETY: live handle, defaults.
-        assert_eq!(
-            unsafe { ig_processor_begin(h.0, s, ptr::null(), ptr::null_mut()) },
-            IgStatus::Ok
-        );
+        let st = unsafe { ig_processor_begin(h.0, s, ptr::null(), ptr::null_mut()) };
+        assert_eq!(st, IgStatus::Ok);
     }
     let mut rows: Vec<Vec<f32>> = (0..3).map(|i| row(v, i)).collect();
     let ids = [3u64, 1, 2];
@@ -223,15 +219,11 @@ fn c_row_pointers_fork_end_all_and_sweep() {
     // SAFETY: live handle.
     assert_eq!(unsafe { ig_processor_fork(h.0, 1, 7) }, IgStatus::Ok);
     // SAFETY: live handle.
-    assert_eq!(
-        unsafe { ig_processor_fork(h.0, 1, 7) },
-        IgStatus::DuplicateSequence
-    );
+    let st = unsafe { ig_processor_fork(h.0, 1, 7) };
+    assert_eq!(st, IgStatus::DuplicateSequence);
     // SAFETY: live handle.
-    assert_eq!(
-        unsafe { ig_processor_fork(h.0, 99, 8) },
-        IgStatus::UnknownSequence
-    );
+    let st = unsafe { ig_processor_fork(h.0, 99, 8) };
+    assert_eq!(st, IgStatus::UnknownSequence);
 
     // sweep: step only sequence 2 three times; with idle 2 the others (1, 3, 7) are ended.
     for i in 0..3 {
@@ -243,29 +235,21 @@ fn c_row_pointers_fork_end_all_and_sweep() {
         };
         assert_eq!(st, IgStatus::Ok);
         // SAFETY: live handle.
-        assert_eq!(
-            unsafe { ig_processor_accept(h.0, 2, rep.token as u32) },
-            IgStatus::Ok
-        );
+        let st = unsafe { ig_processor_accept(h.0, 2, rep.token as u32) };
+        assert_eq!(st, IgStatus::Ok);
     }
     let mut ended = usize::MAX;
     // SAFETY: live handle, writable out.
-    assert_eq!(
-        unsafe { ig_processor_sweep(h.0, 2, &mut ended) },
-        IgStatus::Ok
-    );
+    let st = unsafe { ig_processor_sweep(h.0, 2, &mut ended) };
+    assert_eq!(st, IgStatus::Ok);
     assert_eq!(ended, 3);
     let mut live = 0;
     // SAFETY: live handle, writable out.
-    assert_eq!(
-        unsafe { ig_processor_info(h.0, ptr::null_mut(), &mut live) },
-        IgStatus::Ok
-    );
+    let st = unsafe { ig_processor_info(h.0, ptr::null_mut(), &mut live) };
+    assert_eq!(st, IgStatus::Ok);
     assert_eq!(live, 1);
     // SAFETY: live handle, writable out.
-    assert_eq!(
-        unsafe { ig_processor_end_all(h.0, &mut ended) },
-        IgStatus::Ok
-    );
+    let st = unsafe { ig_processor_end_all(h.0, &mut ended) };
+    assert_eq!(st, IgStatus::Ok);
     assert_eq!(ended, 1);
 }

@@ -1,0 +1,468 @@
+//! `infogravity eval`: the evaluation on the real model (docs/EVALUATION.md), one subcommand
+//! per part and `all`. Every part runs in the same frame ([`run_part`]): its records are
+//! appended to `<out>/<part>.jsonl` as they come (a rerun resumes), then its report is written
+//! beside them and printed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use indicatif::ProgressBar;
+use infogravity::Config;
+use infogravity_engine::Engine;
+use infogravity_engine::eval::{loops, phase, qa, report, sensitivity, temperature};
+
+use crate::CliError;
+use crate::args::{EvalRun, shipped_prior};
+use crate::output::progress;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    part: Part,
+}
+
+#[derive(Subcommand, Debug)]
+enum Part {
+    /// Closed-book QA: does the void score predict wrong answers? Answers every item of the
+    /// bank greedily with its answer stem, grades it, fits calibrated void weights on a
+    /// training split and reports AUROC, risk–coverage and Kalai scores on the held-out split.
+    Qa(QaArgs),
+    /// Black holes: open-ended prompts decoded greedily, with a repetition stop, with DRY and
+    /// with the escape intervention; loop rate, distinct-2/3, model log-likelihood.
+    Loops(LoopsArgs),
+    /// Adaptive temperature at a matched mean T: fixed, EDT, dynatemp and the gravity
+    /// temperature in each direction; accuracy on the QA bank, diversity (distinct-2, self-BLEU)
+    /// on the open-ended prompts.
+    Temperature(TemperatureArgs),
+    /// Temperature phase scan: answers sampled on a log grid of temperatures over [0.02, 4];
+    /// heat capacity and T*, accuracy per temperature, the dissimilarity indicator of arXiv
+    /// 2405.17088, and whether T* predicts where each item's accuracy collapses.
+    Phase(PhaseArgs),
+    /// Prompt sensitivity: every QA item in its bank wording and three rewordings; does low
+    /// field stability S predict that the greedy answer changes?
+    Sensitivity(SensitivityArgs),
+    /// Every part in turn with its defaults (qa, loops, temperature with the calibration qa
+    /// just wrote, phase, sensitivity): about 75 minutes on a 2-core machine; each part resumes.
+    All(EvalRun),
+}
+
+#[derive(clap::Args, Debug)]
+struct QaArgs {
+    /// Only N items, evenly spaced over the bank (a smoke run).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// The item bank (JSON lines, see tools/build_qa_bank.py).
+    #[arg(long, default_value = "eval/qa_bank.jsonl")]
+    bank: PathBuf,
+    /// Bootstrap resamples for the intervals.
+    #[arg(long, default_value_t = 2000)]
+    resamples: usize,
+    #[command(flatten)]
+    run: EvalRun,
+}
+
+#[derive(clap::Args, Debug)]
+struct LoopsArgs {
+    /// Only N prompts, evenly spaced (a smoke run).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// One prompt per line.
+    #[arg(long, default_value = "eval/open_prompts.txt")]
+    prompts: PathBuf,
+    /// Tokens per generation.
+    #[arg(long, default_value_t = 160)]
+    max_tokens: usize,
+    /// Prompts decoded together in one batch.
+    #[arg(long, default_value_t = 20)]
+    batch: usize,
+    #[command(flatten)]
+    run: EvalRun,
+}
+
+#[derive(clap::Args, Debug)]
+struct TemperatureArgs {
+    /// Only N QA items, evenly spaced.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Only N open-ended prompts, evenly spaced.
+    #[arg(long)]
+    open_limit: Option<usize>,
+    /// The mean temperature every rule is matched to.
+    #[arg(long, default_value_t = 0.7)]
+    target: f64,
+    /// Tokens per open-ended sample.
+    #[arg(long, default_value_t = 64)]
+    open_tokens: usize,
+    #[arg(long, default_value = "eval/qa_bank.jsonl")]
+    bank: PathBuf,
+    #[arg(long, default_value = "eval/open_prompts.txt")]
+    prompts: PathBuf,
+    #[arg(long, default_value_t = 2000)]
+    resamples: usize,
+    /// Calibration whose M(Q) standardisation the gravity rules use (written by `eval qa`).
+    #[arg(long, default_value = "docs/eval/calibration.json")]
+    calibration: PathBuf,
+    #[command(flatten)]
+    run: EvalRun,
+}
+
+#[derive(clap::Args, Debug)]
+struct PhaseArgs {
+    /// Only N QA items, evenly spaced (default 96).
+    #[arg(long, default_value_t = 96)]
+    limit: usize,
+    /// Samples per item and temperature.
+    #[arg(long, default_value_t = 4)]
+    samples: usize,
+    /// Grid points.
+    #[arg(long, default_value_t = 16)]
+    grid: usize,
+    /// Samples per temperature for the few items the per-item indicator is drawn for.
+    #[arg(long, default_value_t = 32)]
+    few_samples: usize,
+    #[arg(long, default_value = "eval/qa_bank.jsonl")]
+    bank: PathBuf,
+    #[arg(long, default_value_t = 2000)]
+    resamples: usize,
+    #[command(flatten)]
+    run: EvalRun,
+}
+
+#[derive(clap::Args, Debug)]
+struct SensitivityArgs {
+    /// Only N QA items, evenly spaced.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value = "eval/qa_bank.jsonl")]
+    bank: PathBuf,
+    #[arg(long, default_value_t = 2000)]
+    resamples: usize,
+    #[command(flatten)]
+    run: EvalRun,
+}
+
+/// `eval sensitivity`: tokens per greedy answer (its first clause is all
+/// `sensitivity::answer_key` compares), and rows per batch (eight items' four wordings).
+const SENSITIVITY_TOKENS: usize = 12;
+const SENSITIVITY_BATCH: usize = 32;
+
+/// The parts `eval all` runs, in order (temperature uses the calibration qa writes).
+const PARTS: [&str; 5] = ["qa", "loops", "temperature", "phase", "sensitivity"];
+
+pub fn exec(a: Args) -> Result<(), CliError> {
+    match a.part {
+        Part::All(run) => {
+            for part in PARTS {
+                eprintln!("== eval {part}");
+                exec(Args {
+                    part: all_part(part, &run.out, run.model.model.as_deref()),
+                })?;
+            }
+            Ok(())
+        }
+        Part::Qa(a) => qa(a),
+        Part::Loops(a) => loops(a),
+        Part::Temperature(a) => temperature(a),
+        Part::Phase(a) => phase(a),
+        Part::Sensitivity(a) => sensitivity(a),
+    }
+}
+
+/// `eval`'s command line on its own: how `eval all` builds each part.
+#[derive(Parser)]
+struct EvalLine {
+    #[command(subcommand)]
+    part: Part,
+}
+
+/// One part of `eval all`, parsed from its own command line so its defaults are the ones of
+/// its subcommand.
+fn all_part(part: &str, out: &Path, model: Option<&Path>) -> Part {
+    let mut args: Vec<std::ffi::OsString> = vec!["eval".into(), part.into()];
+    args.extend(["--out".into(), out.into()]);
+    if let Some(m) = model {
+        args.extend(["--model".into(), m.into()]);
+    }
+    if part == "temperature" {
+        args.extend(["--calibration".into(), out.join("calibration.json").into()]);
+    }
+    match EvalLine::try_parse_from(args) {
+        Ok(line) => line.part,
+        Err(e) => unreachable!("eval {part} parses with its defaults: {e}"),
+    }
+}
+
+/// What a part's report says it did, for the closing line (`4 items`, `2 prompts, 160 tokens
+/// each,`), and its markdown.
+struct Done {
+    markdown: String,
+    what: String,
+}
+
+/// The frame of every part: load the model, make the output directory, show a progress bar
+/// over `total` `unit`s while `work` runs (with the engine, the output directory and the bar),
+/// then `report` writes the part's files and the markdown is printed with what was done and
+/// how long it took.
+fn run_part<R>(
+    run: &EvalRun,
+    total: usize,
+    unit: &str,
+    work: impl FnOnce(&mut Engine, &Path, &ProgressBar) -> Result<R, CliError>,
+    report: impl FnOnce(&Engine, &Path, R) -> Result<Done, CliError>,
+) -> Result<(), CliError> {
+    let mut eng = run.model.load()?;
+    std::fs::create_dir_all(&run.out).map_err(CliError::Io)?;
+    let bar = progress(total as u64, unit);
+    let started = std::time::Instant::now();
+    let records = work(&mut eng, &run.out, &bar)?;
+    bar.finish_and_clear();
+    let Done { markdown, what } = report(&eng, &run.out, records)?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{markdown}\n{what} in {:.0} s; wrote {}",
+        started.elapsed().as_secs_f64(),
+        run.out.display()
+    )?;
+    Ok(())
+}
+
+fn qa(a: QaArgs) -> Result<(), CliError> {
+    // Evenly spaced over the bank, so a smoke run covers both relations.
+    let items = evenly(qa::load_bank(&a.bank)?, a.limit);
+    let cfg = Config::default();
+    run_part(
+        &a.run,
+        items.len(),
+        "items",
+        |eng, out, bar| {
+            let prior = shipped_prior(eng.lm.info().vocab)?;
+            Ok(qa::run_bank(
+                eng,
+                &items,
+                prior.as_ref(),
+                &cfg.mass,
+                &out.join("qa.jsonl"),
+                |done, _| bar.set_position(done as u64),
+            )?)
+        },
+        |eng, out, records| {
+            let provenance = format!(
+                "infogravity {} eval qa: {} ({} items), model {}, training split by FNV-1a(subject) even",
+                env!("CARGO_PKG_VERSION"),
+                a.bank.display(),
+                records.len(),
+                eng.lm.info().source
+            );
+            let rep = report::analyse(&records, &cfg, &provenance, a.resamples);
+            write_report(out, "qa", &rep.markdown, &rep.json)?;
+            let write = |name: &str, text: &str| std::fs::write(out.join(name), text);
+            write("qa_risk_coverage.svg", &rep.svg)?;
+            write("qa_audit.md", &rep.audit)?;
+            if let Some(c) = &rep.calibration {
+                write(
+                    "calibration.json",
+                    &serde_json::to_string_pretty(c).expect("serialises"),
+                )?;
+            }
+            Ok(Done {
+                what: format!("{} items", records.len()),
+                markdown: rep.markdown,
+            })
+        },
+    )
+}
+
+fn loops(a: LoopsArgs) -> Result<(), CliError> {
+    let list = evenly(read_prompts(&a.prompts)?, a.limit);
+    run_part(
+        &a.run,
+        loops::METHODS.len() * list.len(),
+        "generations",
+        |eng, out, bar| {
+            Ok(loops::run_loops(
+                eng,
+                &list,
+                a.max_tokens,
+                a.batch,
+                &out.join("loops.jsonl"),
+                |done, _| bar.set_position(done as u64),
+            )?)
+        },
+        |_, out, records| {
+            let (markdown, json) = loops::report(&records);
+            write_report(out, "loops", &markdown, &json)?;
+            Ok(Done {
+                markdown,
+                what: format!("{} prompts, {} tokens each,", list.len(), a.max_tokens),
+            })
+        },
+    )
+}
+
+fn temperature(a: TemperatureArgs) -> Result<(), CliError> {
+    let calib = infogravity::Calibration::load(&a.calibration)?;
+    let items = evenly(qa::load_bank(&a.bank)?, a.limit);
+    let list = evenly(read_prompts(&a.prompts)?, a.open_limit);
+    let o = temperature::Options {
+        target: a.target,
+        open_tokens: a.open_tokens.max(1),
+        ..Default::default()
+    };
+    let rows =
+        (items.len() * o.qa_samples + list.len() * o.open_samples) * temperature::METHODS.len();
+    run_part(
+        &a.run,
+        rows,
+        "samples",
+        |eng, out, bar| {
+            let prior = shipped_prior(eng.lm.info().vocab)?;
+            bar.set_message("matching the mean temperature on the pilot rows");
+            Ok(temperature::run(
+                eng,
+                &items,
+                &list,
+                prior.as_ref(),
+                Some(&calib),
+                &o,
+                out,
+                |done, _| {
+                    bar.set_message("");
+                    bar.set_position(done as u64)
+                },
+            )?)
+        },
+        |_, out, (bases, records)| {
+            let (markdown, json) = temperature::report(&bases, &records, &items, a.resamples);
+            write_report(out, "temperature", &markdown, &json)?;
+            Ok(Done {
+                markdown,
+                what: format!("{} items, {} prompts", items.len(), list.len()),
+            })
+        },
+    )
+}
+
+fn phase(a: PhaseArgs) -> Result<(), CliError> {
+    let items = evenly(qa::load_bank(&a.bank)?, Some(a.limit));
+    let o = phase::Options {
+        samples: a.samples.max(1),
+        few_samples: a.few_samples.max(1),
+        // The dissimilarity indicator needs a full window on each side of a split.
+        grid: a.grid.max(2 * phase::Options::default().window),
+        ..Default::default()
+    };
+    let rows = (items.len() * o.samples + o.few.min(items.len()) * o.few_samples) * o.grid;
+    // The phase scan samples at fixed temperatures: M(Q), and so the Prior, plays no part.
+    let prior = None;
+    run_part(
+        &a.run,
+        rows,
+        "samples",
+        |eng, out, bar| {
+            Ok(phase::run(eng, &items, prior, &o, out, |done, _| {
+                bar.set_position(done as u64)
+            })?)
+        },
+        |_, out, records| {
+            let rep = phase::report(&records, &o, a.resamples);
+            write_report(out, "phase", &rep.markdown, &rep.json)?;
+            for (name, svg) in &rep.svgs {
+                std::fs::write(out.join(name), svg)?;
+            }
+            Ok(Done {
+                markdown: rep.markdown,
+                what: format!("{} answers", records.len()),
+            })
+        },
+    )
+}
+
+fn sensitivity(a: SensitivityArgs) -> Result<(), CliError> {
+    let items = evenly(qa::load_bank(&a.bank)?, a.limit);
+    run_part(
+        &a.run,
+        items.len(),
+        "items",
+        |eng, out, bar| {
+            Ok(sensitivity::run(
+                eng,
+                &items,
+                SENSITIVITY_TOKENS,
+                SENSITIVITY_BATCH,
+                out,
+                |done, _| bar.set_position(done as u64),
+            )?)
+        },
+        |_, out, records| {
+            let (markdown, json) = sensitivity::report(&records, a.resamples);
+            write_report(out, "sensitivity", &markdown, &json)?;
+            Ok(Done {
+                markdown,
+                what: format!("{} items", records.len()),
+            })
+        },
+    )
+}
+
+/// At most `limit` of `items`, evenly spaced.
+fn evenly<T: Clone>(items: Vec<T>, limit: Option<usize>) -> Vec<T> {
+    match limit.filter(|&n| n < items.len()) {
+        Some(n) => (0..n).map(|k| items[k * items.len() / n].clone()).collect(),
+        None => items,
+    }
+}
+
+/// One prompt per non-empty line.
+fn read_prompts(path: &Path) -> Result<Vec<String>, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| infogravity::Error::Io(format!("{}: {e}", path.display())))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// Write `name`.md and `name`.json into `out`.
+fn write_report(
+    out: &Path,
+    name: &str,
+    md: &str,
+    json: &serde_json::Value,
+) -> Result<(), CliError> {
+    std::fs::write(out.join(format!("{name}.md")), md)?;
+    std::fs::write(
+        out.join(format!("{name}.json")),
+        serde_json::to_string_pretty(json).expect("serialises"),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eval_all_builds_every_part_with_its_defaults() {
+        let out = Path::new("o");
+        for part in PARTS {
+            let cmd = all_part(part, out, Some(Path::new("m")));
+            let run = match &cmd {
+                Part::Qa(QaArgs { run, .. })
+                | Part::Loops(LoopsArgs { run, .. })
+                | Part::Phase(PhaseArgs { run, .. })
+                | Part::Sensitivity(SensitivityArgs { run, .. }) => run,
+                Part::Temperature(TemperatureArgs {
+                    run, calibration, ..
+                }) => {
+                    assert_eq!(calibration, &out.join("calibration.json"));
+                    run
+                }
+                Part::All(_) => panic!("eval all runs no eval all"),
+            };
+            assert_eq!(run.out, out, "{part}");
+            assert_eq!(run.model.model.as_deref(), Some(Path::new("m")), "{part}");
+        }
+    }
+}
