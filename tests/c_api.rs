@@ -40,6 +40,7 @@ fn expected(json: &str, seq: u64) -> Vec<String> {
                 context_gain: Some(1.5),
                 ..Default::default()
             },
+            ..Default::default()
         },
     )
     .unwrap();

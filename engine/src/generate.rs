@@ -74,7 +74,7 @@ pub struct GenerateOptions {
     pub critical_temperature: bool,
     /// Empty, or one range per prompt: where the query's tokens are in it (e.g. from
     /// [`crate::prompt_with_span`]). They are passed to the processor's `begin`, so M(Q)
-    /// includes the novelty N_KL when the processor has a Prior (DESIGN.md §1); without them
+    /// includes the novelty N_KL when the processor has a Prior (docs/DESIGN.md §1); without them
     /// M(Q) comes from the prompt's entropy alone.
     pub query_spans: Vec<std::ops::Range<usize>>,
 }
@@ -91,6 +91,44 @@ impl Default for GenerateOptions {
     }
 }
 
+/// Why a generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The model emitted its end-of-sequence token.
+    Eos,
+    /// `max_tokens` were generated.
+    MaxTokens,
+    /// The processor abstained (its report said stop).
+    Abstain,
+    /// The next model call would pass the model's context.
+    Context,
+}
+
+impl StopReason {
+    /// `eos`, `max_tokens`, `abstain` or `context`: how reports and results files name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Eos => "eos",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::Abstain => "abstain",
+            StopReason::Context => "context",
+        }
+    }
+}
+
+/// Compare with the name (`stop == "eos"`).
+impl PartialEq<&str> for StopReason {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a generation produced.
 #[derive(Debug, Clone)]
 pub struct Generation {
@@ -100,8 +138,8 @@ pub struct Generation {
     /// Per report, T* of the raw field (only with `critical_temperature`).
     pub t_star: Vec<f32>,
     pub prompt_tokens: usize,
-    /// Why it stopped: "eos", "max_tokens", "abstain", "context".
-    pub stop: &'static str,
+    /// Why it stopped.
+    pub stop: StopReason,
     /// Wall time of the prompt's prefill.
     pub prefill: std::time::Duration,
     /// Wall time in the model's decode steps.
@@ -196,19 +234,18 @@ impl Engine {
         opts: &GenerateOptions,
         on_token: impl FnMut(usize, &str, &StepReport),
     ) -> Result<Vec<Generation>> {
-        self.generate_batch_with(processor, prompts, opts, |_, _, _| {}, on_token)
+        self.run_batch(processor, prompts, opts, on_token)
     }
 
-    /// [`Engine::generate_batch`] with a host logits processor: `pre(row, context, logits)` is
-    /// called on each live row's raw logits before the gravity processor's step, with the row's
-    /// whole context (prompt and generated tokens) — where a host's own penalties (e.g. DRY)
-    /// go, first in the pipeline order of DESIGN.md §1.
-    pub fn generate_batch_with(
+    /// The body of [`Engine::generate_batch`]. Host logits processors (a DRY penalty, a
+    /// recorder) go where every host's do: [`GravityProcessor::push_pre`], first in the
+    /// pipeline (docs/DESIGN.md §1 "Pipeline order"); each sequence's prompt reaches them as
+    /// [`SeqParams::context`].
+    fn run_batch(
         &mut self,
         processor: &mut GravityProcessor,
         prompts: &[Vec<u32>],
         opts: &GenerateOptions,
-        mut pre: impl FnMut(usize, &[u32], &mut [f32]),
         mut on_token: impl FnMut(usize, &str, &StepReport),
     ) -> Result<Vec<Generation>> {
         let v = self.lm.info().vocab;
@@ -266,6 +303,7 @@ impl Engine {
                         query_tokens: opts.query_spans.get(r).map(|s| &prompts[r][s.clone()]),
                         ..Default::default()
                     },
+                    context: &prompts[r],
                 },
             )?;
             rows[r * v..(r + 1) * v].copy_from_slice(&logits[logits.len() - v..]);
@@ -280,7 +318,7 @@ impl Engine {
                 reports: vec![],
                 t_star: vec![],
                 prompt_tokens: p.len(),
-                stop: "max_tokens",
+                stop: StopReason::MaxTokens,
                 prefill,
                 model: std::time::Duration::ZERO,
                 processor: std::time::Duration::ZERO,
@@ -294,7 +332,6 @@ impl Engine {
         let mut shown = vec![0usize; b];
         let mut next: Vec<u32> = vec![eos; b];
         let mut t_star = infogravity::field::thermo::CriticalTemperature::default();
-        let mut context: Vec<Vec<u32>> = prompts.to_vec();
         for _ in 0..opts.max_tokens {
             let n = live.len();
             if opts.critical_temperature {
@@ -303,9 +340,6 @@ impl Engine {
                     let (ts, _) = t_star.find(row, 0.02, 4.0);
                     out[r].t_star.push(ts as f32);
                 }
-            }
-            for (i, &r) in live.iter().enumerate() {
-                pre(r, &context[r], &mut rows[i * v..(i + 1) * v]);
             }
             let t = std::time::Instant::now();
             processor.step_batch(
@@ -320,7 +354,7 @@ impl Engine {
                 let g = &mut out[r];
                 if rep.stop {
                     g.t_star.truncate(g.reports.len());
-                    g.stop = "abstain";
+                    g.stop = StopReason::Abstain;
                     done.push(r);
                     continue;
                 }
@@ -328,9 +362,8 @@ impl Engine {
                 processor.accept(seqs[i], tok)?;
                 g.reports.push(rep);
                 next[r] = tok;
-                context[r].push(tok);
                 if tok == eos {
-                    g.stop = "eos";
+                    g.stop = StopReason::Eos;
                     done.push(r);
                     continue;
                 }
@@ -358,7 +391,7 @@ impl Engine {
             // batch ends and the live rows stop with "context".
             if (0..b).any(|r| cache.len(r) + 1 > self.lm.info().context) {
                 for &r in &live {
-                    out[r].stop = "context";
+                    out[r].stop = StopReason::Context;
                 }
                 break;
             }

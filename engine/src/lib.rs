@@ -27,7 +27,9 @@ pub mod bench;
 pub mod eval;
 mod generate;
 mod mass;
-pub use generate::{Engine, GenerateOptions, Generation, Message, processor_for, render_chat};
+pub use generate::{
+    Engine, GenerateOptions, Generation, Message, StopReason, processor_for, render_chat,
+};
 pub use mass::{Conductivity, conductivity, kl_logits, prompt_mass, prompt_with_span, query_mass};
 
 /// The ONNX Runtime release the engine is built and tested against.

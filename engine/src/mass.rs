@@ -1,4 +1,4 @@
-//! Query mass from the model (DESIGN.md §1): H(Q) at the answer position and over the prompt,
+//! Query mass from the model (docs/DESIGN.md §1): H(Q) at the answer position and over the prompt,
 //! D(Q) = KL(p(·|C⊕Q) ‖ p(·|Q)) with one extra pass without the context, N(Q) against a Prior
 //! and as the mean surprisal of the query's tokens.
 
@@ -150,7 +150,7 @@ mod tests {
     }
 }
 
-/// Information conductivity of an answer (DESIGN.md §1): how much the query, rather than the
+/// Information conductivity of an answer (docs/DESIGN.md §1): how much the query, rather than the
 /// model's prior, determines the answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conductivity {

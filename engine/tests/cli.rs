@@ -2,20 +2,8 @@
 
 use std::process::Command;
 
-/// The tiny model and the ORT library from `scripts/setup-engine.sh`, or None (with the reason
-/// printed) outside CI; CI must provide them.
-fn tiny() -> Option<std::path::PathBuf> {
-    let dir = infogravity_engine::cache_dir().join("models/tiny");
-    if dir.join("model.onnx").exists() && infogravity_engine::ort_library(None).exists() {
-        return Some(dir);
-    }
-    eprintln!("SKIPPED: tiny model missing; run scripts/setup-engine.sh");
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must provide the tiny model"
-    );
-    None
-}
+mod common;
+use common::tiny;
 
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_infogravity"))

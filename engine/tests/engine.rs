@@ -1,30 +1,11 @@
 //! The reference engine on the tiny model (`scripts/setup-engine.sh` makes it; CI runs that
 //! script first, so these tests do not skip there).
 
-use std::path::PathBuf;
-
 use infogravity::Error;
 use infogravity_engine::{self as engine, CausalLm, EngineOptions};
 
-/// The tiny model, or None (with the reason printed) when it has not been set up.
-fn tiny() -> Option<PathBuf> {
-    let dir = std::env::var_os("INFOGRAVITY_TINY_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| engine::cache_dir().join("models/tiny"));
-    let lib = engine::ort_library(None);
-    if !dir.join("model.onnx").exists() || !lib.exists() {
-        eprintln!(
-            "SKIPPED: tiny model ({}) or ORT library ({}) missing; run scripts/setup-engine.sh",
-            dir.display(),
-            lib.display()
-        );
-        if std::env::var_os("CI").is_some() {
-            panic!("CI must provide the engine fixtures (scripts/setup-engine.sh)");
-        }
-        return None;
-    }
-    Some(dir)
-}
+mod common;
+use common::tiny;
 
 #[test]
 fn decode_with_cache_matches_full_prefill() {

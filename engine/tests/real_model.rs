@@ -1,25 +1,10 @@
 //! The real model, SmolLM2-135M-Instruct converted from its Q4_1 GGUF (`scripts/setup-engine.sh
 //! --real`; CI runs it, so these tests do not skip there).
 
-use std::path::PathBuf;
-
 use infogravity_engine::{self as engine, Engine, EngineOptions, GenerateOptions, Message};
 
-fn real() -> Option<PathBuf> {
-    let dir = engine::cache_dir().join("models/smollm2-135m-instruct");
-    if !dir.join("model.onnx").exists() || !engine::ort_library(None).exists() {
-        eprintln!(
-            "SKIPPED: {} missing; run scripts/setup-engine.sh --real",
-            dir.display()
-        );
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide the real model (scripts/setup-engine.sh --real)"
-        );
-        return None;
-    }
-    Some(dir)
-}
+mod common;
+use common::real;
 
 #[test]
 fn greedy_chat_answer_names_paris() {

@@ -210,6 +210,7 @@ pub unsafe extern "C" fn ig_processor_begin(
             seed: sp.seed,
             anchors,
             query,
+            context: &[],
         };
         let m = g.proc.begin(seq, &seq_params)?;
         if out_len > 0 {

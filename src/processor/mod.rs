@@ -75,6 +75,12 @@ pub trait LogitsProcessor: Send {
     }
     /// Forget `seq`.
     fn reset(&mut self, _seq: u64) {}
+    /// `seq` begins; `context` is the token history the host gave at `begin`
+    /// ([`SeqParams::context`]: the prompt, for processors such as DRY that look back over
+    /// it). The default forgets `seq`.
+    fn begin(&mut self, seq: u64, _context: &[u32]) {
+        self.reset(seq)
+    }
     /// `dst` starts as a copy of `src` (see [`GravityProcessor::fork`]).
     fn fork(&mut self, _src: u64, _dst: u64) {}
 }
@@ -88,6 +94,9 @@ pub struct SeqParams<'a> {
     pub anchors: &'a [u32],
     /// What is known of the query, for M(Q).
     pub query: QueryInput<'a>,
+    /// The tokens before the first step (the whole prompt), handed to the host processors'
+    /// [`LogitsProcessor::begin`]; the gravity processor itself does not read it.
+    pub context: &'a [u32],
 }
 
 /// A row of logits in any supported element type.
@@ -382,7 +391,7 @@ impl GravityProcessor {
         st.touched = self.table.clock;
         self.table.insert(st);
         for p in &mut self.pre {
-            p.reset(seq);
+            p.begin(seq, params.context);
         }
         Ok(mass)
     }

@@ -1,4 +1,4 @@
-//! Black holes (issue "evaluation", part 2): open-ended prompts decoded greedily, with a
+//! Black holes (docs/EVALUATION.md §2): open-ended prompts decoded greedily, with a
 //! repetition-stop rule, with a DRY penalty, and with the processor's escape intervention.
 //! Loops are judged by [`loops`], a rule independent of the processor's detector.
 
@@ -55,6 +55,7 @@ pub fn repetition_stop(
 /// contexts before i and before the end agree going back (stopping at a sequence breaker);
 /// the token that followed i would extend a repeat of length n, and when n ≥ `allowed_length`
 /// its logit is lowered by `multiplier · base^(n − allowed_length)` (the largest n per token).
+#[derive(Clone)]
 pub struct Dry {
     pub multiplier: f32,
     pub base: f32,
@@ -64,6 +65,40 @@ pub struct Dry {
     /// breaker[t]: token t contains a sequence breaker ("\n", ":", "\"", "*").
     breaker: Vec<bool>,
     penalty: Vec<(u32, usize)>,
+}
+
+/// DRY as a host logits processor: each sequence's context is its prompt (from `begin`) and
+/// the tokens accepted since.
+pub struct DryProcessor {
+    dry: Dry,
+    context: std::collections::HashMap<u64, Vec<u32>>,
+}
+
+impl DryProcessor {
+    pub fn new(dry: Dry) -> DryProcessor {
+        DryProcessor {
+            dry,
+            context: Default::default(),
+        }
+    }
+}
+
+impl infogravity::LogitsProcessor for DryProcessor {
+    fn apply(&mut self, seq: u64, logits: &mut [f32]) -> Result<()> {
+        let ctx = self.context.get(&seq).map_or(&[][..], Vec::as_slice);
+        self.dry.apply(ctx, logits);
+        Ok(())
+    }
+    fn accept(&mut self, seq: u64, token: u32) -> Result<()> {
+        self.context.entry(seq).or_default().push(token);
+        Ok(())
+    }
+    fn begin(&mut self, seq: u64, context: &[u32]) {
+        self.context.insert(seq, context.to_vec());
+    }
+    fn reset(&mut self, seq: u64) {
+        self.context.remove(&seq);
+    }
 }
 
 impl Dry {
@@ -169,6 +204,32 @@ mod tests {
         assert!((z[4] + 0.8).abs() < 1e-6, "{z:?}"); // match "1 2" only: 0.8 · 1.75⁰
     }
 
+    /// As a host processor of the gravity processor, DRY sees the prompt given at `begin` and
+    /// every accepted token, and edits the row first in the pipeline.
+    #[test]
+    fn dry_runs_first_in_the_gravity_pipeline() {
+        use infogravity::{Config, GravityProcessor, SeqParams, StepMode};
+        let mut breaker = vec![false; 10];
+        breaker[9] = true;
+        let cfg = Config::from_json(r#"{"preset":"neutral"}"#).unwrap();
+        let mut p = GravityProcessor::new(cfg, 10).unwrap();
+        p.push_pre(Box::new(DryProcessor::new(Dry::with_breakers(breaker))));
+        let params = SeqParams {
+            context: &[0, 1, 2, 3, 0, 1],
+            ..Default::default()
+        };
+        p.begin(1, &params).unwrap();
+        // The prompt "a b c d a b": c would extend a repeat of length 2 (0.8 · 1.75⁰).
+        let mut z = vec![0f32; 10];
+        p.step(1, &mut z, StepMode::Logits).unwrap();
+        assert!((z[2] + 0.8).abs() < 1e-6, "{z:?}");
+        // Then the accepted "c": d would extend a repeat of length 3.
+        p.accept(1, 2).unwrap();
+        let mut z = vec![0f32; 10];
+        p.step(1, &mut z, StepMode::Logits).unwrap();
+        assert!((z[3] + 0.8 * 1.75).abs() < 1e-6, "{z:?}");
+    }
+
     #[test]
     fn repetition_stop_cuts_at_the_third_repeat() {
         let t: Vec<u32> = vec![9, 8, 1, 2, 1, 2, 1, 2, 1, 2];
@@ -236,7 +297,7 @@ pub fn run_loops(
         .iter()
         .map(|p| e.chat_prompt(&[crate::Message::new("user", p)], ""))
         .collect::<Result<_>>()?;
-    let mut dry = Dry::new(e)?;
+    let dry = Dry::new(e)?;
     let total = METHODS.len() * prompts.len();
     for (method, json) in METHODS {
         for start in (0..prompts.len()).step_by(batch.max(1)) {
@@ -248,29 +309,21 @@ pub fn run_loops(
             }
             let batch_ids: Vec<Vec<u32>> = rows.iter().map(|&i| ids[i].clone()).collect();
             let mut p = crate::processor_for(e, json)?;
+            if method == "DRY" {
+                p.push_pre(Box::new(DryProcessor::new(dry.clone())));
+            }
             let opts = crate::GenerateOptions {
                 max_tokens,
                 ..Default::default()
             };
-            let use_dry = method == "DRY";
-            let gens = e.generate_batch_with(
-                &mut p,
-                &batch_ids,
-                &opts,
-                |_, ctx, row| {
-                    if use_dry {
-                        dry.apply(ctx, row)
-                    }
-                },
-                |_, _, _| {},
-            )?;
+            let gens = e.generate_batch(&mut p, &batch_ids, &opts, |_, _, _| {})?;
             for (&i, g) in rows.iter().zip(gens) {
                 let lp = logprobs(e, &ids[i], &g.tokens)?;
                 let r = LoopRecord {
                     method: method.into(),
                     prompt: i,
                     text: g.text,
-                    stop: g.stop.into(),
+                    stop: g.stop.as_str().into(),
                     tokens: g.tokens,
                     logprobs: lp,
                 };

@@ -235,7 +235,7 @@ pub fn accuracy_at(curve: &[(f64, f64)], coverage: f64) -> f64 {
     1.0 - curve[k - 1].1
 }
 
-/// The Kalai-penalised score at target t (seed 002): answer when `confidence ≥ t`; a correct
+/// The Kalai-penalised score at target t (Kalai et al. 2025, arXiv:2509.04664): answer when `confidence ≥ t`; a correct
 /// answer scores 1, a wrong one −t/(1−t), an abstention 0; averaged over all items.
 pub fn kalai_score(confidence: &[f64], correct: &[bool], t: f64) -> f64 {
     let penalty = t / (1.0 - t);

@@ -44,12 +44,14 @@ pub(crate) fn append(path: &std::path::Path) -> Result<std::fs::File> {
 pub type Prompt = (Vec<u32>, std::ops::Range<usize>);
 
 /// Generate `rows` under the processor configuration `json` (with `prior` loaded, so M(Q) has
-/// its novelty term, and `calib`, which standardises M's components) in contiguous batches of `batch` rows. Row g's seed is `seed + g` whatever
-/// batch it falls in, so methods run on the same rows share their random numbers. A batch whose
-/// rows are all `done` (one flag per row) is skipped (resuming); otherwise `record(engine, g, generation)` is called
-/// for each of its rows not done. `pre(g, context, logits)` is the host hook of
-/// [`Engine::generate_batch_with`].
-#[allow(clippy::too_many_arguments)]
+/// its novelty term, and `calib`, which standardises M's components) in contiguous batches of
+/// `batch` rows. Row g's seed is `seed + g` whatever batch it falls in, so methods run on the
+/// same rows share their random numbers. A batch whose rows are all `done` (one flag per row)
+/// is skipped (resuming); otherwise `record(engine, g, generation)` is called
+/// for each of its rows not done. `pre(start)` may give a host logits processor for the batch
+/// whose first row is `start` (sequence s of the batch is row `start + s − 1`); it runs first
+/// in every step (`GravityProcessor::push_pre`).
+#[allow(clippy::too_many_arguments)] // the run's parameters, each distinct; crate-internal
 pub(crate) fn run_batches(
     e: &mut crate::Engine,
     json: &str,
@@ -60,7 +62,7 @@ pub(crate) fn run_batches(
     batch: usize,
     seed: u64,
     done: &[bool],
-    mut pre: impl FnMut(usize, &[u32], &mut [f32]),
+    mut pre: impl FnMut(usize) -> Option<Box<dyn infogravity::LogitsProcessor>>,
     mut record: impl FnMut(&crate::Engine, usize, crate::Generation) -> Result<()>,
 ) -> Result<()> {
     let batch = batch.max(1);
@@ -72,6 +74,9 @@ pub(crate) fn run_batches(
         let mut p = crate::processor_for(e, json)?;
         p.set_prior(prior.cloned())?;
         p.set_calibration(calib.cloned());
+        if let Some(host) = pre(start) {
+            p.push_pre(host);
+        }
         let (ids, query_spans): (Vec<Vec<u32>>, Vec<_>) = rows[start..end].iter().cloned().unzip();
         let opts = crate::GenerateOptions {
             max_tokens,
@@ -79,13 +84,7 @@ pub(crate) fn run_batches(
             query_spans,
             ..Default::default()
         };
-        let gens = e.generate_batch_with(
-            &mut p,
-            &ids,
-            &opts,
-            |r, ctx, z| pre(start + r, ctx, z),
-            |_, _, _| {},
-        )?;
+        let gens = e.generate_batch(&mut p, &ids, &opts, |_, _, _| {})?;
         for (r, g) in gens.into_iter().enumerate() {
             if !done[start + r] {
                 record(e, start + r, g)?;
@@ -93,6 +92,39 @@ pub(crate) fn run_batches(
         }
     }
     Ok(())
+}
+
+/// A host logits processor that only looks: `f(row, first, logits)` on every step of every
+/// sequence of a batch whose first row is `start` (sequence s is row `start + s − 1`), with
+/// `first` true at a sequence's first step. For measurements taken where the pipeline starts.
+pub(crate) struct Recorder<F> {
+    start: usize,
+    seen: std::collections::HashSet<u64>,
+    f: F,
+}
+
+impl<F: FnMut(usize, bool, &[f32]) + Send> Recorder<F> {
+    pub(crate) fn boxed(start: usize, f: F) -> Box<dyn infogravity::LogitsProcessor>
+    where
+        F: 'static,
+    {
+        Box::new(Recorder {
+            start,
+            seen: Default::default(),
+            f,
+        })
+    }
+}
+
+impl<F: FnMut(usize, bool, &[f32]) + Send> infogravity::LogitsProcessor for Recorder<F> {
+    fn apply(&mut self, seq: u64, logits: &mut [f32]) -> Result<()> {
+        let first = self.seen.insert(seq);
+        (self.f)(self.start + seq as usize - 1, first, logits);
+        Ok(())
+    }
+    fn reset(&mut self, seq: u64) {
+        self.seen.remove(&seq);
+    }
 }
 
 /// Append one record as a JSON line.

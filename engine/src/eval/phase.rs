@@ -1,6 +1,7 @@
-//! Temperature phase scan (issue "evaluation", part 4; seed 004, DESIGN.md §1 "Further field
-//! quantities"). Answers to QA items are sampled at every temperature of a log grid over
-//! [0.02, 4]. For every sampled step the log-probability of the chosen token is recorded at
+//! Temperature phase scan (docs/EVALUATION.md §4; docs/DESIGN.md §1 "Further field
+//! quantities"; Arnold et al., arXiv:2405.17088). (Over 600 lines on purpose: the scan, its
+//! statistics and the report that reads them are one argument; the report's tables are half of
+//! it.) Answers to QA items are sampled at every temperature of a log grid over [0.02, 4]. For every sampled step the log-probability of the chosen token is recorded at
 //! every grid temperature (log p_T(x_t) = z_x/T − log Σ e^{z/T}), so each sampled answer x has
 //! its exact log P(x | T) on the whole grid. From that:
 //!
@@ -56,7 +57,7 @@ impl Default for Options {
     }
 }
 
-/// The grid's range (seed 004's scan range; the same as `generate --tstar`).
+/// The grid's range (the same as `generate --tstar`).
 const T_LO: f64 = 0.02;
 const T_HI: f64 = 4.0;
 
@@ -121,8 +122,6 @@ pub fn run(
     let mut file = super::append(&path)?;
     let sets = sets(items, o);
     let total: usize = sets.iter().map(|s| s.1.len() * s.2).sum::<usize>() * grid.len();
-    let mut ct = CriticalTemperature::default();
-    let mut scaled: Vec<f32> = vec![];
     for (set, its, n) in &sets {
         let mut rows: Vec<Prompt> = vec![];
         for it in its {
@@ -138,13 +137,13 @@ pub fn run(
             }
             // Per row, per step: log Σ e^{z/T_j} for every grid T_j (and at k = 0 the heat
             // capacities, T* and the margin), filled by the hook before the step is sampled.
-            // (The hook fills them, the record callback takes them: one RefCell for both.)
-            let state = std::cell::RefCell::new(Trace {
+            // (The recorder fills them, the record callback takes them: one shared state.)
+            let state = std::sync::Arc::new(std::sync::Mutex::new(Trace {
                 lse: vec![vec![]; rows.len()],
                 heat: vec![vec![]; rows.len()],
                 t_star: vec![vec![]; rows.len()],
                 margin: vec![vec![]; rows.len()],
-            });
+            }));
             let json = format!(
                 r#"{{"preset":"neutral","temperature":{{"base":{t},"min":0.001,"max":5}}}}"#
             );
@@ -158,30 +157,35 @@ pub fn run(
                 o.batch,
                 SEED + 100_000 * k as u64 + if *set == "few" { 50_000 } else { 0 },
                 &done,
-                |g, _, z| {
-                    let mut st = state.borrow_mut();
-                    let mut l = Vec::with_capacity(grid.len());
-                    let mut c = Vec::with_capacity(grid.len());
-                    scaled.resize(z.len(), 0.0);
-                    for &tj in &grid {
-                        let inv = (1.0 / tj) as f32;
-                        for (d, &x) in scaled.iter_mut().zip(z.iter()) {
-                            *d = x * inv;
+                |start| {
+                    let (state, grid) = (state.clone(), grid.clone());
+                    let mut ct = CriticalTemperature::default();
+                    let mut scaled: Vec<f32> = vec![];
+                    Some(super::Recorder::boxed(start, move |g, _, z| {
+                        let mut st = state.lock().expect("no panic holds it");
+                        let mut l = Vec::with_capacity(grid.len());
+                        let mut c = Vec::with_capacity(grid.len());
+                        scaled.resize(z.len(), 0.0);
+                        for &tj in &grid {
+                            let inv = (1.0 / tj) as f32;
+                            for (d, &x) in scaled.iter_mut().zip(z.iter()) {
+                                *d = x * inv;
+                            }
+                            let f = infogravity::field::measure(&scaled[..]);
+                            l.push(f.as_ref().map_or(f64::NAN, |f| f.log_z));
+                            c.push(f.map_or(f32::NAN, |f| f.varentropy as f32));
                         }
-                        let f = infogravity::field::measure(&scaled[..]);
-                        l.push(f.as_ref().map_or(f64::NAN, |f| f.log_z));
-                        c.push(f.map_or(f32::NAN, |f| f.varentropy as f32));
-                    }
-                    st.lse[g].push(l);
-                    if k == 0 {
-                        st.heat[g].push(c);
-                        st.t_star[g].push(ct.find(z, T_LO, T_HI).0 as f32);
-                        let f = infogravity::field::measure(z);
-                        st.margin[g].push(f.map_or(f32::NAN, |f| f.margin()));
-                    }
+                        st.lse[g].push(l);
+                        if k == 0 {
+                            st.heat[g].push(c);
+                            st.t_star[g].push(ct.find(z, T_LO, T_HI).0 as f32);
+                            let f = infogravity::field::measure(z);
+                            st.margin[g].push(f.map_or(f32::NAN, |f| f.margin()));
+                        }
+                    }))
                 },
                 |e, g, out| {
-                    let mut st = state.borrow_mut();
+                    let mut st = state.lock().expect("no panic holds it");
                     let item = its[g / n];
                     let logp: Vec<Vec<f32>> = out
                         .reports

@@ -1,9 +1,9 @@
-//! Closed-book factual QA (issue "evaluation", part 1): does the void score predict wrong
+//! Closed-book factual QA (docs/EVALUATION.md §1): does the void score predict wrong
 //! answers? The bank is `eval/qa_bank.jsonl` (built from the PyPI package `countryinfo` by
 //! `tools/build_qa_bank.py`). Each item is prompted with the chat template and its answer stem
 //! prefilled ("The capital of Peru is"), answered greedily, graded by alias match, and every
 //! signal is recorded: the field at the first answer token (the void score's features), per-token
-//! baselines over the answer and the prompt-side components of M(Q) (DESIGN.md §1).
+//! baselines over the answer and the prompt-side components of M(Q) (docs/DESIGN.md §1).
 
 use std::io::Write;
 use std::path::Path;

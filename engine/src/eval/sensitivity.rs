@@ -1,5 +1,5 @@
-//! Prompt sensitivity (issue "evaluation", part 5; seed 000 §2.2, DESIGN.md §1 "semantic-field
-//! stability"): each QA item is asked in its bank wording and three rewordings, with the same
+//! Prompt sensitivity (docs/EVALUATION.md §5; docs/DESIGN.md §1 "Further field quantities":
+//! semantic-field stability): each QA item is asked in its bank wording and three rewordings, with the same
 //! answer stem. At the first answer position, S = 1 − mean_k JSD(p(·|Q), p(·|Q'_k)) / ln 2 and
 //! ΔΦ = mean_k Φ(t|Q'_k) − Φ(t|Q) for the bank wording's greedy token t. Each wording is
 //! answered greedily; the question is whether low S predicts that the answer changes.
@@ -93,7 +93,7 @@ pub fn run(
     }
     // First-position logits of each row (taken by the hook at the row's first step) and the
     // answers, until an item's four rows are in.
-    let first = std::cell::RefCell::new(HashMap::<usize, Vec<f32>>::new());
+    let first = std::sync::Arc::new(std::sync::Mutex::new(HashMap::<usize, Vec<f32>>::new()));
     let mut answers: HashMap<usize, String> = HashMap::new();
     let total = items.len();
     run_batches(
@@ -106,10 +106,16 @@ pub fn run(
         (batch.max(4) / 4) * 4,
         0,
         &done,
-        |g, ctx, z| {
-            if ctx.len() == rows[g].0.len() {
-                first.borrow_mut().insert(g, z.to_vec());
-            }
+        |start| {
+            let first = first.clone();
+            Some(super::Recorder::boxed(start, move |g, at_first, z| {
+                if at_first {
+                    first
+                        .lock()
+                        .expect("no panic holds it")
+                        .insert(g, z.to_vec());
+                }
+            }))
         },
         |_, g, out| {
             answers.insert(g, out.text);
@@ -121,7 +127,7 @@ pub fn run(
             let a: Vec<String> = (4 * i..4 * i + 4)
                 .map(|r| answers.remove(&r).expect("present"))
                 .collect();
-            let mut f = first.borrow_mut();
+            let mut f = first.lock().expect("no panic holds it");
             let z: Vec<Vec<f32>> = (4 * i..4 * i + 4)
                 .map(|r| f.remove(&r).expect("the hook saw the first step"))
                 .collect();

@@ -1,6 +1,6 @@
-//! Adaptive temperature (issue "evaluation", part 3): accuracy on the QA bank and diversity on
+//! Adaptive temperature (docs/EVALUATION.md §3): accuracy on the QA bank and diversity on
 //! open-ended prompts for temperature rules compared at a matched mean temperature — fixed T,
-//! EDT, llama.cpp dynatemp, and the gravity temperature T_base(M) in each direction (DESIGN.md
+//! EDT, llama.cpp dynatemp, and the gravity temperature T_base(M) in each direction (docs/DESIGN.md
 //! §1 "Adaptive temperature"). Pure temperature sampling: no interventions, no truncation.
 //! M(Q) is standardised by the calibration `eval qa` fits (z-scores of H and N over the
 //! training split), so a gain of ±0.5 moves T by a factor e^{±0.5} per standard deviation of M;
@@ -208,7 +208,7 @@ fn match_bases(
                     o.batch,
                     SEED + 1_000_000,
                     &done,
-                    |_, _, _| {},
+                    |_| None,
                     |e, _, g| {
                         let (k, ts, _) = counted(e, t.name, &g)?;
                         n += k;
@@ -290,7 +290,7 @@ pub fn run(
                 o.batch,
                 SEED,
                 &done,
-                |_, _, _| {},
+                |_| None,
                 |e, row, g| {
                     let (steps, t_sum, logp_sum) = counted(e, t.name, &g)?;
                     let correct = t.items.map(|items| {

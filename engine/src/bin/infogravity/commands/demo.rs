@@ -70,6 +70,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
                 context_gain: Some(CONTEXT_GAIN),
                 ..Default::default()
             },
+            ..Default::default()
         },
     )?;
     let mut rng = sampler::Rng::new(TRACE_SEED);

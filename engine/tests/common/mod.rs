@@ -1,0 +1,44 @@
+//! The fixtures `scripts/setup-engine.sh` provides, shared by the engine's tests (`mod common;`).
+//! Outside CI a missing fixture skips the test with the reason printed; under CI (`CI` set, as
+//! `.ci/run` does) it fails: CI must provide it.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::PathBuf;
+
+use infogravity_engine as engine;
+
+/// `dir` if it holds a model and the ONNX Runtime library is set up, else None (or a failure
+/// under CI).
+fn fixture(dir: PathBuf, how: &str) -> Option<PathBuf> {
+    let lib = engine::ort_library(None);
+    if dir.join("model.onnx").exists() && lib.exists() {
+        return Some(dir);
+    }
+    eprintln!(
+        "SKIPPED: model ({}) or ORT library ({}) missing; run {how}",
+        dir.display(),
+        lib.display()
+    );
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must provide the engine fixtures ({how})"
+    );
+    None
+}
+
+/// The tiny random test model (`$INFOGRAVITY_TINY_MODEL` or the cache).
+pub fn tiny() -> Option<PathBuf> {
+    let dir = std::env::var_os("INFOGRAVITY_TINY_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| engine::cache_dir().join("models/tiny"));
+    fixture(dir, "scripts/setup-engine.sh")
+}
+
+/// SmolLM2-135M-Instruct converted from its GGUF.
+pub fn real() -> Option<PathBuf> {
+    fixture(
+        engine::cache_dir().join("models/smollm2-135m-instruct"),
+        "scripts/setup-engine.sh --real",
+    )
+}
