@@ -146,6 +146,16 @@
 #define IG_MAX_STRUCT_SIZE 4096
 
 /*
+ Version of the plugin table (`IgPluginV1.abi_version`) this library's host accepts.
+ */
+#define IG_PLUGIN_ABI_VERSION 1
+
+/*
+ sizeof(IgPluginV1) in version 1 (LP64): the smallest `struct_size` a host accepts.
+ */
+#define IG_PLUGIN_V1_SIZE 72
+
+/*
  Result of every fallible `ig_*` call. `IG_STATUS_OK` is 0; the message of the last failure
  on the calling thread is `ig_last_error()`.
  */
@@ -421,6 +431,65 @@ typedef struct IgQueryMass {
    */
   float m;
 } IgQueryMass;
+
+/*
+ The table a third-party logits-processor plugin exports, version 1. A plugin is a shared
+ library exporting `const IgPluginV1 *ig_plugin_entry(void)`, returning a pointer to a table
+ that lives as long as the library. The host (the Rust API's `Plugin`, the CLI's
+ `generate --plugin`) checks `struct_size`, `abi_version` and the required functions before
+ any call, keeps the library loaded while an instance lives, and runs every instance first in
+ each step, before the field is measured (like the Rust `LogitsProcessor`).
+
+ Contract for the plugin: an instance may be called from any thread, one call at a time; it
+ never calls back into infogravity; error messages go into `err` (NUL-terminated, at most
+ `err_cap` bytes); `apply` edits the row in place and must leave it without NaN or +inf (the
+ host checks, and reports a violation as the plugin's error).
+ */
+typedef struct IgPluginV1 {
+  /*
+   sizeof(IgPluginV1) as the plugin was compiled.
+   */
+  size_t struct_size;
+  /*
+   IG_PLUGIN_ABI_VERSION as the plugin was compiled.
+   */
+  uint32_t abi_version;
+  /*
+   The plugin's name (static, NUL-terminated), used in every error about it.
+   */
+  const char *name;
+  /*
+   Required. An instance for a vocabulary of `vocab` tokens from a JSON configuration
+   (NULL = the plugin's defaults); NULL on failure, with the reason in `err`.
+   */
+  void *(*create)(const char *config_json, size_t vocab, char *err, size_t err_cap);
+  /*
+   Required. Release an instance.
+   */
+  void (*destroy)(void *instance);
+  /*
+   Required. Edit the `n` (= vocab) f32 logits of sequence `seq` in place; 0 on success,
+   nonzero on failure with the reason in `err`.
+   */
+  int32_t (*apply)(void *instance, uint64_t seq, float *logits, size_t n, char *err, size_t err_cap);
+  /*
+   Optional. The token `seq` emitted; 0 on success.
+   */
+  int32_t (*accept)(void *instance, uint64_t seq, uint32_t token);
+  /*
+   Optional. `seq` begins with `n` context tokens (the prompt).
+   */
+  void (*begin)(void *instance, uint64_t seq, const uint32_t *context, size_t n);
+  /*
+   Optional. Forget `seq`.
+   */
+  void (*end)(void *instance, uint64_t seq);
+} IgPluginV1;
+
+/*
+ The symbol a plugin exports (`ig_plugin_entry`).
+ */
+typedef const struct IgPluginV1 *(*IgPluginEntry)(void);
 
 #ifdef __cplusplus
 extern "C" {

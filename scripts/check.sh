@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command (README, CI): format, lints, MSRV, header drift, every test (C/C++
-# consumers and the review reproducers under valgrind when installed), the C library install,
+# The project's test command (README, CI): format, lints, MSRV, header drift, the engine fixtures,
+# the C library install, llama.cpp built with the plugin, every test (C/C++ consumers and the
+# review reproducers under valgrind when installed, the llama.cpp end-to-end tests),
 # ThreadSanitizer on the stress test, the evaluation smoke, benches compiled, fuzz smoke.
 #
 # A tool this needs but the machine lacks (valgrind, cargo-fuzz, the 1.87 and nightly
@@ -37,11 +38,6 @@ git diff --exit-code -- include/ || { echo "include/infogravity.h is stale: comm
 step "engine fixtures (ONNX Runtime library, tiny and real models): scripts/setup-engine.sh --real"
 ./scripts/setup-engine.sh --real
 
-step "tests"
-command -v valgrind >/dev/null || missing valgrind "the C/C++ consumers then run without it"
-cargo test --workspace --all-targets
-cargo test --workspace --doc
-
 step "the C library as a host installs it: scripts/install-c.sh, then a consumer built with pkg-config"
 rm -rf target/c-install
 ./scripts/install-c.sh target/c-install
@@ -52,6 +48,14 @@ cc -std=c11 -Wall -Wextra -Werror -Itests/c tests/c/consumer.c -o target/c-insta
 target/c-install/consumer | tail -1
 readelf -d target/c-install/consumer | grep -q 'NEEDED.*libinfogravity.so.1' \
   || { echo "the consumer does not record the SONAME libinfogravity.so.1" >&2; exit 1; }
+
+step "llama.cpp with the gravity sampler (scripts/setup-llama.sh; ~8 min the first time, cached)"
+./scripts/setup-llama.sh target/c-install
+
+step "tests"
+command -v valgrind >/dev/null || missing valgrind "the C/C++ consumers then run without it"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
 
 step "ThreadSanitizer: the concurrency stress test (scripts/tsan.sh)"
 if rustup toolchain list 2>/dev/null | grep -q '^nightly' \

@@ -6,6 +6,7 @@
 #   PREFIX/lib/libinfogravity.a            the static library
 #   PREFIX/include/infogravity.h
 #   PREFIX/lib/pkgconfig/infogravity.pc    (pkg-config --cflags --libs infogravity)
+#   PREFIX/share/infogravity/llama.cpp/    the llama.cpp sampler glue and its CMake snippet
 #
 #   scripts/install-c.sh PREFIX
 set -euo pipefail
@@ -20,6 +21,9 @@ install -m 0755 "$target/libinfogravity.so" "$prefix/lib/libinfogravity.so.$abi"
 ln -sf "libinfogravity.so.$abi" "$prefix/lib/libinfogravity.so"
 install -m 0644 "$target/libinfogravity.a" "$prefix/lib/libinfogravity.a"
 install -m 0644 include/infogravity.h "$prefix/include/infogravity.h"
+mkdir -p "$prefix/share/infogravity/llama.cpp"
+install -m 0644 plugins/llama.cpp/infogravity-sampler.h plugins/llama.cpp/infogravity-sampler.cpp \
+  plugins/llama.cpp/infogravity.cmake "$prefix/share/infogravity/llama.cpp/"
 cat > "$prefix/lib/pkgconfig/infogravity.pc" <<PC
 prefix=$(cd "$prefix" && pwd)
 libdir=\${prefix}/lib

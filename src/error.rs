@@ -61,6 +61,9 @@ pub enum Error {
     /// An allocation the call needs could not be made (e.g. a huge vocabulary or batch).
     #[error("out of memory: {what} needs {bytes} bytes")]
     OutOfMemory { what: &'static str, bytes: usize },
+    /// A third-party plugin failed (to load, to be created, or in a call); the message names it.
+    #[error("{0}")]
+    Plugin(String),
     /// Any other argument the call cannot use.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -25,7 +25,8 @@
 //! | [`processor`] | the chain | sequences, provisional steps, batches | every stage |
 //! | [`report`] | — | `StepReport`, regimes, flags and their names | — |
 //! | [`config`], [`calibration`], [`io`], [`error`] | — | configuration, calibration file, bounded reads, errors | — |
-//! | [`ffi`] | — | the C ABI (the only `extern "C"`) | `processor` |
+//! | [`ffi`] | — | the C ABI (the only `extern "C"` exports) | `processor` |
+//! | [`plugin`] | 1 host processors | third-party processors from shared libraries | `ffi` (the plugin table), `processor` |
 //!
 //! No module imports one above it in the table. The reference engine, the evaluation and the
 //! CLI are the `infogravity-engine` crate; the math here never names FFI or ONNX Runtime types.
@@ -69,6 +70,8 @@ pub mod io;
 /// cbindgen:ignore
 pub mod mass;
 /// cbindgen:ignore
+pub mod plugin;
+/// cbindgen:ignore
 pub mod policy;
 /// cbindgen:ignore
 pub mod processor;
@@ -82,6 +85,7 @@ pub use config::Config;
 pub use error::{Error, Result};
 pub use field::{Field, FieldError};
 pub use mass::{Prior, QueryInput, QueryMass};
+pub use plugin::{Plugin, PluginProcessor};
 pub use processor::{GravityProcessor, LogitsMut, LogitsProcessor, SeqParams};
 pub use report::{Regime, StepReport, flags};
 pub use sampler::StepMode;

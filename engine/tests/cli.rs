@@ -316,3 +316,54 @@ fn eval_qa_runs_resumes_and_rejects_a_bad_bank() {
     let (ok, _, err) = run(&a2.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!ok && err.contains("bank.jsonl:1"), "{err}");
 }
+
+/// `generate --plugin`: the example plugin (plugins/examples/ban_phrases.c) runs in the loop; a
+/// path that is not a plugin is an error naming it.
+#[test]
+fn generate_loads_a_plugin() {
+    let Some(dir) = tiny() else { return };
+    let d = dir.to_str().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let lib = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("libban_phrases_cli.so");
+    let st = Command::new("cc")
+        .args(["-std=c11", "-O2", "-shared", "-fPIC", "-I"])
+        .arg(root.join("include"))
+        .arg(root.join("plugins/examples/ban_phrases.c"))
+        .arg("-o")
+        .arg(&lib)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let first = |extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "hello",
+            "--model",
+            d,
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "1",
+            "--diagnostics",
+            "jsonl",
+        ];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = run(&args);
+        assert!(ok, "{err}");
+        json_lines(&out)[0]["token"].as_u64().unwrap()
+    };
+    let greedy = first(&[]);
+    let config = format!(r#"{{"phrases":[[{greedy}]]}}"#);
+    let banned = first(&[
+        "--plugin",
+        lib.to_str().unwrap(),
+        "--plugin-config",
+        &config,
+    ]);
+    assert_ne!(greedy, banned, "the plugin's ban did not reach the sampler");
+    let (ok, _, err) = run(&["generate", "hello", "--model", d, "--plugin", d]);
+    assert!(
+        !ok && err.contains("plugin") && err.contains("cannot load"),
+        "{err}"
+    );
+}

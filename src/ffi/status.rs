@@ -136,6 +136,8 @@ impl From<&Error> for IgStatus {
             Error::InvalidArgument(_) => IgStatus::InvalidArgument,
             Error::BatchRow { source, .. } => IgStatus::from(&**source),
             Error::OutOfMemory { .. } => IgStatus::OutOfMemory,
+            // Plugins belong to the Rust API: the C library never loads one.
+            Error::Plugin(_) => IgStatus::InvalidArgument,
             Error::Engine(_) => IgStatus::Engine,
         }
     }

@@ -2,6 +2,8 @@
 //! v1 structs keep their fields and sizes (pinned below and in `tests/c/consumer.c`), status
 //! numbers keep their meaning, and later fields only ever go at the end of a struct.
 
+use std::ffi::{c_char, c_void};
+
 use crate::mass::QueryMass;
 use crate::processor::MAX_VOCAB;
 use crate::report::{Regime, StepReport, flags};
@@ -278,3 +280,68 @@ mod tests {
         assert_eq!(offset_of!(IgQueryMass, m), 28);
     }
 }
+
+/// Version of the plugin table (`IgPluginV1.abi_version`) this library's host accepts.
+pub const IG_PLUGIN_ABI_VERSION: u32 = 1;
+/// sizeof(IgPluginV1) in version 1 (LP64): the smallest `struct_size` a host accepts.
+pub const IG_PLUGIN_V1_SIZE: usize = 72;
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<IgPluginV1>() == IG_PLUGIN_V1_SIZE);
+
+/// The table a third-party logits-processor plugin exports, version 1. A plugin is a shared
+/// library exporting `const IgPluginV1 *ig_plugin_entry(void)`, returning a pointer to a table
+/// that lives as long as the library. The host (the Rust API's `Plugin`, the CLI's
+/// `generate --plugin`) checks `struct_size`, `abi_version` and the required functions before
+/// any call, keeps the library loaded while an instance lives, and runs every instance first in
+/// each step, before the field is measured (like the Rust `LogitsProcessor`).
+///
+/// Contract for the plugin: an instance may be called from any thread, one call at a time; it
+/// never calls back into infogravity; error messages go into `err` (NUL-terminated, at most
+/// `err_cap` bytes); `apply` edits the row in place and must leave it without NaN or +inf (the
+/// host checks, and reports a violation as the plugin's error).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct IgPluginV1 {
+    /// sizeof(IgPluginV1) as the plugin was compiled.
+    pub struct_size: usize,
+    /// IG_PLUGIN_ABI_VERSION as the plugin was compiled.
+    pub abi_version: u32,
+    /// The plugin's name (static, NUL-terminated), used in every error about it.
+    pub name: *const c_char,
+    /// Required. An instance for a vocabulary of `vocab` tokens from a JSON configuration
+    /// (NULL = the plugin's defaults); NULL on failure, with the reason in `err`.
+    pub create: Option<
+        unsafe extern "C" fn(
+            config_json: *const c_char,
+            vocab: usize,
+            err: *mut c_char,
+            err_cap: usize,
+        ) -> *mut c_void,
+    >,
+    /// Required. Release an instance.
+    pub destroy: Option<unsafe extern "C" fn(instance: *mut c_void)>,
+    /// Required. Edit the `n` (= vocab) f32 logits of sequence `seq` in place; 0 on success,
+    /// nonzero on failure with the reason in `err`.
+    pub apply: Option<
+        unsafe extern "C" fn(
+            instance: *mut c_void,
+            seq: u64,
+            logits: *mut f32,
+            n: usize,
+            err: *mut c_char,
+            err_cap: usize,
+        ) -> i32,
+    >,
+    /// Optional. The token `seq` emitted; 0 on success.
+    pub accept: Option<unsafe extern "C" fn(instance: *mut c_void, seq: u64, token: u32) -> i32>,
+    /// Optional. `seq` begins with `n` context tokens (the prompt).
+    pub begin: Option<
+        unsafe extern "C" fn(instance: *mut c_void, seq: u64, context: *const u32, n: usize),
+    >,
+    /// Optional. Forget `seq`.
+    pub end: Option<unsafe extern "C" fn(instance: *mut c_void, seq: u64)>,
+}
+
+/// The symbol a plugin exports (`ig_plugin_entry`).
+pub type IgPluginEntry = unsafe extern "C" fn() -> *const IgPluginV1;

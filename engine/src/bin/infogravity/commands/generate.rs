@@ -50,6 +50,13 @@ pub struct Args {
     /// step).
     #[arg(long)]
     tstar: bool,
+    /// A third-party logits-processor plugin (a shared library exporting `ig_plugin_entry`, see
+    /// plugins/examples/): it runs first in every step, before the field is measured.
+    #[arg(long)]
+    plugin: Option<std::path::PathBuf>,
+    /// The plugin's JSON configuration (default: the plugin's own defaults).
+    #[arg(long, requires = "plugin")]
+    plugin_config: Option<String>,
     /// ORT intra-op threads (0 = ORT's default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -104,9 +111,19 @@ pub fn exec(a: Args) -> Result<(), CliError> {
         runs.insert(0, ("plain", config("neutral")));
     }
     let single = rows.len() == 1;
+    let plugin = a
+        .plugin
+        .as_deref()
+        .map(infogravity::Plugin::load)
+        .transpose()?;
     for (label, json) in runs {
         let mut p = engine::processor_for(&eng, &json)?;
         p.set_prior(prior.clone())?;
+        if let Some(plugin) = &plugin {
+            p.push_pre(Box::new(
+                plugin.instance(a.plugin_config.as_deref(), p.vocab())?,
+            ));
+        }
         if a.compare {
             writeln!(
                 out,
