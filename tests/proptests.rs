@@ -26,6 +26,37 @@ fn row() -> impl Strategy<Value = Vec<f32>> {
     })
 }
 
+/// Rows of several blocks (the kernel works in blocks of 1,024): a bulk at one level, a few
+/// tokens lifted far above it, masked stretches, ties, scattered over blocks.
+fn long_row() -> impl Strategy<Value = Vec<f32>> {
+    (
+        1000usize..6000,
+        -40.0f32..10.0,
+        0.01f32..8.0,
+        prop::collection::vec((0usize..6000, 0.0f32..40.0), 0..6),
+        prop::collection::vec((0usize..6000, 0usize..900), 0..3),
+        any::<u64>(),
+    )
+        .prop_map(|(v, level, spread, peaks, masks, seed)| {
+            let mut rng = infogravity::sampler::Rng::new(seed);
+            let mut r: Vec<f32> = (0..v)
+                .map(|_| level + spread * (rng.uniform() as f32 - 0.5))
+                .collect();
+            for (at, len) in masks {
+                for x in r.iter_mut().skip(at % v).take(len) {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+            for (at, lift) in peaks {
+                r[at % v] = level + lift;
+            }
+            if r.iter().all(|x| *x == f32::NEG_INFINITY) {
+                r[0] = 0.0;
+            }
+            r
+        })
+}
+
 /// Rows on a 1/8 grid, so that adding a multiple of 1/8 is exact.
 fn grid_row() -> impl Strategy<Value = Vec<f32>> {
     prop::collection::vec((-160i32..160).prop_map(|k| k as f32 / 8.0), 2..300)
@@ -50,6 +81,18 @@ proptest! {
     /// 1. The one-pass kernel agrees with the f64 two-pass reference to 1e-5 relative.
     #[test]
     fn kernel_matches_reference(r in row()) {
+        let f = field::measure(&r).unwrap();
+        let g = reference::measure_f64(&r).unwrap();
+        prop_assert!(field::as_f64_check(&f, &g) <= 1e-5, "{:?} vs {:?}", f, g);
+        prop_assert_eq!(f.argmax, g.argmax);
+        prop_assert_eq!(f.max, g.max);
+        prop_assert_eq!(f.second, g.second);
+    }
+
+    /// 1b. The same over rows of several blocks: the per-block merge, the block holding the
+    ///     maximum, the second largest logit found across blocks.
+    #[test]
+    fn kernel_matches_reference_on_long_rows(r in long_row()) {
         let f = field::measure(&r).unwrap();
         let g = reference::measure_f64(&r).unwrap();
         prop_assert!(field::as_f64_check(&f, &g) <= 1e-5, "{:?} vs {:?}", f, g);

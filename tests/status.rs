@@ -405,7 +405,15 @@ fn the_header_defines_only_prefixed_names() {
         let name = if let Some(rest) = line.strip_prefix("#define ") {
             rest.split_whitespace().next()
         } else if let Some(rest) = line.strip_prefix("typedef ") {
-            rest.split_whitespace().nth(1)
+            // A function pointer names itself inside `(*NAME)`; otherwise the
+            // last word before `;` or `{` is the name (or the struct tag).
+            match rest.split_once("(*") {
+                Some((_, tail)) => tail.split(')').next(),
+                None => rest
+                    .split([';', '{'])
+                    .next()
+                    .and_then(|decl| decl.split_whitespace().last()),
+            }
         } else {
             None
         };

@@ -11,6 +11,33 @@ use infogravity::field;
 use infogravity::processor::{GravityProcessor, SeqParams, StepMode, StepReport};
 use infogravity::sampler::Rng;
 
+/// The C reference kernel (benches/c/ref_kernel.c): the bare moment sums in two passes,
+/// AVX2/FMA, with the Cephes exp (`degree` 7), the degree-5 minimax exp of infogravity's own
+/// kernel (5, the like-for-like reference) or a ~3e-6 one (4). None where it is not built (not
+/// x86-64) or the CPU lacks AVX2/FMA.
+pub fn c_reference(row: &[f32], degree: i32) -> Option<[f64; 3]> {
+    #[cfg(ref_kernel)]
+    {
+        unsafe extern "C" {
+            fn ig_ref_available() -> i32;
+            fn ig_ref_stats(z: *const f32, n: usize, degree: i32, out: *mut f64);
+        }
+        // SAFETY: a CPUID query.
+        if unsafe { ig_ref_available() } == 0 {
+            return None;
+        }
+        let mut out = [0f64; 3];
+        // SAFETY: `row` holds `len` floats and `out` 3 doubles, as the C function reads/writes.
+        unsafe { ig_ref_stats(row.as_ptr(), row.len(), degree, out.as_mut_ptr()) };
+        Some(out)
+    }
+    #[cfg(not(ref_kernel))]
+    {
+        let _ = (row, degree);
+        None
+    }
+}
+
 /// Vocabulary sizes of common model families (Llama-2, Llama-3, Qwen2, Gemma).
 pub const VOCABS: [usize; 4] = [32_000, 128_256, 151_936, 262_144];
 
@@ -144,7 +171,18 @@ pub fn run(plan: &Plan, mut out: impl FnMut(&Case)) -> infogravity::Result<()> {
                 std::hint::black_box(field::measure(std::hint::black_box(r)).ok());
             })
         });
-        for (case, t) in [("floor", floor), ("measure", measure)] {
+        let mut cases = vec![("floor", floor), ("measure", measure)];
+        if c_reference(&[0.0], 7).is_some() {
+            for (case, degree) in [("c-ref-exp7", 7), ("c-ref-exp5", 5), ("c-ref-exp4", 4)] {
+                let t = timed(plan.iters, |i| {
+                    clock(&mut data[pick(i, ROWS)], i, &mut |r| {
+                        std::hint::black_box(c_reference(std::hint::black_box(r), degree));
+                    })
+                });
+                cases.push((case, t));
+            }
+        }
+        for (case, t) in cases {
             out(&Case {
                 case,
                 vocab: v,
