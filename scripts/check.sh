@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, CI): format, lints, MSRV, header drift, the engine fixtures,
-# the C library install, llama.cpp built with the plugin, every test (C/C++ consumers and the
-# review reproducers under valgrind when installed, the llama.cpp end-to-end tests),
+# the C library install, llama.cpp built with the plugin, ONNX Runtime GenAI with the adapter,
+# every test (C/C++ consumers and the review reproducers under valgrind when installed, the
+# llama.cpp and GenAI end-to-end tests),
 # ThreadSanitizer on the stress test, the evaluation smoke, benches compiled, fuzz smoke.
 #
 # A tool this needs but the machine lacks (valgrind, cargo-fuzz, the 1.87 and nightly
@@ -51,6 +52,9 @@ readelf -d target/c-install/consumer | grep -q 'NEEDED.*libinfogravity.so.1' \
 
 step "llama.cpp with the gravity sampler (scripts/setup-llama.sh; ~8 min the first time, cached)"
 ./scripts/setup-llama.sh target/c-install
+
+step "ONNX Runtime GenAI with the gravity adapter (scripts/setup-genai.sh; ~30 s the first time)"
+./scripts/setup-genai.sh target/c-install
 
 step "tests"
 command -v valgrind >/dev/null || missing valgrind "the C/C++ consumers then run without it"

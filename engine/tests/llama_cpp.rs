@@ -18,23 +18,11 @@ struct Llama {
 }
 
 fn llama() -> Option<Llama> {
-    let env = infogravity_engine::cache_dir().join("llama/env");
-    let Ok(text) = std::fs::read_to_string(&env) else {
-        eprintln!(
-            "SKIPPED: {} missing; run scripts/setup-llama.sh",
-            env.display()
-        );
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must build llama.cpp with the plugin (scripts/setup-llama.sh)"
-        );
-        return None;
-    };
+    let env = common::setup_env("llama/env", "scripts/setup-llama.sh")?;
     let get = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+        env.get(k)
             .map(PathBuf::from)
-            .unwrap_or_else(|| panic!("{k} missing from {}", env.display()))
+            .unwrap_or_else(|| panic!("{k} missing from the llama/env file"))
     };
     Some(Llama {
         bin: get("LLAMA_BIN"),

@@ -42,3 +42,25 @@ pub fn real() -> Option<PathBuf> {
         "scripts/setup-engine.sh --real",
     )
 }
+
+/// The `KEY=VALUE` lines of an env file a setup script writes under the cache (`rel`, e.g.
+/// `genai/env`), or None when it is missing: skipped with the reason outside CI, a failure under
+/// CI (`how` names the script that writes it).
+pub fn setup_env(rel: &str, how: &str) -> Option<std::collections::HashMap<String, String>> {
+    let path = engine::cache_dir().join(rel);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("SKIPPED: {} missing; run {how}", path.display());
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide {} ({how})",
+            path.display()
+        );
+        return None;
+    };
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
