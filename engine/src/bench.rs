@@ -137,6 +137,19 @@ pub struct Plan {
     pub preset: String,
 }
 
+/// One read of a row at memory speed: a sum over eight independent lanes (vectorised).
+fn read_row(row: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = row.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Median of timed calls, where `setup` and `teardown` run outside the timing.
 fn timed(iters: usize, mut call: impl FnMut(usize) -> u128) -> f64 {
     let mut t: Vec<u128> = (0..iters).map(&mut call).collect();
@@ -254,6 +267,33 @@ pub fn run(plan: &Plan, mut out: impl FnMut(&Case)) -> infogravity::Result<()> {
             ns
         });
         for threads in [1usize, 2] {
+            // The memory floor of the batch on `threads` threads: one plain read of every row
+            // (a sum), which no pass over the batch can beat.
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| infogravity::Error::InvalidArgument(e.to_string()))?;
+            let read = timed(iters, |it| {
+                plant_all(&mut flat, it, &mut saved_b);
+                let s = Instant::now();
+                pool.install(|| {
+                    use rayon::prelude::*;
+                    let total: f32 = flat.par_chunks(v).map(read_row).sum();
+                    std::hint::black_box(total);
+                });
+                let ns = s.elapsed().as_nanos();
+                flat.copy_from_slice(&base);
+                ns
+            });
+            out(&Case {
+                case: "read",
+                vocab: v,
+                batch: b,
+                threads,
+                median_ns: read,
+                floor_median_ns: floor_b,
+                full_pass_rate: 0.0,
+            });
             let mut c = cfg.clone();
             c.limits.threads = threads as u32;
             let mut p = GravityProcessor::new(c, v)?;

@@ -34,13 +34,27 @@ impl Message {
     }
 }
 
-/// The default system message inside a ChatML Jinja template, if it has one.
+/// The default system message inside a ChatML Jinja template, if it has one: the first
+/// `<|im_start|>system` + newline (a real one, or the `\n` escape of a Jinja string) whose text
+/// up to `<|im_end|>` is literal (SmolLM2's has one such string; Qwen2.5's first two are Jinja
+/// expressions, the third is its default "You are Qwen, …").
 fn default_system(template: &str) -> Option<String> {
-    let start = "<|im_start|>system\n";
-    let i = template.find(start)? + start.len();
-    let rest = &template[i..];
-    let end = rest.find("<|im_end|>")?;
-    Some(rest[..end].to_string())
+    let start = "<|im_start|>system";
+    let mut rest = template;
+    while let Some(i) = rest.find(start) {
+        rest = &rest[i + start.len()..];
+        let Some(body) = rest.strip_prefix('\n').or_else(|| rest.strip_prefix("\\n")) else {
+            continue;
+        };
+        let Some(end) = body.find("<|im_end|>") else {
+            break;
+        };
+        let text = &body[..end];
+        if !text.contains(['\'', '"', '{', '}', '\\']) {
+            return Some(text.to_string());
+        }
+    }
+    None
 }
 
 /// Render `messages` with the model's ChatML template, ending with the assistant prompt.
@@ -439,6 +453,15 @@ mod tests {
             ],
         );
         assert!(own.starts_with("<|im_start|>system\nBe brief.<|im_end|>"));
+        // Qwen2.5's template: Jinja-escaped newlines, two expressions before its default.
+        let qwen = "{%- if tools %}{{- '<|im_start|>system\\n' }}{%- if messages[0]['role'] == 'system' %}\
+            {{- messages[0]['content'] }}{%- else %}{{- 'You are Qwen.' }}{%- endif %}{%- else %}\
+            {%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}\
+            {%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}";
+        assert_eq!(
+            render_chat(qwen, &[Message::new("user", "Hi")]),
+            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
         assert_eq!(
             render_chat("chatml", &[Message::new("user", "x")]),
             "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n"

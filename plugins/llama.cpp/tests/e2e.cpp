@@ -10,6 +10,15 @@
 //                              continue on the same logits: "clone same" or "clone DIFFER"
 //   e2e bench MODEL            tokens/s with llama.cpp's default chain vs the gravity sampler,
 //                              and the sampling cost per token at V = n_vocab and 151,936
+//
+// Reference modes for the converter's validation and the engine benchmark (tools/
+// validate_converter.py, scripts/bench-decode.sh); E2E_THREADS sets the threads (default 2):
+//   e2e tokenize MODEL         stdin: one hex-encoded UTF-8 string per line; prints each one's
+//                              ids (special tokens parsed, no BOS added) as a JSON array
+//   e2e logits MODEL OUT       stdin: one prompt of token ids per line; writes the float32
+//                              logits of every position of every prompt to OUT, in order
+//   e2e decode MODEL N         stdin: one prompt of token ids; prefill, then N greedy steps:
+//                              one JSON line with the timings and the tokens
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -53,8 +62,9 @@ struct Model {
         auto cp = llama_context_default_params();
         cp.n_ctx = 1024;
         cp.n_batch = 1024;
-        cp.n_threads = 2;
-        cp.n_threads_batch = 2;
+        const char * threads = std::getenv("E2E_THREADS");
+        cp.n_threads = threads ? std::atoi(threads) : 2;
+        cp.n_threads_batch = cp.n_threads;
         ctx = llama_init_from_model(model, cp);
         vocab = llama_model_get_vocab(model);
     }
@@ -364,11 +374,98 @@ int bench(Model & m) {
     return 0;
 }
 
+std::vector<llama_token> read_ids(const std::string & line) {
+    std::vector<llama_token> ids;
+    const char * p = line.c_str();
+    char * end = nullptr;
+    for (long v = std::strtol(p, &end, 10); end != p; v = std::strtol(p, &end, 10)) {
+        ids.push_back((llama_token) v);
+        p = end;
+    }
+    return ids;
+}
+
+bool read_line(std::string & line) {
+    line.clear();
+    for (int c = std::getchar(); c != EOF; c = std::getchar()) {
+        if (c == '\n') return true;
+        line.push_back((char) c);
+    }
+    return !line.empty();
+}
+
+int tokenize(Model & m) {
+    std::string line;
+    while (read_line(line)) {
+        std::string text;
+        for (size_t i = 0; i + 1 < line.size(); i += 2) {
+            text.push_back((char) std::stoi(line.substr(i, 2), nullptr, 16));
+        }
+        std::vector<llama_token> ids(text.size() + 8);
+        int k = llama_tokenize(m.vocab, text.c_str(), (int32_t) text.size(), ids.data(),
+                               (int32_t) ids.size(), false, true);
+        if (k < 0) return 2;
+        ids.resize((size_t) k);
+        std::printf("%s\n", join(ids).c_str());
+    }
+    return 0;
+}
+
+int logits(Model & m, const char * out) {
+    std::FILE * f = std::fopen(out, "wb");
+    if (!f) return 2;
+    const int n_vocab = llama_vocab_n_tokens(m.vocab);
+    std::string line;
+    while (read_line(line)) {
+        auto ids = read_ids(line);
+        m.clear();
+        llama_batch b = llama_batch_init((int32_t) ids.size(), 0, 1);
+        for (size_t i = 0; i < ids.size(); i++) {
+            b.token[i] = ids[i];
+            b.pos[i] = (llama_pos) i;
+            b.n_seq_id[i] = 1;
+            b.seq_id[i][0] = 0;
+            b.logits[i] = 1;
+        }
+        b.n_tokens = (int32_t) ids.size();
+        if (llama_decode(m.ctx, b) != 0) return 2;
+        for (size_t i = 0; i < ids.size(); i++) {
+            std::fwrite(llama_get_logits_ith(m.ctx, (int32_t) i), sizeof(float), (size_t) n_vocab, f);
+        }
+        llama_batch_free(b);
+        std::printf("%zu positions\n", ids.size());
+    }
+    return std::fclose(f) == 0 ? 0 : 2;
+}
+
+int decode_timed(Model & m, int n) {
+    std::string line;
+    if (!read_line(line)) return 2;
+    auto prompt = read_ids(line);
+    llama_sampler * g = llama_sampler_init_greedy();
+    m.clear();
+    auto t0 = clk::now();
+    m.decode(prompt);
+    double prefill = std::chrono::duration<double, std::milli>(clk::now() - t0).count();
+    std::vector<llama_token> out;
+    auto t1 = clk::now();
+    for (int i = 0; i < n; i++) {
+        llama_token t = llama_sampler_sample(g, m.ctx, -1);
+        out.push_back(t);
+        m.decode({t});
+    }
+    double decode = std::chrono::duration<double, std::milli>(clk::now() - t1).count();
+    std::printf("{\"prompt_tokens\":%zu,\"prefill_ms\":%.3f,\"decode_ms_per_token\":%.3f,\"tokens\":%s}\n",
+                prompt.size(), prefill, decode / n, join(out).c_str());
+    llama_sampler_free(g);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char ** argv) {
     if (argc < 3) {
-        std::fprintf(stderr, "usage: e2e greedy|report|clone|bench MODEL [N]\n");
+        std::fprintf(stderr, "usage: e2e greedy|report|clone|bench|tokenize|logits|decode MODEL [N|OUT]\n");
         return 2;
     }
     Model m(argv[2]);
@@ -377,6 +474,9 @@ int main(int argc, char ** argv) {
     if (mode == "report") return report(m, argc > 3 ? std::atoi(argv[3]) : 16);
     if (mode == "clone") return clone(m);
     if (mode == "bench") return bench(m);
+    if (mode == "tokenize") return tokenize(m);
+    if (mode == "logits" && argc > 3) return logits(m, argv[3]);
+    if (mode == "decode") return decode_timed(m, argc > 3 ? std::atoi(argv[3]) : 128);
     std::fprintf(stderr, "unknown mode %s\n", argv[1]);
     return 2;
 }

@@ -7,22 +7,84 @@ use infogravity_engine as engine;
 
 use crate::CliError;
 
-/// `--model`: which model a command runs.
-#[derive(clap::Args, Clone, Debug, Default)]
+/// The models the CLI knows by name: (name, what it is, cache directory of its fp32 build).
+/// Their q4 build is the same directory with `-q4`. `scripts/setup-engine.sh --model NAME`
+/// provisions them.
+const MODELS: [(&str, &str, &str); 2] = [
+    (
+        "qwen2.5-coder-1.5b",
+        "Qwen2.5-Coder-1.5B-Instruct",
+        "qwen2.5-coder-1.5b-instruct",
+    ),
+    (
+        "smollm2-135m",
+        "SmolLM2-135M-Instruct",
+        "smollm2-135m-instruct",
+    ),
+];
+
+/// The model the commands run without `--model`.
+pub const DEFAULT_MODEL: &str = MODELS[0].0;
+
+/// `--weights`: which build of a named model.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weights {
+    // (Plain comments: a doc comment here would be listed in `--help`.)
+    // The GGUF's own quantised blocks in MatMulNBits (fast).
+    Q4,
+    // Every weight dequantised to float32 (the exact reference; 4–8× the memory traffic).
+    Fp32,
+}
+
+impl Weights {
+    pub fn name(self) -> &'static str {
+        match self {
+            Weights::Q4 => "q4",
+            Weights::Fp32 => "fp32",
+        }
+    }
+}
+
+/// `--model` and `--weights`: which model a command runs.
+#[derive(clap::Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// Model directory (model.onnx, model.json, tokenizer.json; default: SmolLM2-135M-Instruct
-    /// from the cache, set up on first use).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
+    /// qwen2.5-coder-1.5b or smollm2-135m (set up in the cache on first use: downloads, checks
+    /// and converts the GGUF), or a model directory (model.onnx, model.json, tokenizer.json).
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub model: String,
+    /// Build of a named model: q4 (the GGUF's quantised blocks) or fp32 (dequantised, the exact
+    /// reference). A directory is run as it is.
+    #[arg(long, value_enum, default_value_t = Weights::Q4)]
+    pub weights: Weights,
 }
 
 impl ModelArgs {
-    /// The model directory: `--model`, or the default model (set up on first use).
+    /// The model directory: a named model's build in the cache (set up on first use), or the
+    /// directory given.
     pub fn dir(&self) -> Result<PathBuf, CliError> {
-        match &self.model {
-            Some(d) => Ok(d.clone()),
-            None => default_model(),
+        let Some(&(name, title, dir)) = MODELS.iter().find(|m| m.0 == self.model) else {
+            let dir = PathBuf::from(&self.model);
+            if !dir.is_dir() {
+                let names: Vec<&str> = MODELS.iter().map(|m| m.0).collect();
+                return Err(infogravity::Error::InvalidArgument(format!(
+                    "--model {}: neither a model name ({}) nor a directory",
+                    self.model,
+                    names.join(", ")
+                ))
+                .into());
+            }
+            return Ok(dir);
+        };
+        let dir = match self.weights {
+            Weights::Q4 => format!("{dir}-q4"),
+            Weights::Fp32 => dir.to_string(),
+        };
+        let dir = engine::cache_dir().join("models").join(dir);
+        if dir.join("model.onnx").exists() && engine::ort_library(None).exists() {
+            return Ok(dir);
         }
+        setup(name, title, self.weights)?;
+        Ok(dir)
     }
 
     /// The model loaded with the default engine options.
@@ -31,34 +93,32 @@ impl ModelArgs {
     }
 }
 
-/// The default model, set up on first use when the setup script is at hand.
-fn default_model() -> Result<PathBuf, CliError> {
-    let dir = engine::cache_dir().join("models/smollm2-135m-instruct");
-    if dir.join("model.onnx").exists() && engine::ort_library(None).exists() {
-        return Ok(dir);
-    }
+/// Set up a named model with `scripts/setup-engine.sh` when it is at hand (a checkout).
+fn setup(name: &str, title: &str, weights: Weights) -> Result<(), CliError> {
     let script = Path::new("scripts/setup-engine.sh");
+    let cmd = format!(
+        "scripts/setup-engine.sh --model {name} --weights {}",
+        weights.name()
+    );
     if !script.exists() {
         return Err(infogravity::Error::Engine(format!(
-            "no model at {}: run scripts/setup-engine.sh --real from the infogravity repository, \
-             or pass --model DIR",
-            dir.display()
+            "{title} ({}) is not set up: run {cmd} from the infogravity repository, or pass \
+             --model DIR",
+            weights.name()
         ))
         .into());
     }
-    eprintln!("setting up the engine (ONNX Runtime, SmolLM2-135M-Instruct → ONNX); once only…");
+    eprintln!("setting up {title} ({}): {cmd}; once only…", weights.name());
     let ok = std::process::Command::new("bash")
         .arg(script)
-        .arg("--real")
+        .args(["--model", name, "--weights", weights.name()])
         .status()
         .map_err(CliError::Io)?
         .success();
     if !ok {
-        return Err(
-            infogravity::Error::Engine("scripts/setup-engine.sh --real failed".into()).into(),
-        );
+        return Err(infogravity::Error::Engine(format!("{cmd} failed")).into());
     }
-    Ok(dir)
+    Ok(())
 }
 
 /// The Prior shipped for SmolLM2 (priors/README.md), when its vocabulary is `vocab`.

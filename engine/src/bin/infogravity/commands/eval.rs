@@ -13,7 +13,7 @@ use infogravity_engine::Engine;
 use infogravity_engine::eval::{loops, phase, qa, report, sensitivity, temperature};
 
 use crate::CliError;
-use crate::args::{EvalRun, shipped_prior};
+use crate::args::{EvalRun, ModelArgs, shipped_prior};
 use crate::output::progress;
 
 #[derive(clap::Args)]
@@ -156,7 +156,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
             for part in PARTS {
                 eprintln!("== eval {part}");
                 exec(Args {
-                    part: all_part(part, &run.out, run.model.model.as_deref()),
+                    part: all_part(part, &run.out, &run.model),
                 })?;
             }
             Ok(())
@@ -178,12 +178,11 @@ struct EvalLine {
 
 /// One part of `eval all`, parsed from its own command line so its defaults are the ones of
 /// its subcommand.
-fn all_part(part: &str, out: &Path, model: Option<&Path>) -> Part {
+fn all_part(part: &str, out: &Path, model: &ModelArgs) -> Part {
     let mut args: Vec<std::ffi::OsString> = vec!["eval".into(), part.into()];
     args.extend(["--out".into(), out.into()]);
-    if let Some(m) = model {
-        args.extend(["--model".into(), m.into()]);
-    }
+    args.extend(["--model".into(), (&model.model).into()]);
+    args.extend(["--weights".into(), model.weights.name().into()]);
     if part == "temperature" {
         args.extend(["--calibration".into(), out.join("calibration.json").into()]);
     }
@@ -447,7 +446,11 @@ mod tests {
     fn eval_all_builds_every_part_with_its_defaults() {
         let out = Path::new("o");
         for part in PARTS {
-            let cmd = all_part(part, out, Some(Path::new("m")));
+            let model = ModelArgs {
+                model: "m".into(),
+                weights: crate::args::Weights::Fp32,
+            };
+            let cmd = all_part(part, out, &model);
             let run = match &cmd {
                 Part::Qa(QaArgs { run, .. })
                 | Part::Loops(LoopsArgs { run, .. })
@@ -462,7 +465,8 @@ mod tests {
                 Part::All(_) => panic!("eval all runs no eval all"),
             };
             assert_eq!(run.out, out, "{part}");
-            assert_eq!(run.model.model.as_deref(), Some(Path::new("m")), "{part}");
+            assert_eq!(run.model.model, "m", "{part}");
+            assert_eq!(run.model.weights, crate::args::Weights::Fp32, "{part}");
         }
     }
 }
