@@ -34,12 +34,13 @@ cache="${INFOGRAVITY_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/infogravity}"
 mkdir -p "$cache"
 py="$cache/venv/bin/python"
 
-# 1. Python venv with the converter's packages (numpy-level only; no torch).
+# 1. Python venv with the converter's packages (numpy-level only; no torch), and ONNX Runtime
+#    for the converter's validation (tools/validate_converter.py).
 if [ ! -x "$py" ]; then
   python3 -m venv "$cache/venv"
 fi
 "$py" -m pip install -q --disable-pip-version-check \
-  gguf==0.19.0 onnx==1.23.2 numpy==2.4.6 tokenizers==0.23.3 protobuf==7.36.2
+  gguf==0.19.0 onnx==1.23.2 numpy==2.4.6 tokenizers==0.23.3 protobuf==7.36.2 onnxruntime==1.31.1
 
 # 2. ONNX Runtime: the shared library inside the PyPI wheel onnxruntime==VERSION.
 fetch_ort() { # VERSION DIR

@@ -645,11 +645,13 @@ def _random_blocks(rng, kind, n_blocks):
     elif kind == Q.Q6_K:
         raw[:, 192:208] = rng.integers(-40, 40, size=(n_blocks, 16)).astype(np.int8).view(np.uint8)
         f16(208, 0.0002, 0.001)
-    elif kind in (Q.Q4_0, Q.Q8_0):
-        f16(0, 0.005, 0.02)
+    elif kind == Q.Q8_0:
+        f16(0, 0.0002, 0.0008)
+    elif kind == Q.Q4_0:
+        f16(0, 0.003, 0.01)
     elif kind == Q.Q4_1:
-        f16(0, 0.005, 0.02)
-        f16(2, -0.06, 0.0)
+        f16(0, 0.003, 0.01)
+        f16(2, -0.03, 0.0)
     return raw
 
 

@@ -1,26 +1,35 @@
 #!/usr/bin/env python3
 """Validate tools/gguf2onnx.py against llama.cpp running the same GGUF.
 
-    pip install llama-cpp-python onnxruntime==1.31.1   # builds llama.cpp from source (~10 min)
-    python tools/validate_converter.py MODEL.gguf ONNX_DIR [--dequantised]
+    python tools/validate_converter.py MODEL.gguf ONNX_DIR --e2e E2E [--bank eval/qa_bank.jsonl]
+        [--greedy N] [--json OUT]
 
-Compares, on a set of prompts: tokenisation (our tokenizer.json vs llama.cpp's), the logits of
-every prompt position (top-1 agreement, max |Δlogit|, KL), and greedy continuations. llama.cpp
-computes with the GGUF's quantised blocks (activations quantised on the fly); the ONNX model has
-the same weights dequantised to fp32, so small logit differences are expected and top-1
-agreement is the figure that matters. With --dequantised, llama.cpp runs an F32 copy of the GGUF
-(the same dequantised weights as the ONNX model), which isolates the converter's own error.
+E2E is the llama.cpp test program that scripts/setup-llama.sh builds (plugins/llama.cpp/tests/
+e2e.cpp, in the cache's llama/ directory); its tokenize, logits and decode modes are llama.cpp's
+own tokenizer, forward pass and greedy decoding. Compared:
+- tokenisation: our tokenizer.json vs llama.cpp's on tricky strings, and on every question of
+  the QA bank rendered with the chat template (the prompts the evaluation feeds);
+- logits of every position of six chat prompts: top-1 agreement, mean and max KL(llama ‖ onnx);
+- greedy continuations of N tokens on the same prompts: identical or not.
+Run the fp32 export against an F32 copy of the GGUF (`--dequantise`, written beside the GGUF:
+the same weights, so only the arithmetic differs), and the q4 export against the GGUF itself
+(both then quantise activations to 8 bits, each its own way). Needs onnxruntime, tokenizers,
+numpy (and gguf for --dequantise): the venv of scripts/setup-engine.sh has them.
 """
 
+import argparse
 import json
+import os
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
 
 def dequantised_copy(src, dst):
     """Write `src` with every tensor dequantised to F32 (same metadata), so llama.cpp and the
-    ONNX model run the very same weights and only the computation differs."""
+    fp32 ONNX model run the very same weights and only the computation differs."""
     import gguf
     r = gguf.GGUFReader(src)
     w = gguf.GGUFWriter(dst, r.fields["general.architecture"].contents())
@@ -42,89 +51,182 @@ def dequantised_copy(src, dst):
     w.close()
 
 
+TRICKY = ["Hello world", " leading space", "numbers 12345 and 3.14159", "naïve café — déjà vu",
+          "tabs\tand\nnewlines\n\n", "<|im_start|>user\nhi<|im_end|>", "emoji 🙂 and CJK 漢字",
+          "x = f(y) + 2*z; // code", "UPPER lower MiXeD", "   many   spaces   ",
+          "don't won't it's I'LL", "http://example.com/a?b=c", "1,000,000.00",
+          "«quotes» \"and\" 'these'", "a\u00a0non-breaking", "end.", "  \n\n  indented\n",
+          "def f(x):\n    return x**2\n", "Ünïcödé façade", "résumé naïve"]
+
+PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.",
+           "Explain photosynthesis in one sentence.", "List three prime numbers.",
+           "Who wrote Hamlet?", "Translate 'good morning' into Spanish."]
+
+
+def default_system(template):
+    """The first literal default system message of a ChatML template (as the engine finds it)."""
+    start, rest = "<|im_start|>system", template
+    while (i := rest.find(start)) >= 0:
+        rest = rest[i + len(start):]
+        for nl in ("\n", "\\n"):
+            if rest.startswith(nl):
+                body = rest[len(nl):]
+                end = body.find("<|im_end|>")
+                if end < 0:
+                    return None
+                text = body[:end]
+                if not any(c in text for c in "'\"{}\\"):
+                    return text
+    return None
+
+
+def chat(info, question):
+    sys_msg = default_system(info["chat_template"])
+    head = f"<|im_start|>system\n{sys_msg}<|im_end|>\n" if sys_msg else ""
+    return f"{head}<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+
+
+class Llama:
+    """llama.cpp through the e2e program."""
+
+    def __init__(self, e2e, gguf):
+        self.e2e, self.gguf = e2e, gguf
+
+    def run(self, mode, stdin, *extra):
+        r = subprocess.run([self.e2e, mode, self.gguf, *extra], input=stdin.encode(),
+                           capture_output=True, check=False)
+        if r.returncode != 0:
+            sys.exit(f"e2e {mode} failed: {r.stderr.decode()[-2000:]}")
+        return r.stdout.decode()
+
+    def tokenize(self, texts):
+        out = self.run("tokenize", "".join(t.encode().hex() + "\n" for t in texts))
+        return [json.loads(line) for line in out.splitlines()]
+
+    def logits(self, prompts, vocab):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "logits.bin")
+            self.run("logits", "".join(" ".join(map(str, p)) + "\n" for p in prompts), path)
+            flat = np.fromfile(path, dtype=np.float32)
+        out, at = [], 0
+        for p in prompts:
+            out.append(flat[at:at + len(p) * vocab].reshape(len(p), vocab))
+            at += len(p) * vocab
+        return out
+
+    def greedy(self, prompt, n):
+        return json.loads(self.run("decode", " ".join(map(str, prompt)) + "\n", str(n)))["tokens"]
+
+
+class Onnx:
+    def __init__(self, d):
+        import onnxruntime as ort
+        self.info = json.load(open(f"{d}/model.json"))
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 2
+        self.s = ort.InferenceSession(f"{d}/model.onnx", so, providers=["CPUExecutionProvider"])
+
+    def forward(self, ids, past=None):
+        L, KV, hd = self.info["layers"], self.info["kv_heads"], self.info["head_dim"]
+        P = 0 if past is None else past[0].shape[2]
+        feeds = {"input_ids": np.array([ids], np.int64),
+                 "attention_mask": np.ones((1, P + len(ids)), np.int64),
+                 "position_ids": np.arange(P, P + len(ids), dtype=np.int64)[None]}
+        for i in range(L):
+            for j, k in enumerate(("key", "value")):
+                feeds[f"past_key_values.{i}.{k}"] = (np.zeros((1, KV, 0, hd), np.float32)
+                                                     if past is None else past[2 * i + j])
+        out = self.s.run(None, feeds)
+        return out[0][0], out[1:]
+
+    def greedy(self, ids, n):
+        logits, past = self.forward(ids)
+        out = []
+        for _ in range(n):
+            t = int(logits[-1].argmax())
+            out.append(t)
+            logits, past = self.forward([t], past)
+        return out
+
+
+def log_softmax(x):
+    x = x.astype(np.float64)
+    return x - np.logaddexp.reduce(x, axis=-1, keepdims=True)
+
+
 def main():
-    gguf_path, onnx_dir = sys.argv[1], sys.argv[2]
-    if len(sys.argv) > 3 and sys.argv[3] == "--dequantised":
-        import os, tempfile
-        f32 = os.path.join(tempfile.mkdtemp(), "f32.gguf")
-        dequantised_copy(gguf_path, f32)
-        print(f"llama.cpp runs a dequantised F32 copy: {f32}")
-        gguf_path = f32
-    import llama_cpp
-    import onnxruntime as ort
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("gguf")
+    ap.add_argument("onnx_dir")
+    ap.add_argument("--e2e", required=True, help="llama.cpp's e2e program (scripts/setup-llama.sh)")
+    ap.add_argument("--dequantise", action="store_true",
+                    help="run llama.cpp on an F32 copy of the GGUF (for the fp32 export)")
+    ap.add_argument("--bank", help="QA bank (JSON lines with a question): tokenise every prompt")
+    ap.add_argument("--greedy", type=int, default=32, help="greedy tokens per prompt")
+    ap.add_argument("--json", help="write the figures here as JSON")
+    a = ap.parse_args()
     from tokenizers import Tokenizer
 
-    cfg = json.load(open(f"{onnx_dir}/model.json"))
-    tok = Tokenizer.from_file(f"{onnx_dir}/tokenizer.json")
-    sess = ort.InferenceSession(f"{onnx_dir}/model.onnx")
-    llm = llama_cpp.Llama(gguf_path, n_ctx=512, logits_all=True, verbose=False, seed=0)
-    L, KV, hd = cfg["layers"], cfg["kv_heads"], cfg["head_dim"]
+    gguf = a.gguf
+    if a.dequantise:
+        gguf = a.gguf.removesuffix(".gguf") + ".F32.gguf"
+        if not os.path.exists(gguf) or os.path.getmtime(gguf) < os.path.getmtime(a.gguf):
+            dequantised_copy(a.gguf, gguf + ".tmp")
+            os.replace(gguf + ".tmp", gguf)
+    llama = Llama(a.e2e, gguf)
+    tok = Tokenizer.from_file(f"{a.onnx_dir}/tokenizer.json")
+    info = json.load(open(f"{a.onnx_dir}/model.json"))
+    res = {"gguf": os.path.basename(gguf), "weights": info.get("weights", "fp32")}
 
-    def onnx_logits(ids):
-        feeds = {"input_ids": np.array([ids], np.int64),
-                 "attention_mask": np.ones((1, len(ids)), np.int64),
-                 "position_ids": np.arange(len(ids), dtype=np.int64)[None]}
-        for i in range(L):
-            for k in ("key", "value"):
-                feeds[f"past_key_values.{i}.{k}"] = np.zeros((1, KV, 0, hd), np.float32)
-        return sess.run(["logits"], feeds)[0][0]
+    # 1. Tokenisation.
+    texts = list(TRICKY)
+    if a.bank:
+        with open(a.bank) as f:
+            texts += [chat(info, json.loads(line)["question"]) for line in f if line.strip()]
+    theirs = llama.tokenize(texts)
+    same = 0
+    for t, th in zip(texts, theirs):
+        ours = tok.encode(t, add_special_tokens=False).ids
+        same += ours == th
+        if ours != th and len(texts) - same < 10:
+            print(f"tokenisation differs on {t!r}: {ours} vs {th}")
+    res["tokenize"] = {"same": same, "total": len(texts)}
+    print(f"tokenisation: {same}/{len(texts)} strings identical "
+          f"({len(TRICKY)} tricky{', the rest the QA bank prompts' if a.bank else ''})")
 
-    def llama_logits(ids):
-        llm.reset()
-        llm.eval(ids)
-        return np.array(llm.scores[: len(ids)], dtype=np.float32)
-
-    def kl(p_logits, q_logits):
-        lp = p_logits - np.logaddexp.reduce(p_logits, axis=-1, keepdims=True)
-        lq = q_logits - np.logaddexp.reduce(q_logits, axis=-1, keepdims=True)
-        return (np.exp(lp) * (lp - lq)).sum(-1)
-
-    tricky = ["Hello world", " leading space", "numbers 12345 and 3.14159", "naïve café — déjà vu",
-              "tabs\tand\nnewlines\n\n", "<|im_start|>user\nhi<|im_end|>", "emoji 🙂 and CJK 漢字",
-              "x = f(y) + 2*z; // code", "UPPER lower MiXeD", "   many   spaces   ",
-              "don't won't it's", "http://example.com/a?b=c", "1,000,000.00", "«quotes» \"and\" 'these'",
-              "a\u00a0non-breaking", "end."]
-    tok_ok = 0
-    for s in tricky:
-        ours = tok.encode(s, add_special_tokens=False).ids
-        theirs = llm.tokenize(s.encode(), add_bos=False, special=True)
-        tok_ok += ours == theirs
-        if ours != theirs:
-            print(f"tokenisation differs on {s!r}: {ours} vs {theirs}")
-    print(f"tokenisation: {tok_ok}/{len(tricky)} strings identical")
-
-    system = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
-    prompts = ["What is the capital of France?", "Write a haiku about the sea.",
-               "Explain photosynthesis in one sentence.", "List three prime numbers.",
-               "Who wrote Hamlet?", "Translate 'good morning' into Spanish."]
+    # 2. Logits of every position, 3. greedy continuations.
+    onnx = Onnx(a.onnx_dir)
+    prompts = [tok.encode(chat(info, p), add_special_tokens=False).ids for p in PROMPTS]
+    ref = llama.logits(prompts, info["vocab"])
     agree = total = 0
-    worst_diff = worst_kl = 0.0
+    kls, worst = [], 0.0
     greedy_same = 0
-    for p in prompts:
-        text = f"{system}<|im_start|>user\n{p}<|im_end|>\n<|im_start|>assistant\n"
-        ids = tok.encode(text, add_special_tokens=False).ids
-        a, b = onnx_logits(ids), llama_logits(ids)
-        agree += int((a.argmax(-1) == b.argmax(-1)).sum())
+    for p, ids, b in zip(PROMPTS, prompts, ref):
+        ours, _ = onnx.forward(ids)
+        agree += int((ours.argmax(-1) == b.argmax(-1)).sum())
         total += len(ids)
-        worst_diff = max(worst_diff, float(np.abs(a - b).max()))
-        worst_kl = max(worst_kl, float(kl(b, a).max()))
-        # Greedy continuations, 32 tokens each.
-        seq_a, seq_b = list(ids), list(ids)
-        for _ in range(32):
-            seq_a.append(int(onnx_logits(seq_a)[-1].argmax()))
-        llm.reset()
-        for t in llm.generate(ids, temp=0.0, top_k=1):
-            seq_b.append(int(t))
-            if len(seq_b) == len(ids) + 32:
-                break
-        same = seq_a == seq_b
-        greedy_same += same
-        print(f"{p!r}: greedy {'identical' if same else 'DIFFERS'}: {tok.decode(seq_a[len(ids):])!r}")
-        if not same:
-            print(f"   llama.cpp: {tok.decode(seq_b[len(ids):])!r}")
-    print(f"prompt positions: top-1 agreement {agree}/{total}; max |Δlogit| {worst_diff:.4f}; "
-          f"max KL(llama.cpp ‖ onnx) {worst_kl:.5f} nats")
-    print(f"greedy continuations (32 tokens): {greedy_same}/{len(prompts)} identical")
+        lp, lq = log_softmax(b), log_softmax(ours)
+        kls.extend((np.exp(lp) * (lp - lq)).sum(-1).tolist())
+        worst = max(worst, float(np.abs(ours - b).max()))
+        if a.greedy:
+            g_ours, g_theirs = onnx.greedy(ids, a.greedy), llama.greedy(ids, a.greedy)
+            greedy_same += g_ours == g_theirs
+            print(f"{p!r}: greedy {'identical' if g_ours == g_theirs else 'DIFFERS'}: "
+                  f"{tok.decode(g_ours)!r}")
+            if g_ours != g_theirs:
+                print(f"   llama.cpp: {tok.decode(g_theirs)!r}")
+    res["logits"] = {"positions": total, "top1_agree": agree / total,
+                     "mean_kl": float(np.mean(kls)), "max_kl": float(np.max(kls)),
+                     "max_abs_diff": worst}
+    res["greedy"] = {"same": greedy_same, "total": len(PROMPTS) if a.greedy else 0,
+                     "tokens": a.greedy}
+    print(f"prompt positions: top-1 agreement {agree}/{total}; mean KL(llama.cpp ‖ onnx) "
+          f"{np.mean(kls):.2e}, max {np.max(kls):.2e} nats; max |Δlogit| {worst:.4f}")
+    if a.greedy:
+        print(f"greedy continuations ({a.greedy} tokens): {greedy_same}/{len(PROMPTS)} identical")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=1)
 
 
 if __name__ == "__main__":
