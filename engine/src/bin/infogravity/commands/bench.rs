@@ -96,7 +96,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
                         extra = format!("  {:.2}× the read", c.median_ns / r);
                     }
                     if let (2, Some(t1)) = (c.threads, last_batch_1) {
-                        extra += &format!(", {:.2}× faster than 1 thread", t1 / c.median_ns);
+                        extra += &format!(", {:.2}× speed-up vs 1 thread", t1 / c.median_ns);
                     }
                 }
                 writeln!(
