@@ -84,28 +84,31 @@ void ig_accept(llama_sampler * smpl, llama_token token) {
     }
 }
 
-// The candidates as one full row in token-id order: a strided gather when they are the whole
-// vocabulary in order (llama_sampler_sample builds them so), else −inf with the given ones
-// scattered in (an earlier sampler truncated them).
+// The candidates as one full row in token-id order. When they are the whole vocabulary in order
+// (llama_sampler_sample builds them so) that is one strided copy, checking the ids as it goes;
+// else (an earlier sampler truncated or reordered them) −inf with the given ones scattered in.
 bool gather(ig_sampler * s, const llama_token_data_array * cur_p) {
     const size_t n = cur_p->size;
-    bool identity = n == (size_t) s->n_vocab;
-    for (size_t i = 0; identity && i < n; i++) {
-        identity = cur_p->data[i].id == (llama_token) i;
-    }
-    if (identity) {
+    const llama_token_data * d = cur_p->data;
+    float * row = s->row.data();
+    if (n == (size_t) s->n_vocab) {
+        // Branch-free in the loop: a mismatch is remembered, not acted on, so it vectorises.
+        llama_token off = 0;
         for (size_t i = 0; i < n; i++) {
-            s->row[i] = cur_p->data[i].logit;
+            row[i] = d[i].logit;
+            off |= d[i].id ^ (llama_token) i;
         }
-        return true;
+        if (off == 0) {
+            return true;
+        }
     }
     std::fill(s->row.begin(), s->row.end(), -INFINITY);
     for (size_t i = 0; i < n; i++) {
-        const llama_token id = cur_p->data[i].id;
+        const llama_token id = d[i].id;
         if (id < 0 || id >= s->n_vocab) {
             return false;
         }
-        s->row[id] = cur_p->data[i].logit;
+        row[id] = d[i].logit;
     }
     return true;
 }

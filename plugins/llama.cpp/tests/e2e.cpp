@@ -232,9 +232,11 @@ llama_sampler * default_chain(const llama_vocab * vocab, uint32_t seed) {
     return c;
 }
 
+// llama.cpp's entropy-based dynamic temperature (`--dynatemp-range 0.5`: T from 0.3 to 1.3 by the
+// normalised entropy of the candidates), then `dist`.
 llama_sampler * temp_ext_chain(uint32_t seed) {
     llama_sampler * c = llama_sampler_chain_init(llama_sampler_chain_default_params());
-    llama_sampler_chain_add(c, llama_sampler_init_temp_ext(0.8f, 0.0f, 1.0f));
+    llama_sampler_chain_add(c, llama_sampler_init_temp_ext(0.8f, 0.5f, 1.0f));
     llama_sampler_chain_add(c, llama_sampler_init_dist(seed));
     return c;
 }

@@ -186,7 +186,7 @@ fn report_provider(eng: &engine::Engine) {
             format!(
                 "{} unavailable: {}",
                 p.name(),
-                why.lines().next().unwrap_or("")
+                why.lines().next().unwrap_or("").trim_end_matches('.')
             )
         })
         .collect();
