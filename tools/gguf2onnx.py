@@ -4,7 +4,9 @@
 ONNX causal LM with a KV cache, plus `tokenizer.json` and `model.json` (the metadata the engine
 needs: chat template, special ids, shapes), and `genai_config.json` (ONNX Runtime GenAI's model
 configuration for the same graph). numpy-level packages only: `gguf`, `onnx`, `numpy`,
-`tokenizers`; no torch.
+`tokenizers`; no torch. (One file of ~850 lines on purpose: a tool run as a script, whose GGUF
+reading, block decoding, graph builders for both architectures and test fixtures share one set
+of helpers.)
 
     python tools/gguf2onnx.py model.gguf OUT_DIR [--weights fp32|q4]
     python tools/gguf2onnx.py --tiny OUT_DIR [--seed N]      # tiny random llama, same interface

@@ -1,6 +1,7 @@
 //! The `IgProcessor` exports. Each body is a closure that checks its arguments through the
 //! `boundary` helpers (every `unsafe` call with its own reason), converts, and calls the Rust
-//! API; `on_handle` runs it inside the panic boundary.
+//! API; `on_handle` runs it inside the panic boundary. (Over 600 lines on purpose: every export
+//! of the processor handle, each with the contract the header prints, in the header's order.)
 
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
