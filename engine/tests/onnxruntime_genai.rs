@@ -101,6 +101,14 @@ fn of_kind<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
     lines.iter().filter(|l| l["kind"] == kind).collect()
 }
 
+/// A row's tokens in SAMPLE and in LOGITS mode are GenAI's own (and there are some).
+fn assert_both_modes_equal_genai(l: &Value) {
+    let genai = ids(&l["genai"]);
+    assert!(!genai.is_empty(), "{l}");
+    assert_eq!(ids(&l["sample"]), genai, "SAMPLE mode: {l}");
+    assert_eq!(ids(&l["logits"]), genai, "LOGITS mode: {l}");
+}
+
 /// (a) `neutral` with temperature 0 through the adapter emits exactly GenAI's own greedy tokens,
 /// in SAMPLE mode (one-hot row, GenAI greedy) and in LOGITS mode (our row, GenAI sampling with
 /// top_k 0 / top_p 1 / temperature 1), on 6 chat prompts × up to 32 tokens.
@@ -118,10 +126,7 @@ fn neutral_greedy_equals_genai_greedy() {
     let greedy = of_kind(&lines, "greedy");
     assert_eq!(greedy.len(), 6, "{lines:?}");
     for l in &greedy {
-        let genai = ids(&l["genai"]);
-        assert!(!genai.is_empty(), "{l}");
-        assert_eq!(ids(&l["sample"]), genai, "SAMPLE mode: {l}");
-        assert_eq!(ids(&l["logits"]), genai, "LOGITS mode: {l}");
+        assert_both_modes_equal_genai(l);
         assert_eq!(l["again"], 1, "stepping after DONE: {l}");
     }
     assert_eq!(
@@ -149,10 +154,7 @@ fn a_batch_equals_genai_batched_greedy() {
     let rows = of_kind(&lines, "batch");
     assert_eq!(rows.len(), 6, "{lines:?}");
     for l in &rows {
-        let genai = ids(&l["genai"]);
-        assert!(!genai.is_empty(), "{l}");
-        assert_eq!(ids(&l["sample"]), genai, "SAMPLE mode: {l}");
-        assert_eq!(ids(&l["logits"]), genai, "LOGITS mode: {l}");
+        assert_both_modes_equal_genai(l);
     }
     // Rows of different lengths: some end (EOS) before the others.
     assert!(rows.iter().any(|l| ids(&l["genai"]).last() == Some(&EOS)));
