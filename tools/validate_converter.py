@@ -139,8 +139,8 @@ class Onnx:
         out = self.s.run(None, feeds)
         return out[0][0], out[1:]
 
-    def greedy(self, ids, n):
-        logits, past = self.forward(ids)
+    def greedy(self, logits, past, n):
+        """n greedy tokens on from a prefill's logits and cache."""
         out = []
         for _ in range(n):
             t = int(logits[-1].argmax())
@@ -202,7 +202,7 @@ def main():
     kls, kls_rest, worst = [], [], 0.0
     greedy_same, prefixes = 0, []
     for p, ids, b in zip(PROMPTS, prompts, ref):
-        ours, _ = onnx.forward(ids)
+        ours, past = onnx.forward(ids)
         hits = ours.argmax(-1) == b.argmax(-1)
         agree += int(hits.sum())
         agree_rest += int(hits[1:].sum())
@@ -215,7 +215,7 @@ def main():
         kls_rest.extend(kl[1:].tolist())
         worst = max(worst, float(np.abs(ours - b).max()))
         if a.greedy:
-            g_ours, g_theirs = onnx.greedy(ids, a.greedy), llama.greedy(ids, a.greedy)
+            g_ours, g_theirs = onnx.greedy(ours, past, a.greedy), llama.greedy(ids, a.greedy)
             greedy_same += g_ours == g_theirs
             prefixes.append(next((i for i, (x, y) in enumerate(zip(g_ours, g_theirs)) if x != y),
                                  len(g_ours)))
