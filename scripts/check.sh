@@ -58,8 +58,10 @@ step "ONNX Runtime GenAI with the gravity adapter (scripts/setup-genai.sh; ~30 s
 
 step "tests"
 command -v valgrind >/dev/null || missing valgrind "the C/C++ consumers then run without it"
+command -v chromium >/dev/null || missing chromium "the token view and landscape pages are then not opened in a browser"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+echo "screenshots of the pages the browser test opened: target/view-screenshots/"
 
 step "ThreadSanitizer: the concurrency stress test (scripts/tsan.sh)"
 if rustup toolchain list 2>/dev/null | grep -q '^nightly' \

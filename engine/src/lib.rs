@@ -27,6 +27,7 @@ pub mod bench;
 pub mod eval;
 mod generate;
 mod mass;
+pub mod view;
 pub use generate::{
     Engine, GenerateOptions, Generation, Message, StopReason, processor_for, render_chat,
 };

@@ -3,7 +3,7 @@
 //! measures a query's information mass M(Q); `scan` is the phase scan of the answer position's
 //! field (heat capacity C(T) and its peak T*); `sensitivity` compares the field of a query
 //! with its rewordings (field stability S); `prior` builds and shows the unigram Priors of
-//! N(Q); `eval` runs the evaluation on the real model (docs/EVALUATION.md); `demo` runs the
+//! N(Q); `landscape` projects a set of queries' fields to a potential map; `eval` runs the evaluation on the real model (docs/EVALUATION.md); `demo` runs the
 //! processor alone over an embedded decoding trace; `bench` times the field kernel, the full
 //! step and batches against the floor kernel. Each command is one file in `commands/`: its
 //! flags and its `exec`; the flag groups several commands share are in `args`, the output
@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{bench, demo, eval, generate, mass, prior, scan, sensitivity};
+use commands::{bench, demo, eval, generate, landscape, mass, prior, scan, sensitivity};
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +51,10 @@ enum Cmd {
     Sensitivity(sensitivity::Args),
     /// Reference unigram Priors (for N(Q)).
     Prior(prior::Args),
+    /// The semantic landscape of a set of queries (seed 000 §3.1): their logit vectors at the
+    /// answer position projected by t-SNE and drawn as a potential map (darker = lower
+    /// potential), wrong answers marked. Writes an SVG and an HTML page to explore.
+    Landscape(landscape::Args),
     /// The evaluation on the real model (docs/EVALUATION.md); resumes where it stopped.
     Eval(eval::Args),
     /// Run the processor over an embedded decoding trace and print per-step diagnostics.
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Cmd::Scan(a) => scan::exec(a),
         Cmd::Sensitivity(a) => sensitivity::exec(a),
         Cmd::Prior(a) => prior::exec(a),
+        Cmd::Landscape(a) => landscape::exec(a),
         Cmd::Eval(a) => eval::exec(a),
         Cmd::Demo(a) => demo::exec(a),
         Cmd::Bench(a) => bench::exec(a),

@@ -57,6 +57,11 @@ pub struct Args {
     /// The plugin's JSON configuration (default: the plugin's own defaults).
     #[arg(long, requires = "plugin")]
     plugin_config: Option<String>,
+    /// Also write the generation as a self-contained HTML page: each token coloured by a
+    /// chosen quantity, strip charts of H, T and the regime scores, interventions marked, the
+    /// full step report on hover (with --compare, plain above gravity).
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
     /// ORT intra-op threads (0 = ORT's default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -116,6 +121,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
         .as_deref()
         .map(infogravity::Plugin::load)
         .transpose()?;
+    let mut views = vec![];
     for (label, json) in runs {
         let mut p = engine::processor_for(&eng, &json)?;
         p.set_prior(prior.clone())?;
@@ -171,6 +177,40 @@ pub fn exec(a: Args) -> Result<(), CliError> {
             diagnostics(&mut out, &eng, a.diagnostics, label, r, g)?;
         }
         timings(&mut out, &gens, secs)?;
+        if a.html.is_some() {
+            let preset = if label == "plain" {
+                "neutral"
+            } else {
+                &a.preset
+            };
+            let seqs = (gens.iter().enumerate())
+                .map(|(r, g)| {
+                    let prompt = r / a.samples as usize;
+                    engine::view::tokens::SeqView::from_generation(
+                        &eng,
+                        prompt,
+                        a.seed + r as u64,
+                        g,
+                    )
+                })
+                .collect::<infogravity::Result<Vec<_>>>()?;
+            views.push(engine::view::tokens::RunView::new(
+                label,
+                preset,
+                p.config(),
+                seqs,
+            ));
+        }
+    }
+    if let Some(path) = &a.html {
+        let view = engine::view::tokens::TokenView {
+            title: format!("infogravity generate: {}", a.prompt.join(" · ")),
+            model: eng.lm.info().source.clone(),
+            prompts: a.prompt.clone(),
+            runs: views,
+        };
+        engine::view::write_atomic(path, view.html(eng.lm.info().vocab)?.as_bytes())?;
+        eprintln!("wrote {}", path.display());
     }
     Ok(())
 }

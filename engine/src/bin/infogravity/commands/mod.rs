@@ -4,6 +4,7 @@ pub mod bench;
 pub mod demo;
 pub mod eval;
 pub mod generate;
+pub mod landscape;
 pub mod mass;
 pub mod prior;
 pub mod scan;
