@@ -122,9 +122,21 @@ pub struct ModelInfo {
     pub bos_token_id: u32,
     pub eos_token_id: u32,
     pub chat_template: String,
+    /// The converter's `--weights` (fp32, q4), when it says.
+    #[serde(default)]
+    pub weights: Option<String>,
 }
 
 impl ModelInfo {
+    /// The source GGUF and the build, as pages and reports name the model
+    /// (`SmolLM2-135M-Instruct.Q4_1.gguf, fp32 build`).
+    pub fn describe(&self) -> String {
+        match &self.weights {
+            Some(w) => format!("{}, {w} build", self.source),
+            None => self.source.clone(),
+        }
+    }
+
     /// Read and check `model.json`: a regular file of at most 1 MiB, format
     /// `infogravity-model` v1, every dimension within a bound no real model reaches (so a
     /// corrupt file is an error, never a huge allocation).

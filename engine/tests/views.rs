@@ -1,8 +1,8 @@
 //! The token view and the landscape end to end: `generate --html` and `landscape` on the tiny
 //! model (the page holds exactly the reports `--diagnostics jsonl` prints), bad input refused
 //! with nothing written, and every page opened in a real browser (headless Chromium): it must
-//! draw without a console message, with one element per token or point. Screenshots go to
-//! `target/view-screenshots/`.
+//! draw without a console message, with one element per token or point (the pages shipped in
+//! docs/views/ included). Screenshots go to `target/view-screenshots/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -429,12 +429,32 @@ fn pages_render_in_a_real_browser() {
         let (lp, points) = landscape_page(m, &dir);
         pages.push((lp, "points", points));
     }
-    for (i, (page, attr, n)) in pages.iter().enumerate() {
-        let (element, name) = if *attr == "tokens" {
-            ("<span class=\"tok", format!("tokens-{i}"))
+    // The pages shipped in docs/views/ (from real runs) render too.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/views");
+    for e in std::fs::read_dir(&shipped).expect("docs/views") {
+        let page = e.unwrap().path();
+        if page.extension().is_none_or(|x| x != "html") {
+            continue;
+        }
+        let d = data(&page);
+        if let Some(runs) = d["runs"].as_array() {
+            let n = (runs.iter())
+                .flat_map(|r| r["sequences"].as_array().unwrap())
+                .map(|s| s["steps"].as_array().unwrap().len())
+                .sum();
+            pages.push((page, "tokens", n));
         } else {
-            ("<circle class=\"pt", format!("landscape-{i}"))
+            let n = d["points"].as_array().expect("a landscape page").len();
+            pages.push((page, "points", n));
+        }
+    }
+    for (page, attr, n) in &pages {
+        let name = page.file_stem().unwrap().to_str().unwrap();
+        let element = if *attr == "tokens" {
+            "<span class=\"tok"
+        } else {
+            "<circle class=\"pt"
         };
-        check_page(&browser, page, &name, element, attr, *n);
+        check_page(&browser, page, name, element, attr, *n);
     }
 }

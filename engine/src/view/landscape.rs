@@ -425,7 +425,8 @@ pub struct Grid {
     pub y: [f64; 2],
     pub nx: usize,
     pub ny: usize,
-    /// Row-major from the top-left cell; NaN where the density is below 1e-3.
+    /// Row-major from the top-left cell; NaN (left blank) where the density is below 2% of
+    /// its peak.
     pub value: Vec<f64>,
     pub density: Vec<f64>,
 }
@@ -482,7 +483,7 @@ impl Grid {
         let top = density.iter().cloned().fold(0.0, f64::max);
         for (d, v) in density.iter_mut().zip(&mut value) {
             *d = if top > 0.0 { *d / top } else { 0.0 };
-            if *d < 1e-3 {
+            if *d < 0.02 {
                 *v = f64::NAN;
             }
         }
@@ -536,7 +537,7 @@ fn viridis(t: f64) -> (u8, u8, u8) {
 }
 
 /// Grid resolution of the SVG's potential map (cells are rectangles in the file).
-const SVG_GRID: (usize, usize) = (64, 48);
+const SVG_GRID: (usize, usize) = (96, 72);
 /// … and of the HTML's (drawn on a canvas).
 const HTML_GRID: (usize, usize) = (160, 120);
 

@@ -205,7 +205,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
     if let Some(path) = &a.html {
         let view = engine::view::tokens::TokenView {
             title: format!("infogravity generate: {}", a.prompt.join(" · ")),
-            model: eng.lm.info().source.clone(),
+            model: eng.lm.info().describe(),
             prompts: a.prompt.clone(),
             runs: views,
         };

@@ -262,7 +262,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
     const K: usize = 5;
     let n = points.len();
     let mut notes = vec![format!(
-        "neighbourhoods kept: {:.2} of each point's {K} nearest neighbours in logit space are          among its {K} nearest in the map (a random map: {:.2})",
+        "neighbourhoods kept: {:.2} of each point's {K} nearest neighbours in logit space are among its {K} nearest in the map (a random map: {:.2})",
         proj.overlap(K),
         K.min(n - 1) as f64 / (n - 1) as f64
     )];
@@ -279,7 +279,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
             .collect();
         let (space, map) = proj.label_agreement(K, &label);
         notes.push(format!(
-            "same relation among the {K} nearest: {space:.2} in logit space, {map:.2} in the map              ({} relations)",
+            "same relation among the {K} nearest: {space:.2} in logit space, {map:.2} in the map ({} relations)",
             names.len()
         ));
     }
@@ -290,7 +290,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
         let (space, map) = proj.flagged_neighbours(K, &wrong);
         let base = wrong.iter().filter(|&&w| w).count() as f64 / n as f64;
         notes.push(format!(
-            "wrong answers together: of a wrong answer's {K} nearest, {space:.2} are wrong in              logit space and {map:.2} in the map (base rate {base:.2})"
+            "wrong answers together: of a wrong answer's {K} nearest, {space:.2} are wrong in logit space and {map:.2} in the map (base rate {base:.2})"
         ));
     }
     let coords = proj.coords;
@@ -305,7 +305,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
                 String::new()
             }
         ),
-        model: eng.lm.info().source.clone(),
+        model: eng.lm.info().describe(),
         queries,
         points,
         coords,
