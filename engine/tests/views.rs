@@ -86,7 +86,19 @@ fn token_page(model: &str, dir: &Path) -> PathBuf {
             for (st, l) in steps.iter().zip(mine) {
                 assert_eq!(st["token"], l["token"]);
                 assert_eq!(st["regime"], l["regime"]);
-                for k in ["entropy", "temperature", "void_score", "t_star"] {
+                assert_eq!(st["flags"], l["interventions"]);
+                // Every number the JSON lines print (the page keeps 5 decimals).
+                for k in [
+                    "entropy",
+                    "varentropy",
+                    "p_max",
+                    "temperature",
+                    "potential",
+                    "void_score",
+                    "black_hole_score",
+                    "t_star",
+                    "phase_distance",
+                ] {
                     let (a, b) = (st[k].as_f64().unwrap(), l[k].as_f64().unwrap());
                     assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{k}: {a} vs {b}");
                 }
@@ -169,7 +181,7 @@ fn views_from_the_cli_hold_what_the_processor_reported() {
 }
 
 #[test]
-fn landscape_refuses_bad_input_and_writes_nothing() {
+fn bad_input_is_refused_and_nothing_is_written() {
     let Some(model) = tiny() else { return };
     let m = model.to_str().unwrap();
     let dir = tmp("bad");
@@ -219,6 +231,25 @@ fn landscape_refuses_bad_input_and_writes_nothing() {
         dir.to_str().unwrap(),
     ]);
     assert!(!ok && err.contains("is a directory"), "{err}");
+    let nowhere = dir.join("no/such/folder/x.html");
+    let (ok, _, err) = run(&[
+        "landscape",
+        "--model",
+        m,
+        "--prompts",
+        &four,
+        "--html",
+        nowhere.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("folder does not exist"), "{err}");
+    // generate --html checks its path before the model runs.
+    for (path, why) in [
+        (dir.to_str().unwrap(), "is a directory"),
+        (nowhere.to_str().unwrap(), "folder does not exist"),
+    ] {
+        let (ok, _, err) = run(&["generate", "x", "--model", m, "--html", path]);
+        assert!(!ok && err.contains(why), "{err}");
+    }
     let left: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -253,7 +284,7 @@ fn open(browser: &str, page: &Path, name: &str) -> (String, Vec<String>) {
     std::fs::create_dir_all(&shots).unwrap();
     let profile = tmp(&format!("profile-{name}"));
     let url = format!("file://{}", page.canonicalize().unwrap().display());
-    let common = |extra: &[String]| {
+    let common = |extra: &[String], hash: &str| {
         let mut a = vec![
             "120".to_string(),
             browser.to_string(),
@@ -267,7 +298,7 @@ fn open(browser: &str, page: &Path, name: &str) -> (String, Vec<String>) {
             "--window-size=1300,1000".into(),
         ];
         a.extend_from_slice(extra);
-        a.push(url.clone());
+        a.push(format!("{url}{hash}"));
         let o = Command::new("timeout")
             .args(&a)
             .output()
@@ -279,16 +310,15 @@ fn open(browser: &str, page: &Path, name: &str) -> (String, Vec<String>) {
         );
         o
     };
-    let o = common(&["--dump-dom".into()]);
+    // #selftest: the page also runs every colouring and hovers tokens, charts and points.
+    let o = common(&["--dump-dom".into()], "#selftest");
     let console: Vec<String> = String::from_utf8_lossy(&o.stderr)
         .lines()
         .filter(|l| l.contains(":CONSOLE"))
         .map(String::from)
         .collect();
-    common(&[format!(
-        "--screenshot={}",
-        shots.join(format!("{name}.png")).display()
-    )]);
+    let shot = shots.join(format!("{name}.png"));
+    common(&[format!("--screenshot={}", shot.display())], "");
     (String::from_utf8_lossy(&o.stdout).into_owned(), console)
 }
 
@@ -298,6 +328,10 @@ fn check_page(browser: &str, page: &Path, name: &str, element: &str, attr: &str,
     assert!(
         dom.contains("data-status=\"ok\""),
         "{name}: the page did not finish drawing"
+    );
+    assert!(
+        dom.contains("data-selftest=\"ok\""),
+        "{name}: recolouring or hovering failed"
     );
     assert!(
         dom.contains(&format!("data-{attr}=\"{n}\"")),

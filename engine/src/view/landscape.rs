@@ -14,16 +14,18 @@
 //! seeded with an initial embedding, which makes a run deterministic: the default start is
 //! the classical-MDS (PCA) layout of the same distances, scaled to 1e-4 as Kobak & Linderman
 //! (2021) recommend for keeping the global arrangement; `--init random` draws the start from
-//! the seed instead. UMAP's Rust ports were not chosen: none is as kept up, and at a few
-//! thousand points exact t-SNE costs seconds.
+//! the seed instead. UMAP's Rust ports were not chosen: none is as kept up. Exact t-SNE is
+//! O(n²) per epoch in one thread: 3.6 s for the 490-item bank (distances included); at the
+//! 5,000-point cap it is about 100 times that (not measured).
 //!
 //! What a projection cannot show: t-SNE keeps neighbourhoods, not distances; the size of a
 //! cluster and the gaps between clusters mean little, and two runs with different starts can
 //! place clusters differently. Read the map as "which queries the model treats alike".
 //!
 //! Cost, for n points over a vocabulary of V: the vectors take 4·n·V bytes (490 queries of
-//! Qwen2.5's V = 151,936: 298 MB), the distances n²·V/2 multiply-adds, the t-SNE O(n²) per
-//! epoch (1,000 epochs).
+//! Qwen2.5's V = 151,936: 298 MB; at the 5,000-point cap 3 GB), the distances n²·V/2
+//! multiply-adds and 8·n² bytes, the t-SNE O(n²) per epoch (1,000 epochs) and three more n × n
+//! matrices.
 
 use infogravity::mass::QueryMass;
 use infogravity::sampler::Rng;
@@ -308,6 +310,14 @@ pub fn project(vectors: &[Vec<f32>], vocab: usize, opts: &TsneOptions) -> Result
     Ok(Projection { coords, distances })
 }
 
+/// What `bhtsne` is handed for a squared distance `d2`: the distance itself. The crate squares
+/// the metric it is given (its `search_beta` weighs exp(−β·m·m)), so handing it `d2` would
+/// make the input kernel exp(−β‖x − y‖⁴) — still the same neighbour ranking, but not t-SNE's
+/// Gaussian.
+fn crate_metric(d2: f64) -> f64 {
+    d2.max(0.0).sqrt()
+}
+
 /// t-SNE of squared distances `d` (n × n, n ≥ [`MIN_POINTS`]).
 fn embed(d: &[f64], n: usize, opts: &TsneOptions) -> Result<Vec<[f64; 2]>> {
     // bhtsne panics when n − 1 < 3·⌊perplexity⌋.
@@ -342,7 +352,7 @@ fn embed(d: &[f64], n: usize, opts: &TsneOptions) -> Result<Vec<[f64; 2]>> {
         t.perplexity(perplexity)
             .epochs(opts.epochs)
             .initial_embedding(init)
-            .exact(|&a, &b| d[a * n + b]);
+            .exact(|&a, &b| crate_metric(d[a * n + b]));
         t.embedding()
     };
     // One thread: the crate's parallel sums (of P and of Q each epoch) reduce in an order that
@@ -724,7 +734,7 @@ impl Landscape {
                 json!({
                     "label": q.label, "relation": q.relation, "answer": q.answer,
                     "correct": q.correct,
-                    "mass": {"M": f(q.mass.m), "H": f(q.mass.h), "D": f(q.mass.d),
+                    "mass": {"M": f(q.mass.m), "H": f(q.mass.h), "H_prompt": f(q.mass.h_prompt_mean), "D": f(q.mass.d),
                              "N_KL": f(q.mass.n_kl), "N_surprisal": f(q.mass.n_surprisal)},
                 })
             })

@@ -69,6 +69,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     r.map_err(io)
 }
 
+/// Check before any work is done that `path` (given as `flag`) can take a file: not a
+/// directory, and its folder exists. A run that would only fail at the end fails at once.
+pub fn check_output(flag: &str, path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::InvalidArgument(format!(
+            "{flag} {} is a directory",
+            path.display()
+        )));
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if parent.is_some_and(|p| !p.is_dir()) {
+        return Err(Error::InvalidArgument(format!(
+            "{flag} {}: its folder does not exist",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// A JSON number, or null when not finite (JSON has no NaN or infinity; the pages print "—").
 pub(crate) fn num(x: f64) -> serde_json::Value {
     if x.is_finite() {

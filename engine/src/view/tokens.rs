@@ -9,7 +9,7 @@ use infogravity::config::Config;
 use infogravity::{Error, Result, StepReport, flags};
 use serde_json::{Value, json};
 
-use super::{fill, num, round};
+use super::{fill, round};
 use crate::{Engine, Generation};
 
 const TEMPLATE: &str = include_str!("tokens.html");
@@ -171,8 +171,8 @@ impl TokenView {
             }
             runs.push(json!({
                 "label": run.label, "preset": run.preset,
-                "void": [num(run.void.0 as f64), num(run.void.1 as f64)],
-                "black_hole": [num(run.black_hole.0 as f64), num(run.black_hole.1 as f64)],
+                "void": [round(run.void.0 as f64, 4), round(run.void.1 as f64, 4)],
+                "black_hole": [round(run.black_hole.0 as f64, 4), round(run.black_hole.1 as f64, 4)],
                 "sequences": seqs,
             }));
         }

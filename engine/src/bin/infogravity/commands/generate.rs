@@ -72,6 +72,9 @@ pub struct Args {
 }
 
 pub fn exec(a: Args) -> Result<(), CliError> {
+    if let Some(p) = &a.html {
+        engine::view::check_output("--html", p)?;
+    }
     let dir = a.model.dir()?;
     let opts = engine::EngineOptions {
         threads: a.threads,

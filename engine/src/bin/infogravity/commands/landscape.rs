@@ -143,37 +143,42 @@ fn read_queries(a: &Args) -> Result<(Vec<Ask>, String), CliError> {
 pub fn exec(a: Args) -> Result<(), CliError> {
     // Everything that can be checked before the model runs is.
     let (asks, source) = read_queries(&a)?;
-    let points_max = asks.len() * (1 + a.along);
+    // An answer has at most max_tokens positions.
+    let along = a.along.min(a.max_tokens.max(1) - 1);
+    let points_max = asks.len().saturating_mul(1 + along);
     if points_max > landscape::MAX_POINTS {
         return Err(Error::InvalidArgument(format!(
             "{} queries × {} positions may reach {points_max} points, above {}: use --limit or \
              a shorter --along",
             asks.len(),
-            1 + a.along,
+            1 + along,
             landscape::MAX_POINTS
         ))
         .into());
     }
     for (flag, p) in [("--svg", &a.svg), ("--html", &a.html)] {
-        if p.is_dir() {
-            return Err(
-                Error::InvalidArgument(format!("{flag} {} is a directory", p.display())).into(),
-            );
-        }
+        engine::view::check_output(flag, p)?;
     }
     let mut eng = a.model.load()?;
     let v = eng.lm.info().vocab;
     let eos = eng.lm.info().eos_token_id;
     let mut proc =
         engine::processor_for(&eng, &serde_json::json!({"preset": a.preset}).to_string())?;
-    proc.set_prior(shipped_prior(v)?)?;
+    let prior = shipped_prior(v)?;
+    proc.set_prior(prior.clone())?;
+    let mass_cfg = proc.config().mass.clone();
     let (mut queries, mut points, mut vectors) = (vec![], vec![], vec![]);
     let bar = progress(asks.len() as u64, "queries");
     let started = std::time::Instant::now();
     for (qi, ask) in asks.iter().enumerate() {
         let (ids, start, end) = engine::prompt_with_span(&eng, None, &ask.question, &ask.stem)?;
         let (logits, mut cache) = eng.prefill(&ids)?;
-        let mass = proc.begin(
+        // The prompt-side mass as the evaluation computes it (H at the answer and over the
+        // prompt, N against the Prior and as the query's surprisal; D needs a context and is
+        // left out), combined into M with the processor's mass weights.
+        let mass = engine::prompt_mass(&ids, start, end, &logits, v, prior.as_ref(), &mass_cfg)?;
+        let mass = infogravity::mass::with_mass(mass, &mass_cfg, None);
+        proc.begin(
             1,
             &SeqParams {
                 seed: 0,
@@ -199,7 +204,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
                 .step(1, &mut row, StepMode::Sample)
                 .map_err(query_error)?;
             let tok = f.argmax;
-            if step <= a.along {
+            if step <= along {
                 points.push(Point {
                     query: qi,
                     step,
@@ -283,7 +288,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
             names.len()
         ));
     }
-    if !graded.is_empty() {
+    if graded.iter().any(|&c| !c) {
         let wrong: Vec<bool> = (points.iter())
             .map(|p| queries[p.query].correct == Some(false))
             .collect();
@@ -299,8 +304,8 @@ pub fn exec(a: Args) -> Result<(), CliError> {
             "Semantic landscape of {} ({} queries{})",
             source,
             queries.len(),
-            if a.along > 0 {
-                format!(", {} positions along each answer", a.along)
+            if along > 0 {
+                format!(", {along} positions along each answer")
             } else {
                 String::new()
             }
@@ -316,7 +321,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
         },
         notes,
     };
-    // Both drawn before either is written: an error leaves neither file.
+    // Both drawn, then both written (each whole; the second only if the first succeeded).
     let (svg, html) = (land.svg()?, land.html()?);
     engine::view::write_atomic(&a.svg, svg.as_bytes())?;
     engine::view::write_atomic(&a.html, html.as_bytes())?;
