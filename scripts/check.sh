@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, CI): format, lints, MSRV, header drift, the engine fixtures,
 # the C library install, llama.cpp built with the plugin, ONNX Runtime GenAI with the adapter,
-# every test (C/C++ consumers and the review reproducers under valgrind when installed, the
-# llama.cpp and GenAI end-to-end tests),
+# the candle example, every test (C/C++ consumers and the review reproducers under valgrind when
+# installed, the llama.cpp and GenAI end-to-end tests),
 # ThreadSanitizer on the stress test, the evaluation smoke, benches compiled, fuzz smoke.
 #
 # A tool this needs but the machine lacks (valgrind, cargo-fuzz, the 1.87 and nightly
@@ -62,6 +62,12 @@ command -v chromium >/dev/null || missing chromium "the token view and landscape
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 echo "screenshots of the pages the browser test opened: target/view-screenshots/"
+
+step "candle example (plugins/candle, its own workspace): fmt, clippy, greedy identity on the SmolLM2 GGUF"
+candle=(--manifest-path plugins/candle/Cargo.toml)
+cargo fmt "${candle[@]}" -- --check
+cargo clippy "${candle[@]}" --release --all-targets --target-dir target/candle -- -D warnings
+cargo test "${candle[@]}" --release --target-dir target/candle
 
 step "ThreadSanitizer: the concurrency stress test (scripts/tsan.sh)"
 if rustup toolchain list 2>/dev/null | grep -q '^nightly' \
