@@ -135,6 +135,31 @@ impl Default for StepReport {
     }
 }
 
+/// The per-token diagnostics table (`infogravity generate`, the candle example): its columns
+/// from the step to the black-hole score, aligned; callers append their own (T*,
+/// interventions).
+pub fn table_header() -> String {
+    format!(
+        "{:>4} {:>14} {:>6} {:>6} {:>6} {:>6} {:>10} {:>6} {:>6}",
+        "step", "token", "H", "p_max", "T", "Φ", "regime", "void", "bh"
+    )
+}
+
+/// One row of [`table_header`]'s columns: step `step`, whose token reads `piece`.
+pub fn table_cells(step: usize, piece: &str, r: &StepReport) -> String {
+    format!(
+        "{step:>4} {:>14} {:>6.3} {:>6.3} {:>6.3} {:>6.2} {:>10} {:>6.3} {:>6.3}",
+        format!("{piece:?}"),
+        r.entropy,
+        r.p_max,
+        r.temperature,
+        r.token_potential,
+        r.regime.name(),
+        r.void_score,
+        r.black_hole_score,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

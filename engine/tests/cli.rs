@@ -3,19 +3,7 @@
 use std::process::Command;
 
 mod common;
-use common::tiny;
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_infogravity"))
-        .args(args)
-        .output()
-        .expect("run the binary");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{run, tiny};
 
 #[test]
 fn bench_json_lines_have_the_documented_keys() {

@@ -10,19 +10,7 @@ use std::process::Command;
 use infogravity_engine::view::{self, landscape, tokens};
 
 mod common;
-use common::tiny;
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_infogravity"))
-        .args(args)
-        .output()
-        .expect("run the binary");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{run, tiny};
 
 fn tmp(name: &str) -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -117,23 +105,26 @@ fn landscape_page(model: &str, dir: &Path) -> (PathBuf, usize) {
     )
     .unwrap();
     let (svg, html) = (dir.join("land.svg"), dir.join("land.html"));
-    let (ok, out, err) = run(&[
-        "landscape",
-        "--model",
-        model,
-        "--prompts",
-        prompts.to_str().unwrap(),
-        "--along",
-        "2",
-        "--max-tokens",
-        "4",
-        "--epochs",
-        "200",
-        "--svg",
-        svg.to_str().unwrap(),
-        "--html",
-        html.to_str().unwrap(),
-    ]);
+    let land = |svg: &Path, html: &Path| {
+        run(&[
+            "landscape",
+            "--model",
+            model,
+            "--prompts",
+            prompts.to_str().unwrap(),
+            "--along",
+            "2",
+            "--max-tokens",
+            "4",
+            "--epochs",
+            "200",
+            "--svg",
+            svg.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ])
+    };
+    let (ok, out, err) = land(&svg, &html);
     assert!(ok, "{err}");
     assert!(out.starts_with("6 queries, "), "{out}");
     assert!(out.contains("neighbourhoods kept: "), "{out}");
@@ -147,23 +138,7 @@ fn landscape_page(model: &str, dir: &Path) -> (PathBuf, usize) {
     assert_eq!(s.matches("<circle").count(), 2 * points);
     // Deterministic: the same run again gives the same page.
     let again = dir.join("again.html");
-    let (ok, _, err) = run(&[
-        "landscape",
-        "--model",
-        model,
-        "--prompts",
-        prompts.to_str().unwrap(),
-        "--along",
-        "2",
-        "--max-tokens",
-        "4",
-        "--epochs",
-        "200",
-        "--svg",
-        dir.join("again.svg").to_str().unwrap(),
-        "--html",
-        again.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = land(&dir.join("again.svg"), &again);
     assert!(ok, "{err}");
     assert_eq!(
         std::fs::read(&html).unwrap(),

@@ -15,10 +15,15 @@ use std::path::Path;
 
 use infogravity::{Error, Result};
 
-/// `template` with its `/*DATA*/` placeholder replaced by `data` as JSON that is safe inside a
+const COMMON_JS: &str = include_str!("common.js");
+
+/// `template` with its `/*COMMON*/` placeholder replaced by the shared script (`common.js`),
+/// and its `/*DATA*/` placeholder replaced by `data` as JSON that is safe inside a
 /// `<script>` element: `<` is written `\u003c`, so no `</script>` or `<!--` in a token's text
 /// can end the element early (JSON.parse reads the escape back).
 pub(crate) fn fill(template: &str, data: &serde_json::Value) -> String {
+    // The helpers every page shares (placed before the page's own script).
+    let template = template.replacen("/*COMMON*/", COMMON_JS, 1);
     let json = serde_json::to_string(data)
         .expect("a serde_json::Value serialises")
         .replace('<', "\\u003c");

@@ -64,3 +64,16 @@ pub fn setup_env(rel: &str, how: &str) -> Option<std::collections::HashMap<Strin
             .collect(),
     )
 }
+
+/// Run the `infogravity` binary: (success, stdout, stderr).
+pub fn run(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_infogravity"))
+        .args(args)
+        .output()
+        .expect("run the binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -245,27 +245,18 @@ pub fn candle_greedy(model: &mut Model, prompt: &[u32], max_tokens: usize) -> Re
     Ok(tokens)
 }
 
-/// The per-token table `infogravity generate` prints (same columns and formats).
+/// The per-token table `infogravity generate` prints (the core's columns, then the
+/// interventions).
 pub fn diagnostics(model: &Model, reports: &[StepReport]) -> Result<String> {
-    let mut out = format!(
-        "{:>4} {:>14} {:>6} {:>6} {:>6} {:>6} {:>10} {:>6} {:>6}  interventions\n",
-        "step", "token", "H", "p_max", "T", "Φ", "regime", "void", "bh"
-    );
+    let mut out = format!("{}  interventions\n", infogravity::report::table_header());
     for (i, r) in reports.iter().enumerate() {
         let piece = match r.token {
             Some(t) => model.decode(&[t])?,
             None => String::new(),
         };
         out.push_str(&format!(
-            "{i:>4} {:>14} {:>6.3} {:>6.3} {:>6.3} {:>6.2} {:>10} {:>6.3} {:>6.3}  {}\n",
-            format!("{piece:?}"),
-            r.entropy,
-            r.p_max,
-            r.temperature,
-            r.token_potential,
-            r.regime.name(),
-            r.void_score,
-            r.black_hole_score,
+            "{}  {}\n",
+            infogravity::report::table_cells(i, &piece, r),
             infogravity::flags::describe(r.flags, ","),
         ));
     }

@@ -38,28 +38,13 @@ pub fn diagnostics(
     let tstar = |i: usize| g.t_star.get(i).copied();
     match format {
         Diagnostics::Table => {
-            write!(
-                out,
-                "{:>4} {:>14} {:>6} {:>6} {:>6} {:>6} {:>10} {:>6} {:>6}",
-                "step", "token", "H", "p_max", "T", "Φ", "regime", "void", "bh"
-            )?;
+            write!(out, "{}", infogravity::report::table_header())?;
             if !g.t_star.is_empty() {
                 write!(out, " {:>6} {:>8}", "T*", "ln T/T*")?;
             }
             writeln!(out, "  interventions")?;
             for (i, r) in g.reports.iter().enumerate() {
-                write!(
-                    out,
-                    "{i:>4} {:>14} {:>6.3} {:>6.3} {:>6.3} {:>6.2} {:>10} {:>6.3} {:>6.3}",
-                    format!("{:?}", piece(r)),
-                    r.entropy,
-                    r.p_max,
-                    r.temperature,
-                    r.token_potential,
-                    r.regime.name(),
-                    r.void_score,
-                    r.black_hole_score,
-                )?;
+                write!(out, "{}", infogravity::report::table_cells(i, &piece(r), r))?;
                 if let Some(ts) = tstar(i) {
                     write!(out, " {ts:>6.3} {:>8.3}", (r.temperature / ts).ln())?;
                 }
