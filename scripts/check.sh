@@ -69,6 +69,22 @@ cargo fmt "${candle[@]}" -- --check
 cargo clippy "${candle[@]}" --release --all-targets --target-dir target/candle -- -D warnings
 cargo test "${candle[@]}" --release --target-dir target/candle
 
+step "Python package (plugins/python): fmt, clippy, the wheel built by maturin, pytest (core, transformers, vLLM, llama-cpp-python)"
+python=(--manifest-path plugins/python/Cargo.toml)
+cargo fmt "${python[@]}" -- --check
+cargo clippy "${python[@]}" --release --all-targets --target-dir target/python -- -D warnings
+./scripts/setup-python.sh
+cargo build --quiet -p infogravity-engine --bin infogravity
+pycache="${INFOGRAVITY_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/infogravity}"
+llama_src="$pycache/llama/llama_cpp_python-0.3.36/vendor/llama.cpp"
+# The tests import the installed package; under CI=1 a skipped test fails (tests/conftest.py).
+(cd plugins/python && \
+  INFOGRAVITY_C_LIB="$PWD/../../target/c-install/lib/libinfogravity.so" \
+  INFOGRAVITY_BIN="$PWD/../../target/debug/infogravity" \
+  LLAMA_CPP_LIB_PATH="$pycache/llama/build/bin" \
+  INFOGRAVITY_LLAMA_INCLUDE="$llama_src/include:$llama_src/ggml/include" \
+  "$pycache/pyvenv/bin/python" -m pytest -q -p no:cacheprovider tests)
+
 step "ThreadSanitizer: the concurrency stress test (scripts/tsan.sh)"
 if rustup toolchain list 2>/dev/null | grep -q '^nightly' \
    && rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then

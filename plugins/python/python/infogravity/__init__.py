@@ -1,0 +1,288 @@
+"""Gravity-aware sampling for LLM inference (docs/DESIGN.md of the infogravity repository).
+
+Per decoding step the processor measures the next-token field of each row (entropy,
+varentropy, p_max, the potential -log p), sets the temperature from the query's information
+mass and the live field, classifies the regime (orbit / void / black hole), applies the
+anchoring interventions, and either selects a token (``mode="sample"``) or rewrites the row to
+the final logits for the host to select from (``mode="logits"``). Every step returns its
+diagnostics.
+
+    import numpy as np, infogravity as ig
+    p = ig.Processor(vocab=32000, preset="factual")
+    p.begin(7, seed=42, query_tokens=prompt_ids)
+    r = p.step(7, logits_row)          # numpy f32/f16/bf16 or a CPU torch tensor, in place
+    p.accept(7, r.token)
+
+Engine adapters: ``infogravity.transformers``, ``infogravity.vllm``, ``infogravity.llama_cpp``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _native
+from ._native import StepReport
+
+__all__ = [
+    "InfogravityError",
+    "Processor",
+    "StepReport",
+    "REPORT_DTYPE",
+    "PRESETS",
+    "VERSION",
+    "config_json",
+    "check_config",
+    "as_logits",
+]
+
+VERSION: str = _native.VERSION
+PRESETS: tuple = tuple(_native.PRESETS)
+
+
+class InfogravityError(Exception):
+    """A processor call failed. ``status`` is the C ABI's status code (``ig_status_str``),
+    ``status_name`` its name (e.g. ``"NanLogits"``), ``message`` what went wrong."""
+
+    def __init__(self, message: str, status: int, status_name: str):
+        super().__init__(message, status, status_name)
+        self.message = message
+        self.status = status
+        self.status_name = status_name
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.status_name})"
+
+
+def _report_dtype() -> np.dtype:
+    fields, itemsize = _native.report_fields()
+    return np.dtype(
+        {
+            "names": [f[0] for f in fields],
+            "formats": [f[1] for f in fields],
+            "offsets": [f[2] for f in fields],
+            "itemsize": itemsize,
+        }
+    )
+
+
+#: One record per row of ``Processor.step_batch``: the C ABI's ``IgStepReport`` (version 1)
+#: field for field. ``token`` is -1 when none was selected; ``regime`` 0 orbit, 1 void,
+#: 2 black hole; ``flags`` the bits of ``FLAG_NAMES``; ``stop`` nonzero when the sequence
+#: abstains; ``task_mass`` NaN without a task space.
+REPORT_DTYPE: np.dtype = _report_dtype()
+
+#: (bit, name) of the intervention flags.
+FLAG_NAMES: tuple = tuple(_native.FLAG_NAMES)
+
+REGIME_NAMES = ("orbit", "void", "black-hole")
+
+
+def config_json(config: Union[None, str, Mapping[str, Any]] = None, preset: Optional[str] = None) -> str:
+    """A configuration as JSON text: ``config`` as a JSON string or a mapping, or just a preset
+    name (``preset="factual"``). Both given: the preset is the base the mapping overrides."""
+    if config is None:
+        cfg: dict = {}
+    elif isinstance(config, str):
+        if preset is None:
+            return config  # parsed (and its errors reported) by the processor itself
+        try:
+            cfg = json.loads(config)
+        except json.JSONDecodeError as e:
+            raise InfogravityError(f"config: {e}", 10, "ConfigParse") from None
+        if not isinstance(cfg, dict):
+            raise InfogravityError("config: expected a JSON object", 10, "ConfigParse")
+    elif isinstance(config, Mapping):
+        cfg = dict(config)
+    else:
+        raise TypeError(f"config must be None, a JSON string or a mapping, not {type(config).__name__}")
+    if preset is not None:
+        cfg = {"preset": preset, **cfg}
+    return json.dumps(cfg)
+
+
+def check_config(config: Union[None, str, Mapping[str, Any]] = None, preset: Optional[str] = None) -> dict:
+    """Validate a configuration without a processor; returns the resolved configuration."""
+    return json.loads(_native.check_config(config_json(config, preset)))
+
+
+def as_logits(x: Any) -> tuple[np.ndarray, Optional[str]]:
+    """A zero-copy numpy view of logits for the processor, and its dtype tag.
+
+    Accepts numpy float32/float16 arrays, bfloat16 arrays (ml_dtypes) and CPU torch tensors of
+    float32/float16/bfloat16. Never copies: a non-contiguous or GPU input is an error (the
+    processor writes the row in place in logits mode, and a copy would lose that).
+    """
+    if isinstance(x, np.ndarray):
+        if x.dtype.name == "bfloat16":
+            return x.view(np.uint16), "bf16"
+        return x, None
+    mod = type(x).__module__
+    if mod.startswith("torch"):
+        import torch
+
+        if x.device.type != "cpu":
+            raise InfogravityError(
+                f"logits on {x.device}: the processor runs on the CPU; copy the rows with .cpu() "
+                "and write them back (the adapters do)",
+                2,
+                "InvalidArgument",
+            )
+        if not x.is_contiguous():
+            raise InfogravityError(
+                "logits tensor must be contiguous (it is used in place)", 2, "InvalidArgument"
+            )
+        x = x.detach()
+        if x.dtype == torch.bfloat16:
+            return x.view(torch.int16).numpy().view(np.uint16), "bf16"
+        return x.numpy(), None
+    raise TypeError(f"logits must be a numpy array or a CPU torch tensor, not {type(x).__name__}")
+
+
+def _ids(x: Optional[Iterable[int]], what: str) -> Optional[np.ndarray]:
+    if x is None:
+        return None
+    a = np.asarray(x)
+    if a.size == 0:
+        return np.zeros(0, dtype=np.uint32)
+    if not np.issubdtype(a.dtype, np.integer):
+        raise InfogravityError(f"{what} must be integer token ids", 2, "InvalidArgument")
+    if a.ndim != 1:
+        raise InfogravityError(f"{what} must be 1-D", 2, "InvalidArgument")
+    if a.min() < 0 or a.max() > 0xFFFFFFFF:
+        raise InfogravityError(f"{what}: token ids must be in 0..2^32", 14, "TokenOutOfRange")
+    return np.ascontiguousarray(a, dtype=np.uint32)
+
+
+class Processor:
+    """The gravity processor over one vocabulary (the Rust ``GravityProcessor``).
+
+    One processor serves many sequences, each with its own state (``begin`` … ``end``). Calls
+    release the GIL while they run; one processor is used by one thread at a time (a call made
+    while another runs raises).
+    """
+
+    def __init__(
+        self,
+        vocab: int,
+        config: Union[None, str, Mapping[str, Any]] = None,
+        *,
+        preset: Optional[str] = None,
+    ):
+        self._p = _native.Processor(int(vocab), config_json(config, preset))
+        self._out = np.empty(0, dtype=REPORT_DTYPE)
+
+    @property
+    def vocab(self) -> int:
+        return self._p.vocab
+
+    @property
+    def live(self) -> int:
+        """Live sequences."""
+        return self._p.live
+
+    @property
+    def config(self) -> dict:
+        """The effective configuration (every key, the preset resolved)."""
+        return json.loads(self._p.config_json())
+
+    def begin(
+        self,
+        seq: int,
+        *,
+        seed: int = 0,
+        anchors: Optional[Iterable[int]] = None,
+        query_tokens: Optional[Iterable[int]] = None,
+        context: Optional[Iterable[int]] = None,
+        context_gain: Optional[float] = None,
+        prompt_logits: Any = None,
+        prompt_entropies: Any = None,
+    ) -> dict:
+        """Begin sequence ``seq``. ``query_tokens``: the prompt's ids (N(Q)); ``context``: the
+        tokens before the first step, for host processors that look back (DRY);
+        ``context_gain``: D(Q) in nats; ``prompt_logits`` ([P, V] float32) or
+        ``prompt_entropies`` (P floats, nats): H(Q). Returns M(Q) and its components."""
+        pl = None
+        if prompt_logits is not None:
+            pl, tag = as_logits(prompt_logits)
+            pl = np.ascontiguousarray(pl, dtype=np.float32) if tag is None else None
+            if pl is None:
+                raise InfogravityError("prompt_logits must be float32 or float16", 2, "InvalidArgument")
+        pe = None if prompt_entropies is None else np.ascontiguousarray(prompt_entropies, dtype=np.float32)
+        return self._p.begin(
+            int(seq),
+            int(seed),
+            _ids(anchors, "anchors"),
+            _ids(query_tokens, "query_tokens"),
+            _ids(context, "context"),
+            None if context_gain is None else float(context_gain),
+            pl,
+            pe,
+        )
+
+    def step(self, seq: int, row: Any, mode: str = "sample") -> StepReport:
+        """One step of ``seq`` on ``row`` (V logits, used in place: ``mode="logits"`` rewrites
+        it to the final logits). Returns the step's ``StepReport``."""
+        a, tag = as_logits(row)
+        return self._p.step(int(seq), a, mode, tag)
+
+    def step_batch(
+        self,
+        seqs: Sequence[int],
+        logits: Any,
+        mode: str = "sample",
+        *,
+        rows: Optional[Sequence[int]] = None,
+        out: Optional[np.ndarray] = None,
+    ) -> np.ndarray:
+        """One step on a batch: ``logits`` [N, V] (used in place), row ``rows[b]`` (default b)
+        for ``seqs[b]``. Atomic: on an error no row is written and no sequence moves. Returns
+        the reports as a ``REPORT_DTYPE`` array (``out`` if given: B records)."""
+        s = np.ascontiguousarray(np.asarray(seqs, dtype=np.uint64))
+        a, tag = as_logits(logits)
+        b = s.shape[0]
+        if out is None:
+            out = np.empty(b, dtype=REPORT_DTYPE)
+        elif out.dtype != REPORT_DTYPE or out.shape != (b,):
+            raise InfogravityError(
+                f"out must be a ({b},) array of REPORT_DTYPE", 6, "SizeMismatch"
+            )
+        r = None if rows is None else np.ascontiguousarray(np.asarray(rows, dtype=np.int64))
+        self._p.step_batch(s, a, out.view(np.uint8).reshape(-1), mode, r, tag)
+        return out
+
+    def accept(self, seq: int, token: int) -> None:
+        """The token ``seq`` emitted (after each step, whichever mode)."""
+        self._p.accept(int(seq), int(token))
+
+    def end(self, seq: int) -> None:
+        """End ``seq`` and free its state."""
+        self._p.end(int(seq))
+
+    def end_all(self) -> int:
+        """End every live sequence; returns how many."""
+        return self._p.end_all()
+
+    def fork(self, src: int, dst: int) -> None:
+        """``dst`` begins as a copy of ``src`` (beams, parallel samples)."""
+        self._p.fork(int(src), int(dst))
+
+    def reset(self, seq: int) -> None:
+        """Forget what ``seq`` generated; it stays live with its query."""
+        self._p.reset(int(seq))
+
+    def mass(self, seq: int) -> dict:
+        """M(Q) and its components for a live sequence."""
+        return self._p.mass(int(seq))
+
+
+def regime_name(code: int) -> str:
+    """The name of a ``REPORT_DTYPE`` regime code."""
+    return REGIME_NAMES[int(code)]
+
+
+def flag_names(bits: int) -> list:
+    """The names of the intervention flags set in ``bits``."""
+    return [n for b, n in FLAG_NAMES if int(bits) & b]

@@ -1,0 +1,196 @@
+"""Gravity sampling in llama-cpp-python, at the C level: no Python runs per token.
+
+    from llama_cpp import Llama
+    from infogravity.llama_cpp import install
+    llm = Llama("SmolLM2-135M-Instruct.Q4_1.gguf")
+    g = install(llm, preset="factual")
+    llm.create_chat_completion([{"role": "user", "content": "What is the capital of France?"}])
+    g.reports          # the last generation's diagnostics, one REPORT_DTYPE record per token
+
+``install`` compiles the llama.cpp sampler of ``plugins/llama.cpp`` (``infogravity-sampler.cpp``,
+embedded in this package) against the host's own ``llama.h`` once, into the cache, linked to
+the libllama that llama-cpp-python loaded and to this package's native module (which exports
+the infogravity C API). Then every sampler chain llama-cpp-python builds (each ``generate``,
+``create_completion``, ``create_chat_completion``) is the gravity sampler:
+
+- ``mode="sample"`` (default): the chain is the gravity sampler alone; it selects the token.
+- ``mode="logits"``: the chain is the gravity sampler, writing the final logits z'/T (−inf where
+  truncated), then llama.cpp's ``dist`` sampler (seeded) choosing from them.
+
+Either way the chain replaces llama-cpp-python's own (temperature, top-k/p, min-p, penalties,
+grammar and ``logits_processor`` are not applied), as ``--infogravity`` does in llama-server.
+The prompt is accepted into the sampler before the first step, so it is the query (M(Q)).
+When the processor abstains, the sampler selects end of generation. Reports go to a C sink in
+the native module; ``install(..., log=FILE)`` also appends them as JSON lines
+(``INFOGRAVITY_LOG``).
+
+The compiler needs ``llama.h``: pass ``include_dirs`` (the llama.cpp tree's ``include`` and
+``ggml/include``), or set ``INFOGRAVITY_LLAMA_INCLUDE`` (``:``-separated); the package's own
+``include`` folder is tried first, where a llama-cpp-python build installed the headers there.
+A C++17 compiler (``c++``, or ``CXX``) is needed once; llama-cpp-python's own install already
+needed one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from . import REPORT_DTYPE, _native, config_json
+
+__all__ = ["install", "GravitySampler", "build_glue"]
+
+IG_MODE = {"sample": 0, "logits": 1}
+
+
+def _cache() -> Path:
+    home = os.environ.get("INFOGRAVITY_HOME")
+    base = Path(home) if home else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "infogravity"
+    return base / "llama-cpp-python"
+
+
+def _llama_lib() -> Path:
+    from llama_cpp import llama_cpp as lc
+
+    return Path(lc._lib._name).resolve()
+
+
+def _include_dirs(extra: Optional[Sequence[Union[str, Path]]]) -> list[Path]:
+    import llama_cpp
+
+    dirs = [Path(d) for d in (extra or [])]
+    dirs += [Path(d) for d in os.environ.get("INFOGRAVITY_LLAMA_INCLUDE", "").split(":") if d]
+    pkg = Path(llama_cpp.__file__).parent
+    dirs += [pkg / "include", pkg.parent / "include"]
+    found = [d for d in dirs if (d / "llama.h").exists()]
+    if not found:
+        raise FileNotFoundError(
+            "llama.h not found: pass include_dirs=[<llama.cpp>/include, <llama.cpp>/ggml/include] "
+            "or set INFOGRAVITY_LLAMA_INCLUDE (the llama.cpp tree llama-cpp-python was built from: "
+            "its sdist's vendor/llama.cpp)"
+        )
+    return dirs
+
+
+def build_glue(include_dirs: Optional[Sequence[Union[str, Path]]] = None) -> Path:
+    """Compile the sampler glue for the loaded libllama (once; cached by content). Returns the
+    shared library's path."""
+    lib = _llama_lib()
+    native = Path(_native.__file__).resolve()
+    dirs = _include_dirs(include_dirs)
+    llama_h = next(d / "llama.h" for d in dirs if (d / "llama.h").exists())
+    key = hashlib.sha256()
+    for part in (_native.LLAMA_GLUE_CPP, _native.LLAMA_GLUE_H, _native.C_HEADER, llama_h.read_text(),
+                 str(lib), str(native), str(native.stat().st_mtime_ns)):
+        key.update(part.encode())
+    out = _cache() / f"infogravity-llama-{key.hexdigest()[:16]}.so"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if not cxx:
+        raise RuntimeError("no C++ compiler found (set CXX): the sampler glue is compiled once against llama.h")
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        (t / "infogravity-sampler.cpp").write_text(_native.LLAMA_GLUE_CPP)
+        (t / "infogravity-sampler.h").write_text(_native.LLAMA_GLUE_H)
+        (t / "infogravity.h").write_text(_native.C_HEADER)
+        part = t / out.name
+        cmd = [cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-o", str(part), str(t / "infogravity-sampler.cpp"),
+               f"-I{t}", *[f"-I{d}" for d in dirs], str(native), str(lib),
+               f"-Wl,-rpath,{lib.parent}", f"-Wl,-rpath,{native.parent}"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"compiling the llama.cpp sampler glue failed:\n{' '.join(cmd)}\n{r.stderr[-4000:]}")
+        os.replace(part, out)
+    return out
+
+
+class GravitySampler:
+    """The gravity sampler installed in a ``llama_cpp.Llama`` (see ``install``)."""
+
+    def __init__(self, llm: Any, config: Union[None, str, Mapping[str, Any]] = None, *,
+                 preset: Optional[str] = None, mode: str = "sample", seed: Optional[int] = None,
+                 include_dirs: Optional[Sequence[Union[str, Path]]] = None, log: Optional[str] = None):
+        from llama_cpp import _internals
+        from llama_cpp import llama_cpp as lc
+
+        if mode not in IG_MODE:
+            raise ValueError(f'mode must be "sample" or "logits", not {mode!r}')
+        self.llm, self.mode = llm, mode
+        self.config = config_json(config, preset)
+        from . import check_config
+
+        check_config(self.config)  # a bad configuration fails here, not at the first token
+        self.seed = int(llm._seed if seed is None else seed) & 0xFFFFFFFF
+        if log:
+            os.environ["INFOGRAVITY_LOG"] = str(log)
+        self._glue = ctypes.CDLL(str(build_glue(include_dirs)))
+        f = self._glue.llama_sampler_init_infogravity
+        f.restype = lc.llama_sampler_p_ctypes
+        f.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_void_p,
+                      ctypes.c_void_p]
+        self._sink = _native.ReportSink()
+        self._fn = _native.report_sink_fn()
+        self._lc, self._internals = lc, _internals
+        self._vocab = lc.llama_model_get_vocab(llm._model.model)
+        self._prompt: list[int] = []
+        self._chunks: list[np.ndarray] = []
+        self._orig_init = llm._init_sampler
+        self._orig_generate = llm.generate
+        llm._init_sampler = self._init_sampler
+        llm.generate = self._generate
+
+    def _generate(self, tokens: Sequence[int], *args: Any, **kwargs: Any):
+        self._prompt = list(tokens)
+        self._sink.take()  # a new generation: its reports only
+        self._chunks = []
+        return self._orig_generate(tokens, *args, **kwargs)
+
+    def _init_sampler(self, *args: Any, **kwargs: Any):
+        lc = self._lc
+        chain = self._internals.LlamaSampler()
+        smpl = self._glue.llama_sampler_init_infogravity(
+            self._vocab, self.config.encode(), IG_MODE[self.mode], self.seed, self._fn, self._sink.address)
+        if not smpl:  # a NULL pointer
+            raise RuntimeError(f"llama_sampler_init_infogravity: {lc_last_error()}")
+        lc.llama_sampler_chain_add(chain.sampler, smpl)  # the chain owns it from here
+        if self.mode == "logits":
+            chain.add_dist(self.seed)
+        for t in self._prompt:  # the query, as llama-server primes its chain
+            lc.llama_sampler_accept(smpl, t)
+        return chain
+
+    @property
+    def reports(self) -> np.ndarray:
+        """The current or last generation's reports (REPORT_DTYPE records, one per token)."""
+        new = self._sink.take()
+        if new:
+            self._chunks.append(np.frombuffer(new, dtype=REPORT_DTYPE))
+        return np.concatenate(self._chunks) if self._chunks else np.empty(0, REPORT_DTYPE)
+
+    def uninstall(self) -> None:
+        """Give the ``Llama`` its own sampling back."""
+        self.llm._init_sampler = self._orig_init
+        self.llm.generate = self._orig_generate
+
+
+def lc_last_error() -> str:
+    lib = ctypes.CDLL(_native.__file__)
+    lib.ig_last_error.restype = ctypes.c_char_p
+    return (lib.ig_last_error() or b"").decode(errors="replace")
+
+
+def install(llm: Any, config: Union[None, str, Mapping[str, Any]] = None, **kwargs: Any) -> GravitySampler:
+    """Make the gravity sampler choose every token of ``llm`` (a ``llama_cpp.Llama``). Keyword
+    arguments: ``preset``, ``mode`` ("sample" or "logits"), ``seed`` (default: the Llama's),
+    ``include_dirs`` (where llama.h is), ``log`` (a JSONL file of every report)."""
+    return GravitySampler(llm, config, **kwargs)

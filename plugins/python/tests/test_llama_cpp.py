@@ -1,0 +1,114 @@
+"""End to end in llama-cpp-python 0.3.36 (its Python package from the PyPI sdist, its libllama
+built from the same sdist's llama.cpp by scripts/setup-llama.sh) on the SmolLM2 GGUFs: the
+C-level gravity sampler chooses every token."""
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is in the test venv (scripts/setup-python.sh)")
+
+import infogravity as ig  # noqa: E402
+from infogravity.llama_cpp import install  # noqa: E402
+
+# SmolLM2's own chat template (the one transformers and the reference engine apply).
+SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+PROMPTS = ["What is the capital of France?", "Name three primary colours.", "Write one sentence about the sea."]
+
+
+def chat(text):
+    return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{text}<|im_end|>\n"
+            "<|im_start|>assistant\n").encode()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def include_dirs():
+    if not os.environ.get("INFOGRAVITY_LLAMA_INCLUDE"):
+        pytest.skip("INFOGRAVITY_LLAMA_INCLUDE is not set (llama.h of the llama.cpp tree; scripts/check.sh sets it)")
+
+
+def load(path):
+    return llama_cpp.Llama(str(path), verbose=False, seed=1, n_ctx=512)
+
+
+def tokens(llm, text, n, **kw):
+    ids = llm.tokenize(chat(text), add_bos=False, special=True)
+    out = []
+    for t in llm.generate(ids, **kw):
+        if llm.token_eos() == t or len(out) == n:
+            break
+        out.append(t)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["sample", "logits"])
+def test_neutral_greedy_equals_llama_cpp_greedy(gguf_q4, mode):
+    llm = load(gguf_q4)
+    plain = [tokens(llm, t, 32, temp=0.0) for t in PROMPTS]
+    g = install(llm, {"temperature": {"base": 0}}, preset="neutral", mode=mode)
+    ours = [tokens(llm, t, 32) for t in PROMPTS]
+    assert ours == plain
+    assert len(g.reports) >= len(ours[-1]) and (g.reports["step"] == np.arange(len(g.reports))).all()
+    g.uninstall()
+    assert [tokens(llm, t, 32, temp=0.0) for t in PROMPTS] == plain
+
+
+def test_entropies_match_the_onnx_reference_engine(gguf_f32, engine_bin):
+    llm = load(gguf_f32)
+    g = install(llm, preset="neutral", mode="logits", seed=0)
+    text = PROMPTS[0]
+    got = tokens(llm, text, 12, temp=0.0)
+    mine = g.reports
+    run = subprocess.run(
+        [str(engine_bin), "generate", "--model", "smollm2-135m", "--weights", "fp32", "--preset", "neutral",
+         "--temperature", "0", "--max-tokens", "12", "--diagnostics", "jsonl", text],
+        capture_output=True, text=True, check=True)
+    ref = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    n = min(len(ref), len(mine))
+    assert n >= 7
+    # neutral at T = 1 in logits mode, then llama.cpp's dist: the first token is sampled, so
+    # compare the field at step 0 (same prompt) and, below, every step of a greedy run
+    assert abs(ref[0]["entropy"] - float(mine[0]["entropy"])) <= 0.01 + 0.01 * ref[0]["entropy"]
+    g.uninstall()
+    g = install(llm, {"temperature": {"base": 0}}, preset="neutral", seed=0)
+    got = tokens(llm, text, 12)
+    mine = g.reports
+    assert got == [r["token"] for r in ref][: len(got)]
+    dh = dp = 0.0
+    for i in range(min(len(ref), len(mine))):
+        dh = max(dh, abs(ref[i]["entropy"] - float(mine[i]["entropy"])))
+        dp = max(dp, abs(ref[i]["p_max"] - float(mine[i]["p_max"])))
+        assert abs(ref[i]["entropy"] - float(mine[i]["entropy"])) <= 0.01 + 0.01 * ref[i]["entropy"], i
+        assert abs(ref[i]["p_max"] - float(mine[i]["p_max"])) <= 0.01, i
+    print(f"max |dH| = {dh:.2e} nats, max |dp_max| = {dp:.2e}")
+
+
+def test_seeded_sampling_repeats_and_reports_every_token(gguf_q4):
+    llm = load(gguf_q4)
+    g = install(llm, preset="creative", seed=7)
+    a = tokens(llm, PROMPTS[2], 24)
+    ra = g.reports.copy()
+    b = tokens(llm, PROMPTS[2], 24)
+    assert a == b and len(ra) >= len(a)
+    assert ra["token"][: len(a)].tolist() == a
+    assert (ra["temperature"] > 0).all() and np.isfinite(ra["entropy"]).all()
+
+
+def test_prompt_is_the_query_and_abstention_ends_generation(gguf_q4):
+    llm = load(gguf_q4)
+    text_ids = llm.tokenize(b" I don't know.", add_bos=False)
+    g = install(llm, {"abstain": {"enabled": True, "target": 0.999, "tokens": text_ids}}, preset="factual")
+    out = tokens(llm, "Who won the 2087 chess olympiad?", 30)
+    assert out == text_ids  # then end of generation
+    assert g.reports["stop"][-1] != 0
+
+
+def test_bad_config_fails_at_install(gguf_q4):
+    llm = load(gguf_q4)
+    with pytest.raises(ig.InfogravityError, match="temperature.base"):
+        install(llm, {"temperature": {"base": -1}})
+    with pytest.raises(ValueError):
+        install(llm, mode="greedy")

@@ -1,0 +1,144 @@
+"""End to end in real transformers + torch on the CPU: SmolLM2-135M-Instruct (the F32 GGUF,
+the same weights as the project's fp32 ONNX model) generating with the gravity processor."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is in the test venv (scripts/setup-python.sh)")
+transformers = pytest.importorskip("transformers", reason="transformers is in the test venv")
+
+import infogravity as ig  # noqa: E402
+from infogravity.transformers import GravityLogitsProcessor  # noqa: E402
+
+PROMPTS = [
+    "What is the capital of France?",
+    "Name three primary colours.",
+    "Write one sentence about the sea.",
+]
+
+
+@pytest.fixture(scope="module")
+def model(gguf_f32):
+    torch.manual_seed(0)
+    d, f = str(gguf_f32.parent), gguf_f32.name
+    tok = transformers.AutoTokenizer.from_pretrained(d, gguf_file=f)
+    m = transformers.AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+    m.eval()
+    return tok, m
+
+
+def prompt_ids(tok, text):
+    enc = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)
+    return enc["input_ids"]
+
+
+def new_tokens(out, ids):
+    return out[0, ids.shape[1]:].tolist()
+
+
+@pytest.mark.parametrize("mode", ["sample", "logits"])
+def test_neutral_greedy_equals_transformers_greedy(model, mode):
+    tok, m = model
+    for text in PROMPTS:
+        ids = prompt_ids(tok, text)
+        plain = m.generate(ids, max_new_tokens=24, do_sample=False)
+        # sample mode: neutral at T = 0 selects the argmax itself and forces it; logits mode:
+        # neutral at T = 1 hands the scores back unchanged, and transformers argmaxes them
+        cfg = {"temperature": {"base": 0}} if mode == "sample" else None
+        g = GravityLogitsProcessor(cfg, preset="neutral", mode=mode)
+        ours = m.generate(ids, max_new_tokens=24, logits_processor=[g], do_sample=False)
+        assert new_tokens(ours, ids) == new_tokens(plain, ids), text
+        r = g.reports[0]
+        assert len(r) == len(new_tokens(ours, ids))
+        if mode == "sample":
+            assert (r["token"] == np.array(new_tokens(ours, ids))).all()
+        else:
+            assert (r["token"] == -1).all() and (r["temperature"] == 1.0).all()
+
+
+def test_sample_mode_forces_the_processors_choice(model):
+    tok, m = model
+    ids = prompt_ids(tok, PROMPTS[2])
+    g = GravityLogitsProcessor(preset="creative", seed=3)
+    out = m.generate(ids, max_new_tokens=20, logits_processor=[g], **g.generate_kwargs())
+    r = g.reports[0]
+    assert (r["token"] == np.array(new_tokens(out, ids))).all()
+    # the same seed repeats the answer; another seed gives another
+    g2 = GravityLogitsProcessor(preset="creative", seed=3)
+    out2 = m.generate(ids, max_new_tokens=20, logits_processor=[g2], **g2.generate_kwargs())
+    assert new_tokens(out2, ids) == new_tokens(out, ids)
+
+
+def test_entropies_match_the_onnx_reference_engine(model, engine_bin):
+    tok, m = model
+    text = PROMPTS[0]
+    ids = prompt_ids(tok, text)
+    g = GravityLogitsProcessor(preset="neutral", mode="logits")
+    out = m.generate(ids, max_new_tokens=12, logits_processor=[g], do_sample=False)
+    mine = g.reports[0]
+    run = subprocess.run(
+        [str(engine_bin), "generate", "--model", "smollm2-135m", "--weights", "fp32", "--preset",
+         "neutral", "--temperature", "0", "--max-tokens", "12", "--diagnostics", "jsonl", text],
+        capture_output=True, text=True, check=True,
+    )
+    ref = [json.loads(l) for l in run.stdout.splitlines() if l.startswith("{")]
+    assert [r["token"] for r in ref] == new_tokens(out, ids)
+    n = min(len(ref), len(mine))
+    assert n >= 7
+    dh = max(abs(ref[i]["entropy"] - float(mine[i]["entropy"])) for i in range(n))
+    dp = max(abs(ref[i]["p_max"] - float(mine[i]["p_max"])) for i in range(n))
+    for i in range(n):
+        tol = 0.01 + 0.01 * ref[i]["entropy"]
+        assert abs(ref[i]["entropy"] - float(mine[i]["entropy"])) <= tol, (i, ref[i], mine[i])
+        assert abs(ref[i]["p_max"] - float(mine[i]["p_max"])) <= 0.01, (i, ref[i], mine[i])
+    print(f"max |dH| = {dh:.2e} nats, max |dp_max| = {dp:.2e} over {n} steps")
+
+
+def test_batch_rows_are_tracked_and_a_new_call_starts_new_sequences(model):
+    tok, m = model
+    tok.padding_side = "left"
+    texts = [tok.apply_chat_template([{"role": "user", "content": t}], add_generation_prompt=True,
+                                     tokenize=False) for t in PROMPTS[:2]]
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    g = GravityLogitsProcessor(preset="balanced", seed=1, pad_token_id=tok.pad_token_id)
+    out = m.generate(**enc, max_new_tokens=10, logits_processor=[g], **g.generate_kwargs(),
+                     pad_token_id=tok.pad_token_id)
+    L = enc["input_ids"].shape[1]
+    for b in range(2):
+        toks = out[b, L:].tolist()
+        r = g.reports[b]
+        k = len(r)
+        assert k >= 1 and r["token"].tolist() == toks[:k]
+        assert (r["step"] == np.arange(k)).all()  # one sequence per row, accepted in order
+    assert g.processor.live == 2
+    out = m.generate(**enc, max_new_tokens=4, logits_processor=[g], **g.generate_kwargs(),
+                     pad_token_id=tok.pad_token_id)
+    assert g.processor.live == 2 and all(len(r) == 4 for r in g.reports)
+    assert all(r["step"][0] == 0 for r in g.reports)
+    g.close()
+    assert g.processor.live == 0
+
+
+def test_abstention_stops_the_row(model):
+    tok, m = model
+    ids = prompt_ids(tok, "Who won the 2087 chess olympiad?")
+    text_ids = tok.encode(" I don't know.", add_special_tokens=False)
+    g = GravityLogitsProcessor({"abstain": {"enabled": True, "target": 0.999, "tokens": text_ids}},
+                               preset="factual", eos_token_id=tok.eos_token_id)
+    out = m.generate(ids, max_new_tokens=30, logits_processor=[g],
+                     stopping_criteria=[g.stopping_criteria()], **g.generate_kwargs())
+    assert new_tokens(out, ids) == text_ids + [tok.eos_token_id]
+    r = g.reports[0]
+    assert r["stop"][-1] != 0 and all(f & 16 for f in r["flags"][:-1])  # FORCED
+
+
+def test_bad_config_is_a_clear_error(model):
+    tok, m = model
+    ids = prompt_ids(tok, PROMPTS[0])
+    g = GravityLogitsProcessor({"temperature": {"base": -2}})
+    with pytest.raises(ig.InfogravityError, match="temperature.base"):
+        m.generate(ids, max_new_tokens=2, logits_processor=[g], do_sample=False)
