@@ -69,6 +69,13 @@ cargo fmt "${candle[@]}" -- --check
 cargo clippy "${candle[@]}" --release --all-targets --target-dir target/candle -- -D warnings
 cargo test "${candle[@]}" --release --target-dir target/candle
 
+step "mistral.rs adapter (plugins/mistralrs, its own workspace; ~12 min cold, target dir in the cache): fmt, clippy, greedy identity"
+mistralrs=(--manifest-path plugins/mistralrs/Cargo.toml)
+mistralrs_target="${INFOGRAVITY_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/infogravity}/target-mistralrs"
+cargo fmt "${mistralrs[@]}" -- --check
+cargo clippy "${mistralrs[@]}" --release --all-targets --target-dir "$mistralrs_target" -- -D warnings
+cargo test "${mistralrs[@]}" --release --target-dir "$mistralrs_target"
+
 step "Python package (plugins/python): fmt, clippy, the wheel built by maturin, pytest (core, transformers, vLLM, llama-cpp-python)"
 python=(--manifest-path plugins/python/Cargo.toml)
 cargo fmt "${python[@]}" -- --check
