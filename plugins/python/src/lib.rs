@@ -11,8 +11,9 @@
 //! - every `infogravity::Error` becomes an `InfogravityError` carrying the C ABI's status code
 //!   and name (the same numbers as `ig_status_str`) and the message.
 //!
-//! Cost per call beyond the processor's own: the Python call, and for `step_batch` one vector
-//! of B row pointers when rows are picked out of a larger block (`rows=`).
+//! Cost per call beyond the processor's own: the Python call, and for `step_batch` with
+//! `rows=` (rows picked out of a larger block) three small vectors: N flags to check the picks
+//! are distinct, and N + B row slices.
 
 use std::mem::{offset_of, size_of};
 
@@ -408,6 +409,11 @@ impl Processor {
             None => None,
         };
         check_rows(py, rows, b, n)?;
+        // Two arrays over one buffer (torch views have distinct bases, so numpy's borrow
+        // tracking cannot see it) would be two `&mut` to the same memory: refused up front.
+        if overlaps(logits, out) {
+            return Err(invalid(py, "out and logits share memory"));
+        }
         let mut out_a: PyReadwriteArray1<u8> = out
             .cast::<numpy::PyArray1<u8>>()
             .map_err(|_| invalid(py, "out must be a 1-D uint8 view of the report records"))?
@@ -505,6 +511,18 @@ impl Processor {
     fn inner_mut(&mut self) -> &mut GravityProcessor {
         self.inner.get_mut().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Whether the data of two arrays overlap (byte ranges).
+fn overlaps(a: &Bound<'_, PyUntypedArray>, b: &Bound<'_, PyUntypedArray>) -> bool {
+    let range = |x: &Bound<'_, PyUntypedArray>| {
+        // SAFETY: `as_array_ptr` is the live array object's own struct; reading its data pointer
+        // field does not dereference the data.
+        let start = unsafe { (*x.as_array_ptr()).fields.data } as usize;
+        (start, start + x.len() * x.dtype().itemsize())
+    };
+    let ((a0, a1), (b0, b1)) = (range(a), range(b));
+    a0 < b1 && b0 < a1
 }
 
 fn check_rows(py: Python<'_>, rows: Option<&[i64]>, b: usize, n: usize) -> PyResult<()> {

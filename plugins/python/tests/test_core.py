@@ -5,6 +5,7 @@ import ctypes
 import json
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -239,9 +240,47 @@ def test_fork_and_lifecycle():
 
 
 def test_gil_is_released_while_a_batch_runs():
-    # Two processors on two threads at once: both finish with their own results (a processor
-    # holding the GIL for the whole call would still be correct, so this checks safety; the
-    # release itself is `py.detach` in src/lib.rs).
+    # Thread B ticks while thread A runs one long step_batch call. Holding the GIL for the whole
+    # call, B could tick only around it (within a switch interval, 5 ms, of its ends), never in
+    # the middle half of a call of 40 ms or more; releasing it lets B tick throughout.
+    rng = np.random.default_rng(3)
+    v = 262144
+    block = rng.normal(size=(48, v)).astype(np.float32)
+    p = ig.Processor(v, preset="balanced")
+    ids = list(range(48))
+    for i in ids:
+        p.begin(i, seed=i)
+    seen = []
+    for _ in range(5):
+        ticks, stop = [], threading.Event()
+
+        def count():
+            while not stop.is_set():
+                ticks.append(time.perf_counter())
+
+        t = threading.Thread(target=count)
+        t.start()
+        time.sleep(0.01)
+        start = time.perf_counter()
+        p.step_batch(ids, block)
+        end = time.perf_counter()
+        stop.set()
+        t.join()
+        d = end - start
+        if d < 0.04:
+            block = np.concatenate([block, block])  # too fast to tell: a longer call
+            ids = list(range(block.shape[0]))
+            p = ig.Processor(v, preset="balanced")
+            for i in ids:
+                p.begin(i, seed=i)
+            continue
+        seen.append(sum(start + d / 4 < x < end - d / 4 for x in ticks))
+        if seen[-1]:
+            break
+    assert seen and max(seen) > 0, seen
+
+
+def test_threads_each_with_a_processor_agree():
     rng = np.random.default_rng(3)
     block = rng.normal(size=(8, 20000)).astype(np.float32)
     results = {}
@@ -263,6 +302,23 @@ def test_gil_is_released_while_a_batch_runs():
     [t.start() for t in ts]
     [t.join() for t in ts]
     assert results[0] == results[1]
+
+
+def test_buffers_sharing_memory_are_refused():
+    torch = pytest.importorskip("torch", reason="torch is in the test venv (scripts/setup-python.sh)")
+    t = torch.zeros(4 * 64, dtype=torch.float32)
+    p = ig.Processor(64)
+    p.begin(1)
+    logits = t[:64].view(1, 64).numpy()
+    out = t.view(torch.uint8)[: ig.REPORT_DTYPE.itemsize].numpy()  # another tensor over the same bytes
+    with pytest.raises(ig.InfogravityError, match="share memory"):
+        p._p.step_batch(np.array([1], np.uint64), logits, out, "sample", None, None)
+    # and numpy's own borrow tracking: the same array twice
+    a = np.zeros((1, 64), np.float32)
+    with pytest.raises(ig.InfogravityError):
+        p._p.step_batch(np.array([1], np.uint64), a, a.view(np.uint8).reshape(-1)[:88], "sample", None, None)
+    with pytest.raises(ig.InfogravityError, match="requires grad"):
+        p.step(1, torch.zeros(64, requires_grad=True))
 
 
 def test_config_helpers():

@@ -112,3 +112,26 @@ def test_bad_config_fails_at_install(gguf_q4):
         install(llm, {"temperature": {"base": -1}})
     with pytest.raises(ValueError):
         install(llm, mode="greedy")
+
+
+def test_uninstall_drops_the_chain_and_sample_continues_one_sequence(gguf_q4):
+    import gc
+
+    llm = load(gguf_q4)
+    ids = llm.tokenize(chat(PROMPTS[0]), add_bos=False, special=True)
+    g = install(llm, preset="balanced", seed=3)
+    tokens(llm, PROMPTS[0], 3)
+    g.uninstall()
+    assert llm._sampler is None
+    del g
+    gc.collect()
+    llm.eval(ids)
+    llm.sample(temp=0.0)  # the Llama's own sampling again; no gravity sampler writes anywhere
+    # sample() on its own, token by token: one gravity sequence across the calls
+    g = install(llm, preset="balanced", seed=3)
+    llm.reset()
+    llm.eval(ids)
+    for _ in range(5):
+        t = llm.sample()
+        llm.eval([t])
+    assert g.reports["step"].tolist() == [0, 1, 2, 3, 4]

@@ -67,10 +67,15 @@ def test_sample_mode_forces_the_processors_choice(model):
     out = m.generate(ids, max_new_tokens=20, logits_processor=[g], **g.generate_kwargs())
     r = g.reports[0]
     assert (r["token"] == np.array(new_tokens(out, ids))).all()
-    # the same seed repeats the answer; another seed gives another
+    # the same seed repeats the answer; other seeds give others
     g2 = GravityLogitsProcessor(preset="creative", seed=3)
     out2 = m.generate(ids, max_new_tokens=20, logits_processor=[g2], **g2.generate_kwargs())
     assert new_tokens(out2, ids) == new_tokens(out, ids)
+    others = []
+    for seed in (4, 5, 6):
+        g3 = GravityLogitsProcessor(preset="creative", seed=seed)
+        others.append(new_tokens(m.generate(ids, max_new_tokens=20, logits_processor=[g3], **g3.generate_kwargs()), ids))
+    assert any(o != new_tokens(out, ids) for o in others)
 
 
 def test_entropies_match_the_onnx_reference_engine(model, engine_bin):
@@ -134,6 +139,37 @@ def test_abstention_stops_the_row(model):
     assert new_tokens(out, ids) == text_ids + [tok.eos_token_id]
     r = g.reports[0]
     assert r["stop"][-1] != 0 and all(f & 16 for f in r["flags"][:-1])  # FORCED
+
+
+def test_the_stopping_criteria_end_an_abstaining_row_without_eos(model):
+    tok, m = model
+    ids = prompt_ids(tok, "Who won the 2087 chess olympiad?")
+    text_ids = tok.encode(" I don't know.", add_special_tokens=False)
+    cfg = {"abstain": {"enabled": True, "target": 0.999, "tokens": text_ids}}
+    g = GravityLogitsProcessor(cfg, preset="factual")  # no eos_token_id: only the criteria stop it
+    out = m.generate(ids, max_new_tokens=30, logits_processor=[g],
+                     stopping_criteria=[g.stopping_criteria()], **g.generate_kwargs())
+    # the text, then the one step whose report says stop (the model's own token), then stopped
+    assert new_tokens(out, ids)[: len(text_ids)] == text_ids and len(new_tokens(out, ids)) == len(text_ids) + 1
+    g = GravityLogitsProcessor(cfg, preset="factual")
+    out = m.generate(ids, max_new_tokens=30, min_new_tokens=30, logits_processor=[g], **g.generate_kwargs())
+    assert len(new_tokens(out, ids)) == 30  # without the criteria it runs on
+
+
+def test_beam_search_and_unpadded_batches_are_refused(model):
+    tok, m = model
+    ids = prompt_ids(tok, PROMPTS[0])
+    g = GravityLogitsProcessor(preset="balanced", mode="logits", pad_token_id=tok.pad_token_id)
+    with pytest.raises(ValueError, match="beam search"):
+        m.generate(ids, max_new_tokens=12, num_beams=3, do_sample=False, logits_processor=[g])
+    tok.padding_side = "left"
+    texts = [tok.apply_chat_template([{"role": "user", "content": t}], add_generation_prompt=True,
+                                     tokenize=False) for t in PROMPTS[:2]]
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    g = GravityLogitsProcessor(preset="balanced")
+    with pytest.raises(ValueError, match="pad_token_id"):
+        m.generate(**enc, max_new_tokens=3, logits_processor=[g], **g.generate_kwargs(),
+                   pad_token_id=tok.pad_token_id)
 
 
 def test_bad_config_is_a_clear_error(model):

@@ -75,6 +75,8 @@ def test_admission_validates_per_request_arguments():
         SamplingParams(extra_args={"infogravity": {}, "infogravity_mode": "greedy"}),
         SamplingParams(temperature=0.7, extra_args={"infogravity": {}, "infogravity_mode": "logits"}),
         SamplingParams(extra_args={"infogravity": {}, "infogravity_anchors": [-3]}),
+        # the V1 runner applies penalties after the processors: not with final logits
+        SamplingParams(repetition_penalty=1.2, extra_args={"infogravity": {}, "infogravity_mode": "logits"}),
     ]
     for params in bad:
         with pytest.raises(vllm.exceptions.VLLMValidationError):
@@ -161,7 +163,8 @@ def test_v1_adds_removes_moves_and_swaps_like_the_per_request_reference():
 
 def test_v1_skips_async_placeholders_and_replays_a_preempted_request():
     proc = GravityLogitsProcessor(FakeConfig, torch.device("cpu"), False)
-    params = SamplingParams(seed=5, extra_args={"infogravity": {"preset": "balanced"}})
+    # logits mode: vLLM chooses, so a placeholder is a token the adapter cannot know yet
+    params = SamplingParams(seed=5, extra_args={"infogravity": {"preset": "balanced"}, "infogravity_mode": "logits"})
     out = []
     proc.update_state(BatchUpdate(1, [], [(0, params, [4, 5], out)], []))
     logits = torch.from_numpy(np.stack([logits_for(9, 0)]))
@@ -189,7 +192,7 @@ class Host:
         self.gpu, self.np = t, t.numpy()
 
 
-def test_v2_slots_reordered_rows_reuse_and_draft_rows_like_the_reference():
+def test_v2_slots_reordered_rows_and_reuse_like_the_reference():
     max_reqs, max_len = 4, 64
     tokens = torch.zeros((max_reqs, max_len), dtype=torch.int32)
     prompt_len = torch.zeros(max_reqs, dtype=torch.int32)
@@ -220,10 +223,8 @@ def test_v2_slots_reordered_rows_reuse_and_draft_rows_like_the_reference():
             admit(0, 4, {"preset": "creative"}, 4, (1,))
         proc.apply_staged_writes()
         slots = list(reqs)
-        rng.shuffle(slots)
-        # one extra draft row for the first request (speculative decoding): left alone
-        rows = slots + [slots[0]]
-        local = [0] * len(slots) + [1]
+        rng.shuffle(slots)  # rows are reordered every step
+        rows, local = slots, [0] * len(slots)
         logits = torch.zeros((len(rows), V))
         for k, slot in enumerate(rows):
             r = reqs[slot]
@@ -235,7 +236,6 @@ def test_v2_slots_reordered_rows_reuse_and_draft_rows_like_the_reference():
             input_ids=torch.zeros(len(rows), dtype=torch.int64), pos=torch.zeros(len(rows), dtype=torch.int64),
             seq_lens_upper_bound_np=np.zeros(len(slots)))
         out = proc.apply(logits, ctx)
-        assert torch.equal(out[-1], before[-1]), "draft rows are not stepped"
         for k, slot in enumerate(slots):
             r = reqs[slot]
             if r["cfg"] is None:
@@ -262,3 +262,59 @@ def test_logits_mode_hands_vllm_the_final_logits():
     want = z.copy()
     ref.step(0, want, "logits")
     assert np.array_equal(logits[0].numpy(), want)
+
+
+def test_a_bad_row_or_request_leaves_the_others_stepped_and_the_engine_running(caplog):
+    proc = GravityLogitsProcessor(FakeConfig, torch.device("cpu"), False)
+    ok = SamplingParams(seed=1, extra_args={"infogravity": {"preset": "creative"}})
+    bad_anchor = SamplingParams(seed=2, extra_args={"infogravity": {}, "infogravity_anchors": [V + 5]})
+    outs = [[], [], []]
+    proc.update_state(BatchUpdate(3, [], [(0, ok, [1], outs[0]), (1, ok, [2], outs[1]),
+                                          (2, bad_anchor, [3], outs[2])], []))
+    z = np.stack([logits_for(1, 0), logits_for(2, 0), logits_for(3, 0)])
+    z[1, 5] = np.nan
+    logits = torch.from_numpy(z.copy())
+    proc.apply(logits)  # no exception
+    assert 2 not in proc._by_index  # refused at begin: left to vLLM
+    assert np.array_equal(logits[1].numpy(), z[1], equal_nan=True)  # the NaN row untouched
+    assert np.array_equal(logits[2].numpy(), z[2])
+    want = reference({"preset": "creative"}, 1, [1], [logits_for(1, 0)])[0]
+    assert int(torch.argmax(logits[0])) == want and torch.isinf(logits[0]).sum() == V - 1
+    assert "out of range" in caplog.text and "NaN" in caplog.text
+
+
+def test_v1_placeholders_never_repaired_are_the_forced_tokens():
+    # Entry-point-only processors under async scheduling see -1 forever (vllm#52461): in
+    # sample mode the adapter accepts the token it forced, so the sequence still advances.
+    proc = GravityLogitsProcessor(FakeConfig, torch.device("cpu"), False)
+    params = SamplingParams(seed=4, extra_args={"infogravity": {"preset": "creative"}})
+    out, rows = [], []
+    proc.update_state(BatchUpdate(1, [], [(0, params, [4, 5], out)], []))
+    for step in range(6):
+        proc.update_state(None)
+        z = logits_for(8, step)
+        rows.append(z)
+        logits = torch.from_numpy(z[None, :].copy())
+        proc.apply(logits)
+        out.append(-1)
+        got = int(torch.argmax(logits[0]))
+        rows[-1] = (z, got)
+    s = proc._by_index[0]
+    proc.update_state(None)
+    assert s.n_acc == 6
+    want = reference({"preset": "creative"}, 4, [4, 5], [z for z, _ in rows])
+    assert [t for _, t in rows] == want
+
+
+def test_speculative_decoding_serves_requests_without_gravity(caplog):
+    class Spec(FakeConfig):
+        speculative_config = object()
+
+    proc = GravityLogitsProcessor(Spec, torch.device("cpu"), False)
+    assert "speculative decoding" in caplog.text
+    params = SamplingParams(extra_args={"infogravity": {}})
+    proc.update_state(BatchUpdate(1, [], [(0, params, [1], [])], []))
+    z = torch.from_numpy(logits_for(1, 0)[None, :].copy())
+    before = z.clone()
+    proc.apply(z)
+    assert torch.equal(z, before)

@@ -134,7 +134,14 @@ def as_logits(x: Any) -> tuple[np.ndarray, Optional[str]]:
             raise InfogravityError(
                 "logits tensor must be contiguous (it is used in place)", 2, "InvalidArgument"
             )
-        x = x.detach()
+        if x.requires_grad:
+            raise InfogravityError(
+                "logits tensor requires grad: step under torch.no_grad(), or pass x.detach()",
+                2,
+                "InvalidArgument",
+            )
+        # x.numpy() (not x.detach().numpy()): the array's base is the caller's tensor itself,
+        # so numpy's borrow tracking sees two uses of one tensor in the same call.
         if x.dtype == torch.bfloat16:
             return x.view(torch.int16).numpy().view(np.uint16), "bf16"
         return x.numpy(), None
@@ -161,7 +168,8 @@ class Processor:
 
     One processor serves many sequences, each with its own state (``begin`` … ``end``). Calls
     release the GIL while they run; one processor is used by one thread at a time (a call made
-    while another runs raises).
+    while another runs raises ``RuntimeError``). The buffers a call is given must not be written
+    by another thread while it runs (as with any extension that releases the GIL).
     """
 
     def __init__(
@@ -172,7 +180,6 @@ class Processor:
         preset: Optional[str] = None,
     ):
         self._p = _native.Processor(int(vocab), config_json(config, preset))
-        self._out = np.empty(0, dtype=REPORT_DTYPE)
 
     @property
     def vocab(self) -> int:

@@ -21,8 +21,10 @@ Either way the chain replaces llama-cpp-python's own (temperature, top-k/p, min-
 grammar and ``logits_processor`` are not applied), as ``--infogravity`` does in llama-server.
 The prompt is accepted into the sampler before the first step, so it is the query (M(Q)).
 When the processor abstains, the sampler selects end of generation. Reports go to a C sink in
-the native module; ``install(..., log=FILE)`` also appends them as JSON lines
-(``INFOGRAVITY_LOG``).
+the native module (kept alive by every chain that writes to it); with the environment variable
+``INFOGRAVITY_LOG=FILE`` set before the first generation, the sampler also appends them to FILE
+as JSON lines. ``llm.sample()`` called on its own (without ``generate``) continues one sequence
+across calls, with no query.
 
 The compiler needs ``llama.h``: pass ``include_dirs`` (the llama.cpp tree's ``include`` and
 ``ggml/include``), or set ``INFOGRAVITY_LLAMA_INCLUDE`` (``:``-separated); the package's own
@@ -119,7 +121,7 @@ class GravitySampler:
 
     def __init__(self, llm: Any, config: Union[None, str, Mapping[str, Any]] = None, *,
                  preset: Optional[str] = None, mode: str = "sample", seed: Optional[int] = None,
-                 include_dirs: Optional[Sequence[Union[str, Path]]] = None, log: Optional[str] = None):
+                 include_dirs: Optional[Sequence[Union[str, Path]]] = None):
         from llama_cpp import _internals
         from llama_cpp import llama_cpp as lc
 
@@ -130,9 +132,7 @@ class GravitySampler:
         from . import check_config
 
         check_config(self.config)  # a bad configuration fails here, not at the first token
-        self.seed = int(llm._seed if seed is None else seed) & 0xFFFFFFFF
-        if log:
-            os.environ["INFOGRAVITY_LOG"] = str(log)
+        self.seed = None if seed is None else int(seed) & 0xFFFFFFFF
         self._glue = ctypes.CDLL(str(build_glue(include_dirs)))
         f = self._glue.llama_sampler_init_infogravity
         f.restype = lc.llama_sampler_p_ctypes
@@ -144,6 +144,8 @@ class GravitySampler:
         self._vocab = lc.llama_model_get_vocab(llm._model.model)
         self._prompt: list[int] = []
         self._chunks: list[np.ndarray] = []
+        self._chain = None  # the chain of the current generation
+        self._fresh = True
         self._orig_init = llm._init_sampler
         self._orig_generate = llm.generate
         llm._init_sampler = self._init_sampler
@@ -153,20 +155,31 @@ class GravitySampler:
         self._prompt = list(tokens)
         self._sink.take()  # a new generation: its reports only
         self._chunks = []
+        self._fresh = True
         return self._orig_generate(tokens, *args, **kwargs)
 
     def _init_sampler(self, *args: Any, **kwargs: Any):
+        # `generate` builds a chain per generation; `sample()` called on its own builds one per
+        # token and drops it: the same chain serves those calls, so the sequence goes on.
+        if not self._fresh and self._chain is not None:
+            return self._chain
+        self._fresh = False
         lc = self._lc
+        seed = (self.llm._seed if self.seed is None else self.seed) & 0xFFFFFFFF
         chain = self._internals.LlamaSampler()
         smpl = self._glue.llama_sampler_init_infogravity(
-            self._vocab, self.config.encode(), IG_MODE[self.mode], self.seed, self._fn, self._sink.address)
+            self._vocab, self.config.encode(), IG_MODE[self.mode], seed, self._fn, self._sink.address)
         if not smpl:  # a NULL pointer
             raise RuntimeError(f"llama_sampler_init_infogravity: {lc_last_error()}")
         lc.llama_sampler_chain_add(chain.sampler, smpl)  # the chain owns it from here
+        # The sampler writes reports into the sink through a raw address: the chain keeps the
+        # sink alive for as long as it lives, whoever holds the chain.
+        chain._infogravity_sink = self._sink
         if self.mode == "logits":
-            chain.add_dist(self.seed)
+            chain.add_dist(seed)
         for t in self._prompt:  # the query, as llama-server primes its chain
             lc.llama_sampler_accept(smpl, t)
+        self._chain = chain
         return chain
 
     @property
@@ -178,9 +191,12 @@ class GravitySampler:
         return np.concatenate(self._chunks) if self._chunks else np.empty(0, REPORT_DTYPE)
 
     def uninstall(self) -> None:
-        """Give the ``Llama`` its own sampling back."""
+        """Give the ``Llama`` its own sampling back (the gravity chain is dropped)."""
         self.llm._init_sampler = self._orig_init
         self.llm.generate = self._orig_generate
+        if self.llm._sampler is self._chain:
+            self.llm._sampler = None
+        self._chain = None
 
 
 def lc_last_error() -> str:
@@ -191,6 +207,7 @@ def lc_last_error() -> str:
 
 def install(llm: Any, config: Union[None, str, Mapping[str, Any]] = None, **kwargs: Any) -> GravitySampler:
     """Make the gravity sampler choose every token of ``llm`` (a ``llama_cpp.Llama``). Keyword
-    arguments: ``preset``, ``mode`` ("sample" or "logits"), ``seed`` (default: the Llama's),
-    ``include_dirs`` (where llama.h is), ``log`` (a JSONL file of every report)."""
+    arguments: ``preset``, ``mode`` ("sample" or "logits"), ``seed`` (default: the Llama's seed
+    when each generation starts, so ``create_completion(seed=...)`` applies), ``include_dirs``
+    (where llama.h is)."""
     return GravitySampler(llm, config, **kwargs)

@@ -20,8 +20,9 @@ logits z'/T (−inf where truncated) and transformers samples from them; its own
 truncation must then be neutral (``generate_kwargs()`` returns ``do_sample=True,
 temperature=1.0, top_k=0, top_p=1.0``), else they apply on top.
 
-Not supported: beam search (rows are reordered and scores are log-probabilities); continuous
-batching (``supports_continuous_batching = False``). Scores on a GPU are copied to the host and
+Not supported: beam search (rows are reordered and scores are log-probabilities: a reordering
+raises); continuous batching (``supports_continuous_batching = False``). A batch of more than
+one row needs ``pad_token_id``. Scores on a GPU are copied to the host and
 back each step.
 """
 
@@ -113,18 +114,31 @@ class GravityLogitsProcessor(LogitsProcessor):
             cfg, preset = self._config
             self.processor = Processor(scores.shape[-1], cfg, preset=preset)
         prev = self._prev
-        continues = (
+        # O(B·L) per step: nothing beside a model step. transformers builds a new input_ids
+        # each step (torch.cat), so the previous one is kept by reference, not copied.
+        step_on = (
             prev is not None
             and input_ids.shape[0] == prev.shape[0]
             and input_ids.shape[1] == prev.shape[1] + 1
-            and torch.equal(input_ids[:, :-1], prev)
         )
-        if continues:
+        if step_on and torch.equal(input_ids[:, :-1], prev):
             for seq, tok in zip(self._seqs, input_ids[:, -1].tolist()):
                 self.processor.accept(seq, tok)
         else:
+            if step_on and input_ids.shape[0] > 1 and all(
+                any(torch.equal(row, p) for p in prev) for row in input_ids[:, :-1]
+            ):
+                raise ValueError(
+                    "infogravity: the rows were reordered between steps (beam search?): one "
+                    "gravity sequence per row cannot follow them; use num_beams=1"
+                )
+            if input_ids.shape[0] > 1 and self.pad_token_id is None:
+                raise ValueError(
+                    "infogravity: a batch is left-padded: pass pad_token_id (the tokenizer's) so "
+                    "that pads are not taken for prompt tokens"
+                )
             self._begin(input_ids)
-        self._prev = input_ids.detach().clone()
+        self._prev = input_ids
 
         host = scores if scores.device.type == "cpu" else scores.detach().cpu()
         if host.dtype != torch.float32 or not host.is_contiguous():

@@ -28,8 +28,14 @@ its earlier output accepted before its first step, so that output counts as quer
 Abstention: vLLM has no hook to end a request, so an abstaining request is forced to the end of
 sequence token when vLLM's config names one (``eos_token_id``), else it runs to its limits.
 
-Rows on a GPU are copied to the host and back each step (one device sync); on the CPU they are
-stepped in place. Untested here: end-to-end serving (vLLM does not run on this machine's CPU);
+Failures never stop the engine: a request the processor refuses (an anchor outside the
+vocabulary) or a row it cannot step (NaN logits) is left to vLLM's own sampling, with an error in
+the ``infogravity.vllm`` log, and the other rows are stepped. With speculative decoding on, the
+requests are served without gravity (a warning at start): drafts are accepted from rows the
+processor never saw.
+
+Rows on a GPU are copied to the host and back each step; Model Runner V2 also reads the
+requests' lengths and newest tokens in two gathers. On the CPU the rows are stepped in place. Untested here: end-to-end serving (vLLM does not run on this machine's CPU);
 the tests drive this class with the real vllm package's interface classes (``BatchUpdate``,
 ``LogitsProcRequestState``, ``LogitsContext``, its loaders) and real tensors.
 """
@@ -37,6 +43,7 @@ the tests drive this class with the real vllm package's interface classes (``Bat
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Optional
 
 import numpy as np
@@ -46,7 +53,7 @@ from vllm.v1.sample.logits_processor.interface import BatchUpdate, MoveDirection
 from vllm.v1.sample.logits_processor.interface import LogitsProcessor as V1LogitsProcessor
 from vllm.v1.worker.gpu.sample.logits_processor.interface import LogitsProcessor as V2LogitsProcessor
 
-from . import InfogravityError, Processor, check_config, config_json
+from . import REPORT_DTYPE, InfogravityError, Processor, check_config, config_json
 
 __all__ = ["GravityLogitsProcessor", "request_settings"]
 
@@ -79,10 +86,15 @@ def request_settings(params: Any) -> Optional[tuple[str, str, list[int], int]]:
             bad.append(f"top_k={params.top_k}")
         if params.min_p:
             bad.append(f"min_p={params.min_p}")
+        # The V1 runner applies its penalties after the custom processors.
+        if params.repetition_penalty != 1.0:
+            bad.append(f"repetition_penalty={params.repetition_penalty}")
+        if params.frequency_penalty or params.presence_penalty:
+            bad.append(f"frequency_penalty={params.frequency_penalty}, presence_penalty={params.presence_penalty}")
         if bad:
             raise ValueError(
                 f'extra_args["{KEY}_mode"]="logits" hands vLLM the final logits: its own '
-                f"sampling must be neutral (temperature=1, top_p=1, top_k=0, min_p=0), got "
+                f"sampling must be neutral (temperature=1, top_p=1, top_k=0, min_p=0, no penalties), got "
                 + ", ".join(bad)
             )
     anchors = extra.get(f"{KEY}_anchors", [])
@@ -100,7 +112,7 @@ def request_settings(params: Any) -> Optional[tuple[str, str, list[int], int]]:
 class _Seq:
     """One request's gravity sequence."""
 
-    __slots__ = ("proc", "seq", "mode", "out", "n_acc", "begun", "settings", "prompt")
+    __slots__ = ("proc", "seq", "mode", "out", "n_acc", "begun", "settings", "prompt", "forced")
 
     def __init__(self, proc: Processor, seq: int, mode: str, settings: tuple):
         self.proc, self.seq, self.mode, self.settings = proc, seq, mode, settings
@@ -108,6 +120,10 @@ class _Seq:
         self.prompt: list = []
         self.n_acc = 0
         self.begun = False
+        self.forced: Optional[int] = None  # the token this step forced (sample mode)
+
+
+log = logging.getLogger("infogravity.vllm")
 
 
 class GravityLogitsProcessor(V1LogitsProcessor, V2LogitsProcessor):
@@ -131,6 +147,12 @@ class GravityLogitsProcessor(V1LogitsProcessor, V2LogitsProcessor):
         except AttributeError:
             pass
         self._eos = eos[0] if isinstance(eos, (list, tuple)) and eos else eos
+        # Speculative decoding: drafts are accepted from rows the processor never saw, so its
+        # state would not be what was emitted. Requests are then served without gravity.
+        self._spec = getattr(vllm_config, "speculative_config", None) is not None
+        if self._spec:
+            log.warning("infogravity: speculative decoding is on; requests asking for gravity "
+                        "sampling are served without it")
 
     # --- shared -----------------------------------------------------------------------------
 
@@ -154,12 +176,20 @@ class GravityLogitsProcessor(V1LogitsProcessor, V2LogitsProcessor):
             p = self._procs[text] = Processor(self._vocab, text)
         return p
 
-    def _begin(self, s: _Seq, prompt: Optional[list]) -> None:
-        s.proc = self._processor(s.settings[0])
+    def _begin(self, s: _Seq, prompt: Optional[list]) -> bool:
+        """Begin `s`; False (and an error in the log) when the processor refuses it, e.g. an
+        anchor outside the vocabulary: the request is then served without gravity, as the
+        llama.cpp sampler falls back to the host's choice."""
         _, _, anchors, seed = s.settings
         q = np.asarray(prompt if prompt is not None else [], dtype=np.int64)
-        s.proc.begin(s.seq, seed=seed, anchors=anchors, query_tokens=q, context=q)
+        try:
+            s.proc = self._processor(s.settings[0])
+            s.proc.begin(s.seq, seed=seed, anchors=anchors, query_tokens=q, context=q)
+        except InfogravityError as e:
+            log.error("infogravity: request left to vLLM's own sampling: %s", e)
+            return False
         s.begun = True
+        return True
 
     def _end(self, s: Optional[_Seq]) -> None:
         if s is not None and s.begun:
@@ -185,11 +215,27 @@ class GravityLogitsProcessor(V1LogitsProcessor, V2LogitsProcessor):
             groups.setdefault((id(s.proc), s.mode), []).append(k)
         for (_, mode), ks in groups.items():
             proc = picks[ks[0]][1].proc
-            reps = proc.step_batch([picks[k][1].seq for k in ks], host, mode, rows=[where[k] for k in ks])
-            for k, rep in zip(ks, reps):
+            try:
+                reps = proc.step_batch([picks[k][1].seq for k in ks], host, mode, rows=[where[k] for k in ks])
+                done = list(zip(ks, reps))
+            except InfogravityError:
+                # A batch is atomic: step the rows one by one, so that one bad row (NaN logits)
+                # leaves only its own request to vLLM's sampling.
+                done = []
+                for k in ks:
+                    s = picks[k][1]
+                    try:
+                        out = np.empty(1, REPORT_DTYPE)
+                        proc.step_batch([s.seq], host, mode, rows=[where[k]], out=out)
+                        done.append((k, out[0]))
+                    except InfogravityError as e:
+                        s.forced = None
+                        log.error("infogravity: row left to vLLM's own sampling: %s", e)
+            for k, rep in done:
                 tok = int(rep["token"])
                 if tok < 0 and rep["stop"] and self._eos is not None:
                     tok = self._eos
+                picks[k][1].forced = tok if tok >= 0 else None
                 if tok >= 0:
                     row = host[where[k]]
                     row.fill_(float("-inf"))
@@ -217,8 +263,8 @@ class GravityLogitsProcessor(V1LogitsProcessor, V2LogitsProcessor):
                 s = self._new_seq(settings)
                 s.prompt = list(prompt) if prompt is not None else []
                 s.out = out  # vLLM's running output list, read as it grows
-                if self._vocab is not None:
-                    self._begin(s, s.prompt)
+                if self._spec or (self._vocab is not None and not self._begin(s, s.prompt)):
+                    continue
                 self._by_index[i] = s
             for a, b, direction in batch_update.moved:
                 sa, sb = self._by_index.pop(a, None), self._by_index.pop(b, None)
@@ -238,16 +284,22 @@ class GravityLogitsProcessor(V1LogitsProcessor, V2LogitsProcessor):
             out = s.out or []
             while s.n_acc < len(out):
                 tok = out[s.n_acc]
-                if tok < 0:  # async scheduling placeholder: the token is not known yet
-                    break
+                if tok < 0:
+                    # An async-scheduling placeholder. vLLM repairs it only for processors named
+                    # in --logits-processors (vllm-project/vllm#52461); in sample mode the token
+                    # is known anyway: the one this sequence forced.
+                    if s.forced is None:
+                        break
+                    tok = s.forced
+                s.forced = None
                 s.proc.accept(s.seq, tok)
                 s.n_acc += 1
 
     def _apply_v1(self, logits: torch.Tensor) -> torch.Tensor:
         self._ensure_vocab(logits)
-        for s in self._by_index.values():
-            if not s.begun:
-                self._begin(s, s.prompt)
+        for i, s in list(self._by_index.items()):
+            if not s.begun and not self._begin(s, s.prompt):
+                del self._by_index[i]
         self._catch_up_v1()
         picks = sorted((i, s) for i, s in self._by_index.items() if i < logits.shape[0])
         return self._step(logits, picks)
@@ -257,7 +309,7 @@ class GravityLogitsProcessor(V1LogitsProcessor, V2LogitsProcessor):
     def add_request(self, req_idx: int, sampling_params: Any) -> bool:
         self._end(self._by_index.pop(req_idx, None))
         settings = request_settings(sampling_params)
-        if settings is None:
+        if settings is None or self._spec:
             return False
         self._by_index[req_idx] = self._new_seq(settings)
         return True
@@ -270,25 +322,39 @@ class GravityLogitsProcessor(V1LogitsProcessor, V2LogitsProcessor):
         if not self._by_index:
             return logits
         rs = self._req_states
-        slots = ctx.expanded_idx_mapping.tolist()
-        local = ctx.expanded_local_pos.tolist()
+        # One row per request (no speculative decoding): the host copy of the mapping says which
+        # slot each row holds, without a device sync.
+        slots = [int(x) for x in ctx.idx_mapping_np]
+        if len(slots) != logits.shape[0]:
+            raise RuntimeError("infogravity: more logits rows than requests (speculative decoding?)")
+        rows = [(r, slot) for r, slot in enumerate(slots) if slot in self._by_index]
+        if not rows:
+            return logits
         prompt_len = rs.prompt_len.np
-        total_len = rs.total_len.gpu
+        mine = torch.tensor([slot for _, slot in rows], dtype=torch.long, device=rs.total_len.gpu.device)
+        total = rs.total_len.gpu.index_select(0, mine).tolist()  # one device read for all rows
         tokens = rs.all_token_ids.gpu
-        picks = []
-        for row, (slot, lp) in enumerate(zip(slots, local)):
-            s = self._by_index.get(slot)
-            if s is None or lp != 0:  # not ours, or a speculative draft row
-                continue
+        picks, last = [], []
+        for (row, slot), tot in zip(rows, total):
+            s = self._by_index[slot]
             p = int(prompt_len[slot])
             if not s.begun:
-                self._begin(s, tokens[slot, :p].tolist())
-            total = int(total_len[slot])
-            if total > p + s.n_acc:
-                for tok in tokens[slot, p + s.n_acc:total].tolist():
+                if not self._begin(s, tokens[slot, :p].tolist()):
+                    del self._by_index[slot]
+                    continue
+            new = tot - p - s.n_acc
+            if new == 1:
+                last.append((s, slot, tot - 1))
+            elif new > 1:  # first step after a resumption: the earlier output, as query
+                for tok in tokens[slot, p + s.n_acc:tot].tolist():
                     s.proc.accept(s.seq, tok)
-                s.n_acc = total - p
+                s.n_acc = tot - p
             picks.append((row, s))
+        if last:  # the usual case: one new token per request, read in one gather
+            idx = torch.tensor([[slot, pos] for _, slot, pos in last], dtype=torch.long, device=tokens.device)
+            for (s, _, _), tok in zip(last, tokens[idx[:, 0], idx[:, 1]].tolist()):
+                s.proc.accept(s.seq, tok)
+                s.n_acc += 1
         return self._step(logits, picks)
 
     def apply(self, logits: torch.Tensor, ctx: Any = None) -> torch.Tensor:
