@@ -285,9 +285,18 @@ fn eval_qa_runs_resumes_and_rejects_a_bad_bank() {
     std::fs::create_dir_all(&tmp).unwrap();
     let bank = tmp.join("bank.jsonl");
     let mut lines = String::new();
-    for (i, c) in ["France", "Peru", "Chad", "Laos"].iter().enumerate() {
+    // Two relations; the report's tables take them from the bank.
+    for (i, (rel, c)) in [
+        ("capital", "France"),
+        ("demonym", "Peru"),
+        ("capital", "Chad"),
+        ("demonym", "Laos"),
+    ]
+    .iter()
+    .enumerate()
+    {
         lines.push_str(&format!(
-            "{{\"id\":{i},\"relation\":\"capital\",\"subject\":\"{c}\",\"question\":\"What is the capital of {c}?\",\"stem\":\"The capital of {c} is\",\"answers\":[\"X\"]}}\n"
+            "{{\"id\":{i},\"relation\":\"{rel}\",\"subject\":\"{c}\",\"question\":\"Q {c}?\",\"stem\":\"A {c} is\",\"answers\":[\"X\"]}}\n"
         ));
     }
     std::fs::write(&bank, lines).unwrap();
@@ -324,6 +333,37 @@ fn eval_qa_runs_resumes_and_rejects_a_bad_bank() {
     }
     // Every answer of the random tiny model is wrong: one class, no calibration, n/a AUROCs.
     assert!(stdout.contains("n/a"), "{stdout}");
+    assert!(stdout.contains("| demonym | 2 |"), "{stdout}");
+    assert!(
+        stdout.contains("| score | capital | demonym | pooled |"),
+        "{stdout}"
+    );
+    // One relation only; a relation the bank lacks is an error.
+    let mut one = a4.clone();
+    one.extend(["--relations".into(), "demonym".into()]);
+    let (ok, stdout, err) = run(&one.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    assert!(
+        stdout.contains("| all | 2 |") && !stdout.contains("| capital |"),
+        "{stdout}"
+    );
+    let mut bad = a4.clone();
+    bad.extend(["--relations".into(), "currency".into()]);
+    let (ok, _, err) = run(&bad.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!ok && err.contains("no relation \"currency\""), "{err}");
+    // A calibration fitted elsewhere is scored on every item, and nothing is fitted or written.
+    let given =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/eval/calibration.json");
+    let mut scored = a4.clone();
+    scored.extend(["--calibration".into(), given.to_str().unwrap().into()]);
+    let (ok, stdout, err) = run(&scored.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    assert!(
+        stdout.contains("Scored with a given calibration (not fitted here): all 4 items"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("void score, given calibration"), "{stdout}");
+    assert!(!out.join("calibration.json").exists());
     std::fs::write(&bank, "{\"id\": 1}\n").unwrap();
     let (ok, _, err) = run(&a2.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!ok && err.contains("bank.jsonl:1"), "{err}");

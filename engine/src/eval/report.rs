@@ -75,14 +75,43 @@ fn fmt_iv(i: &Option<Interval>) -> String {
     }
 }
 
-/// Analyse the records: the calibration is fitted on the training split and every held-out
-/// figure is computed on the other half.
-pub fn analyse(records: &[Record], cfg: &Config, provenance: &str, resamples: usize) -> QaReport {
-    let (train, test): (Vec<Record>, Vec<Record>) = records
-        .iter()
-        .cloned()
-        .partition(|r| qa::is_train(&r.subject));
-    let calib = fit_calibration(&train, cfg, provenance);
+/// The relations of `records`, in order of first appearance.
+pub fn relations(records: &[Record]) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for r in records {
+        if !out.contains(&r.relation) {
+            out.push(r.relation.clone());
+        }
+    }
+    out
+}
+
+/// Analyse the records. Without `given`, the calibration is fitted on the training split and
+/// every held-out figure is computed on the other half; with a calibration `given` (fitted
+/// elsewhere, e.g. on another bank), nothing is fitted and every item is scored with it.
+pub fn analyse(
+    records: &[Record],
+    cfg: &Config,
+    provenance: &str,
+    resamples: usize,
+    given: Option<&Calibration>,
+) -> QaReport {
+    let (train, test): (Vec<Record>, Vec<Record>) = match given {
+        Some(_) => (vec![], records.to_vec()),
+        None => records
+            .iter()
+            .cloned()
+            .partition(|r| qa::is_train(&r.subject)),
+    };
+    let calib = match given {
+        Some(c) => Some(c.clone()),
+        None => fit_calibration(&train, cfg, provenance),
+    };
+    let calibrated = match given {
+        Some(_) => "**void score, given calibration**",
+        None => "**void score, calibrated**",
+    };
+    let rels = relations(records);
     let mut md = String::new();
     let mut json = serde_json::json!({});
     // Accuracy.
@@ -90,7 +119,7 @@ pub fn analyse(records: &[Record], cfg: &Config, provenance: &str, resamples: us
         md,
         "| relation | items | correct | accuracy |\n|---|---|---|---|"
     );
-    for rel in ["capital", "region", "all"] {
+    for rel in rels.iter().map(String::as_str).chain(["all"]) {
         let rs: Vec<&Record> = records
             .iter()
             .filter(|r| rel == "all" || r.relation == rel)
@@ -100,12 +129,20 @@ pub fn analyse(records: &[Record], cfg: &Config, provenance: &str, resamples: us
         let _ = writeln!(md, "| {rel} | {} | {ok} | {acc:.3} |", rs.len());
         json["accuracy"][rel] = serde_json::json!({"items": rs.len(), "correct": ok});
     }
-    let _ = writeln!(
-        md,
-        "\nSplit by country (FNV-1a of the name): {} training items, {} held out.\n",
-        train.len(),
-        test.len()
-    );
+    if given.is_some() {
+        let _ = writeln!(
+            md,
+            "\nScored with a given calibration (not fitted here): all {} items.\n",
+            test.len()
+        );
+    } else {
+        let _ = writeln!(
+            md,
+            "\nSplit by subject (FNV-1a of the name): {} training items, {} held out.\n",
+            train.len(),
+            test.len()
+        );
+    }
     // Scores on the held-out split: baselines, default void, M(Q), calibrated void.
     let base = qa::baselines(&test);
     let mut names: Vec<String> = base.names.iter().map(|s| s.to_string()).collect();
@@ -123,11 +160,12 @@ pub fn analyse(records: &[Record], cfg: &Config, provenance: &str, resamples: us
             })
             .collect(),
     );
-    if let Some(c) = &calib {
-        names.push("**void score, calibrated**".into());
+    let has_void = calib.as_ref().is_some_and(|c| c.void.is_some());
+    if let (Some(c), true) = (&calib, has_void) {
+        names.push(calibrated.into());
         values.push(qa::void_scores(
             &test,
-            c.void.as_ref().expect("fitted"),
+            c.void.as_ref().expect("checked"),
             &cfg.mass,
             Some(c),
         ));
@@ -138,15 +176,23 @@ pub fn analyse(records: &[Record], cfg: &Config, provenance: &str, resamples: us
         .filter_map(|i| metrics::auroc(&values[i], &wrong).map(|a| (i, a)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(i, _)| i);
+    let columns: Vec<String> = rels.iter().cloned().chain(["pooled".into()]).collect();
     let _ = writeln!(
         md,
-        "AUROC for predicting a wrong answer, held-out split, with 95% paired-bootstrap intervals \
-         ({resamples} resamples):\n\n| score | capital | region | pooled |\n|---|---|---|---|"
+        "AUROC for predicting a wrong answer, {}, with 95% paired-bootstrap intervals \
+         ({resamples} resamples):\n\n| score | {} |\n|{}",
+        if given.is_some() {
+            "all items"
+        } else {
+            "held-out split"
+        },
+        columns.join(" | "),
+        "---|".repeat(columns.len() + 1)
     );
     let mut per_rel = vec![];
-    for rel in ["capital", "region", "pooled"] {
+    for rel in &columns {
         let keep: Vec<usize> = (0..test.len())
-            .filter(|&i| rel == "pooled" || test[i].relation == rel)
+            .filter(|&i| rel == "pooled" || &test[i].relation == rel)
             .collect();
         let y: Vec<bool> = keep.iter().map(|&i| wrong[i]).collect();
         let cols: Vec<Vec<f64>> = values
@@ -154,38 +200,36 @@ pub fn analyse(records: &[Record], cfg: &Config, provenance: &str, resamples: us
             .map(|v| keep.iter().map(|&i| v[i]).collect())
             .collect();
         let refs: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
-        let pairs: Vec<(usize, usize)> = match (calib.is_some(), best) {
+        let pairs: Vec<(usize, usize)> = match (has_void, best) {
             (true, Some(b)) => vec![(values.len() - 1, b)],
             _ => vec![],
         };
         per_rel.push(metrics::bootstrap_auroc(&refs, &y, &pairs, resamples, 2024));
     }
     for (i, name) in names.iter().enumerate() {
-        let _ = writeln!(
-            md,
-            "| {name} | {} | {} | {} |",
-            fmt_iv(&per_rel[0].0[i]),
-            fmt_iv(&per_rel[1].0[i]),
-            fmt_iv(&per_rel[2].0[i])
-        );
-        json["auroc"][name.trim_matches('*')] = serde_json::json!({
-            "capital": per_rel[0].0[i], "region": per_rel[1].0[i], "pooled": per_rel[2].0[i],
-        });
+        let cells: Vec<String> = per_rel.iter().map(|p| fmt_iv(&p.0[i])).collect();
+        let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
+        for (rel, p) in columns.iter().zip(&per_rel) {
+            json["auroc"][name.trim_matches('*')][rel] = serde_json::json!(p.0[i]);
+        }
     }
-    if let (Some(b), true) = (best, calib.is_some()) {
+    if let (Some(b), true) = (best, has_void) {
+        let cells: Vec<String> = columns
+            .iter()
+            .zip(&per_rel)
+            .map(|(rel, p)| format!("{rel} {}", fmt_iv(&p.1[0])))
+            .collect();
         let _ = writeln!(
             md,
-            "\nCalibrated void score − best single baseline ({}), AUROC difference: capital {}, \
-             region {}, pooled {}.",
+            "\n{} − best single baseline ({}), AUROC difference: {}.",
+            calibrated.trim_matches('*'),
             names[b],
-            fmt_iv(&per_rel[0].1[0]),
-            fmt_iv(&per_rel[1].1[0]),
-            fmt_iv(&per_rel[2].1[0])
+            cells.join(", ")
         );
-        json["difference_vs_best_baseline"] = serde_json::json!({
-            "baseline": names[b],
-            "capital": per_rel[0].1[0], "region": per_rel[1].1[0], "pooled": per_rel[2].1[0],
-        });
+        json["difference_vs_best_baseline"]["baseline"] = serde_json::json!(names[b]);
+        for (rel, p) in columns.iter().zip(&per_rel) {
+            json["difference_vs_best_baseline"][rel] = serde_json::json!(p.1[0]);
+        }
     }
     // Risk–coverage (pooled, held out).
     let correct: Vec<bool> = test.iter().map(|r| r.correct).collect();
@@ -229,7 +273,7 @@ pub fn analyse(records: &[Record], cfg: &Config, provenance: &str, resamples: us
                 .collect(),
         ),
     ];
-    if calib.is_some() {
+    if has_void {
         let v = values.last().expect("calibrated score");
         conf.push((
             "1 − calibrated void score".into(),
@@ -249,7 +293,7 @@ pub fn analyse(records: &[Record], cfg: &Config, provenance: &str, resamples: us
         let _ = writeln!(md, "| {name} | {:.3} | {:.3} | {:.3} |", k[0], k[1], k[2]);
         json["kalai"][name] = serde_json::json!(k);
     }
-    if let Some(c) = &calib {
+    if let (Some(c), None) = (&calib, given) {
         let _ = writeln!(
             md,
             "\nFitted calibration (training split; saved as `calibration.json`, loadable by \

@@ -58,6 +58,13 @@ struct QaArgs {
     /// Bootstrap resamples for the intervals.
     #[arg(long, default_value_t = 2000)]
     resamples: usize,
+    /// Only these relations of the bank (comma-separated; default: all of them).
+    #[arg(long, value_delimiter = ',')]
+    relations: Vec<String>,
+    /// Score this calibration (written by an earlier `eval qa`, e.g. on another bank) on every
+    /// item instead of fitting one on a split of this bank; nothing is fitted or written.
+    #[arg(long)]
+    calibration: Option<PathBuf>,
     #[command(flatten)]
     run: EvalRun,
 }
@@ -227,8 +234,24 @@ fn run_part<R>(
 }
 
 fn qa(a: QaArgs) -> Result<(), CliError> {
-    // Evenly spaced over the bank, so a smoke run covers both relations.
-    let items = evenly(qa::load_bank(&a.bank)?, a.limit);
+    // Evenly spaced over the bank, so a smoke run covers every relation.
+    let mut bank = qa::load_bank(&a.bank)?;
+    if !a.relations.is_empty() {
+        let known: Vec<String> = bank.iter().map(|i| i.relation.clone()).collect();
+        if let Some(r) = a.relations.iter().find(|r| !known.contains(r)) {
+            return Err(infogravity::Error::InvalidArgument(format!(
+                "--relations: {} has no relation {r:?}",
+                a.bank.display()
+            ))
+            .into());
+        }
+        bank.retain(|i| a.relations.contains(&i.relation));
+    }
+    let items = evenly(bank, a.limit);
+    let given = match &a.calibration {
+        Some(path) => Some(infogravity::Calibration::load(path)?),
+        None => None,
+    };
     let cfg = Config::default();
     run_part(
         &a.run,
@@ -253,12 +276,12 @@ fn qa(a: QaArgs) -> Result<(), CliError> {
                 records.len(),
                 eng.lm.info().source
             );
-            let rep = report::analyse(&records, &cfg, &provenance, a.resamples);
+            let rep = report::analyse(&records, &cfg, &provenance, a.resamples, given.as_ref());
             write_report(out, "qa", &rep.markdown, &rep.json)?;
             let write = |name: &str, text: &str| std::fs::write(out.join(name), text);
             write("qa_risk_coverage.svg", &rep.svg)?;
             write("qa_audit.md", &rep.audit)?;
-            if let Some(c) = &rep.calibration {
+            if let (Some(c), None) = (&rep.calibration, &given) {
                 write(
                     "calibration.json",
                     &serde_json::to_string_pretty(c).expect("serialises"),
