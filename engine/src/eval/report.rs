@@ -231,6 +231,13 @@ pub fn analyse(
             json["difference_vs_best_baseline"][rel] = serde_json::json!(p.1[0]);
         }
     }
+    // The answer-level void score, cross-fitted over every item (not with a given calibration:
+    // that mode scores what was fitted elsewhere).
+    if given.is_none() {
+        md.push_str(&super::answer::section(
+            records, &rels, resamples, &mut json,
+        ));
+    }
     // Risk–coverage (pooled, held out).
     let correct: Vec<bool> = test.iter().map(|r| r.correct).collect();
     let _ = writeln!(
