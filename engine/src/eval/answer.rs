@@ -17,8 +17,9 @@
 
 use std::fmt::Write;
 
-use super::metrics::{self, Interval};
+use super::metrics;
 use super::qa::Record;
+use super::report::fmt_iv;
 
 /// The features, in order.
 pub const FEATURES: [&str; 7] = [
@@ -106,13 +107,6 @@ pub fn leave_one_relation_out(records: &[Record], relations: &[String]) -> Vec<f
     out
 }
 
-fn fmt_iv(i: &Option<Interval>) -> String {
-    match i {
-        Some(i) => format!("{:.3} [{:.3}, {:.3}]", i.value, i.lo, i.hi),
-        None => "n/a".into(),
-    }
-}
-
 /// The section of the QA report: every item, the answer-level baselines beside the
 /// cross-fitted and the leave-one-relation-out answer-level void, with the paired difference
 /// to the best baseline.
@@ -152,19 +146,7 @@ pub fn section(
         Some(b) => (nb..values.len()).map(|v| (v, b)).collect(),
         None => vec![],
     };
-    let mut per = vec![];
-    for rel in &columns {
-        let keep: Vec<usize> = (0..records.len())
-            .filter(|&i| rel == "pooled" || &records[i].relation == rel)
-            .collect();
-        let y: Vec<bool> = keep.iter().map(|&i| wrong[i]).collect();
-        let cols: Vec<Vec<f64>> = values
-            .iter()
-            .map(|v| keep.iter().map(|&i| v[i]).collect())
-            .collect();
-        let refs: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
-        per.push(metrics::bootstrap_auroc(&refs, &y, &pairs, resamples, 2025));
-    }
+    let per = super::report::per_relation(records, &columns, &values, &pairs, resamples, 2025);
     for (i, name) in names.iter().enumerate() {
         let cells: Vec<String> = per.iter().map(|p| fmt_iv(&p.0[i])).collect();
         let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));

@@ -68,7 +68,37 @@ pub fn fit_calibration(train: &[Record], cfg: &Config, provenance: &str) -> Opti
     Some(calib)
 }
 
-fn fmt_iv(i: &Option<Interval>) -> String {
+/// Paired-bootstrap AUROCs of `values` (one score vector per row, over `records`) for each of
+/// `columns`: a relation of the records, or "pooled" (every record). Per column: the intervals
+/// of each score and of each difference in `pairs` (see [`metrics::bootstrap_auroc`]).
+pub(super) type PerColumn = (Vec<Option<Interval>>, Vec<Option<Interval>>);
+
+pub(super) fn per_relation(
+    records: &[Record],
+    columns: &[String],
+    values: &[Vec<f64>],
+    pairs: &[(usize, usize)],
+    resamples: usize,
+    seed: u64,
+) -> Vec<PerColumn> {
+    columns
+        .iter()
+        .map(|rel| {
+            let keep: Vec<usize> = (0..records.len())
+                .filter(|&i| rel == "pooled" || &records[i].relation == rel)
+                .collect();
+            let y: Vec<bool> = keep.iter().map(|&i| !records[i].correct).collect();
+            let cols: Vec<Vec<f64>> = values
+                .iter()
+                .map(|v| keep.iter().map(|&i| v[i]).collect())
+                .collect();
+            let refs: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
+            metrics::bootstrap_auroc(&refs, &y, pairs, resamples, seed)
+        })
+        .collect()
+}
+
+pub(super) fn fmt_iv(i: &Option<Interval>) -> String {
     match i {
         Some(i) => format!("{:.3} [{:.3}, {:.3}]", i.value, i.lo, i.hi),
         None => "n/a".into(),
@@ -189,23 +219,11 @@ pub fn analyse(
         columns.join(" | "),
         "---|".repeat(columns.len() + 1)
     );
-    let mut per_rel = vec![];
-    for rel in &columns {
-        let keep: Vec<usize> = (0..test.len())
-            .filter(|&i| rel == "pooled" || &test[i].relation == rel)
-            .collect();
-        let y: Vec<bool> = keep.iter().map(|&i| wrong[i]).collect();
-        let cols: Vec<Vec<f64>> = values
-            .iter()
-            .map(|v| keep.iter().map(|&i| v[i]).collect())
-            .collect();
-        let refs: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
-        let pairs: Vec<(usize, usize)> = match (has_void, best) {
-            (true, Some(b)) => vec![(values.len() - 1, b)],
-            _ => vec![],
-        };
-        per_rel.push(metrics::bootstrap_auroc(&refs, &y, &pairs, resamples, 2024));
-    }
+    let pairs: Vec<(usize, usize)> = match (has_void, best) {
+        (true, Some(b)) => vec![(values.len() - 1, b)],
+        _ => vec![],
+    };
+    let per_rel = per_relation(&test, &columns, &values, &pairs, resamples, 2024);
     for (i, name) in names.iter().enumerate() {
         let cells: Vec<String> = per_rel.iter().map(|p| fmt_iv(&p.0[i])).collect();
         let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
