@@ -361,7 +361,7 @@ impl Processor {
                 py.detach(|| inner.step_row(seq, LogitsMut::F16(s), mode))
             }
             Dtype::Bf16 => {
-                let mut a = bits_view_1d(py, row)?;
+                let mut a = bits_view::<numpy::Ix1>(py, row, "row")?;
                 let s = a.as_slice_mut().map_err(|e| borrow_err(py, "row", e))?;
                 let s = as_bf16(s);
                 py.detach(|| inner.step_row(seq, LogitsMut::BF16(s), mode))
@@ -454,7 +454,7 @@ impl Processor {
                 py.detach(|| run_batch(inner, seqs, s, v, rows, mode, reports))
             }
             Dtype::Bf16 => {
-                let mut a = bits_view_2d(py, logits)?;
+                let mut a = bits_view::<numpy::Ix2>(py, logits, "logits")?;
                 let s = a.as_slice_mut().map_err(|e| borrow_err(py, "logits", e))?;
                 let s = as_bf16(s);
                 py.detach(|| run_batch(inner, seqs, s, v, rows, mode, reports))
@@ -592,32 +592,21 @@ fn run_batch<E: infogravity::field::Logit>(
     p.step_rows(seqs, &mut picked, mode, reports)
 }
 
-fn bits_view_1d<'py>(
+/// A bfloat16 array (its bits as uint16, or int16 viewed as uint16) of any rank, borrowed for
+/// writing; `what` names it in errors.
+fn bits_view<'py, D: numpy::ndarray::Dimension>(
     py: Python<'py>,
     a: &Bound<'py, PyUntypedArray>,
-) -> PyResult<PyReadwriteArray1<'py, u16>> {
+    what: &str,
+) -> PyResult<numpy::PyReadwriteArray<'py, u16, D>> {
     let arr = if a.dtype().kind() == b'i' {
         a.call_method1("view", ("uint16",))?
     } else {
         a.clone().into_any()
     };
-    arr.cast_into::<numpy::PyArray1<u16>>()?
+    arr.cast_into::<numpy::PyArray<u16, D>>()?
         .try_readwrite()
-        .map_err(|e| borrow_err(py, "row", e))
-}
-
-fn bits_view_2d<'py>(
-    py: Python<'py>,
-    a: &Bound<'py, PyUntypedArray>,
-) -> PyResult<PyReadwriteArray2<'py, u16>> {
-    let arr = if a.dtype().kind() == b'i' {
-        a.call_method1("view", ("uint16",))?
-    } else {
-        a.clone().into_any()
-    };
-    arr.cast_into::<numpy::PyArray2<u16>>()?
-        .try_readwrite()
-        .map_err(|e| borrow_err(py, "logits", e))
+        .map_err(|e| borrow_err(py, what, e))
 }
 
 /// The report record's layout, for a numpy structured dtype: (name, numpy format, byte
