@@ -126,6 +126,18 @@
 #define IG_FLAG_FULL_PASS 32
 
 /*
+ `IgStepReport.flags`: the graded repeat penalty lowered a token that would extend a running
+ repeat.
+ */
+#define IG_FLAG_REPEAT_PENALTY 64
+
+/*
+ `IgStepReport.flags`: the would-close guard masked a token that would complete a repeated
+ unit.
+ */
+#define IG_FLAG_GUARD 128
+
+/*
  sizeof(IgSeqParams) in ABI v1 (LP64): the smallest `struct_size` accepted.
  */
 #define IG_SEQ_PARAMS_V1_SIZE 88
@@ -139,6 +151,11 @@
  sizeof(IgQueryMass) in ABI v1 (LP64): the smallest `struct_size` accepted.
  */
 #define IG_QUERY_MASS_V1_SIZE 32
+
+/*
+ sizeof(IgAnswerStats) in ABI v1 (LP64): the smallest `struct_size` accepted.
+ */
+#define IG_ANSWER_STATS_V1_SIZE 56
 
 /*
  Largest `struct_size` (and batch report stride) accepted: a bound on stride arithmetic.
@@ -433,6 +450,46 @@ typedef struct IgQueryMass {
 } IgQueryMass;
 
 /*
+ The answer-level aggregates of a sequence (output of `ig_processor_answer`; version 1):
+ over its accepted tokens that had a step. NaN = none yet. Definitions: the Rust
+ `AnswerStats`.
+ */
+typedef struct IgAnswerStats {
+  /*
+   Set by the caller to sizeof(IgAnswerStats) (`ig_answer_stats_init` does).
+   */
+  size_t struct_size;
+  /*
+   Accepted tokens with a step.
+   */
+  uint32_t tokens;
+  /*
+   Mean and max H, nats.
+   */
+  float mean_entropy;
+  float max_entropy;
+  /*
+   Mean √varentropy, nats.
+   */
+  float mean_sqrt_varentropy;
+  /*
+   ΣΦ, mean Φ and max Φ over the tokens whose Φ is known, nats.
+   */
+  float sum_potential;
+  float mean_potential;
+  float max_potential;
+  /*
+   1 once the first content token was accepted (the `first_content_*` fields hold its
+   step and field), else 0.
+   */
+  uint32_t has_first_content;
+  uint32_t first_content_step;
+  float first_content_entropy;
+  float first_content_one_minus_pmax;
+  float first_content_potential;
+} IgAnswerStats;
+
+/*
  The table a third-party logits-processor plugin exports, version 1. A plugin is a shared
  library exporting `const IgPluginV1 *ig_plugin_entry(void)`, returning a pointer to a table
  that lives as long as the library. The host (the Rust API's `Plugin`, the CLI's
@@ -556,6 +613,14 @@ void ig_step_report_init(struct IgStepReport *report);
  `mass` must be NULL (no-op) or point to a writable IgQueryMass.
  */
 void ig_query_mass_init(struct IgQueryMass *mass);
+
+/*
+ Fill `*stats` with defaults (struct_size = sizeof(IgAnswerStats), no tokens, NaN).
+
+ Safety:
+ `stats` must be NULL (no-op) or point to a writable IgAnswerStats.
+ */
+void ig_answer_stats_init(struct IgAnswerStats *stats);
 
 /*
  Create a processor for vocabulary size `vocab` (1 ..= IG_MAX_VOCAB) from a JSON
@@ -786,6 +851,37 @@ IG_NODISCARD IgStatus ig_processor_load_prior(struct IgProcessor *p, const char 
  `p` a live handle; `path` a NUL-terminated string.
  */
 IG_NODISCARD IgStatus ig_processor_load_calibration(struct IgProcessor *p, const char *path);
+
+/*
+ The answer-level aggregates of `seq` over its tokens accepted so far (read them before
+ `ig_processor_end`). Writes `min(out->struct_size, sizeof(IgAnswerStats))` bytes.
+
+ Errors: NULL_POINTER, STRUCT_TOO_SMALL (`struct_size` 0 — use `ig_answer_stats_init` — or
+ below the v1 size), INVALID_ARGUMENT (misaligned), UNKNOWN_SEQUENCE.
+
+ Safety:
+ `p` a live handle; `out` NULL or a writable IgAnswerStats with `struct_size` set.
+ */
+IG_NODISCARD
+IgStatus ig_processor_answer(const struct IgProcessor *p,
+                             uint64_t seq,
+                             struct IgAnswerStats *out);
+
+/*
+ Set the content table of the answer aggregates: `content[t]` non-zero when token t carries
+ content (words, names, numbers), zero for function words, whitespace and punctuation;
+ `n` must be the vocabulary size. NULL with `n` = 0 clears it (every token is content).
+ Applies to tokens accepted from now on. Built once per tokenizer by the host.
+
+ Errors: NULL_POINTER (p, or `content` with n > 0), SIZE_MISMATCH (n ≠ V).
+
+ Safety:
+ `p` a live handle; `content` NULL or `n` readable bytes.
+ */
+IG_NODISCARD
+IgStatus ig_processor_set_content_tokens(struct IgProcessor *p,
+                                         const uint8_t *content,
+                                         size_t n);
 
 /*
  The handle's vocabulary size and number of live sequences (either out pointer may be NULL;

@@ -5,16 +5,18 @@
 //! - **abstention** (`abstain`): decided once, at a sequence's first step, from the void score:
 //!   stop at once or force the configured text, then stop;
 //! - **anchoring** (`anchor`): add λ·v to the logit of each anchor token while v ≥ `min_void`;
-//! - **escape** (`escape`): while in a black hole, a temperature kick and a penalty on the token
-//!   that would extend the detected cycle.
+//! - **escape** (`escape`): before a loop completes, a graded penalty on the tokens that would
+//!   extend a running back-to-back repeat and a guard on the token that would complete one;
+//!   while in a black hole, a temperature kick and a penalty on the token that would extend the
+//!   detected cycle.
 //!
-//! Anchoring and the cycle penalty are sparse `Edit`s that selection overlays on the row; the
+//! Anchoring and the escape penalties are sparse `Edit`s that selection overlays on the row; the
 //! edited values are rounded to the row's element type here, once, so every later stage sees
 //! exactly what a `Logits`-mode host receives.
 
 use crate::config::{AbstainConfig, Config};
 use crate::field::Logit;
-use crate::policy::Regimes;
+use crate::policy::{LoopDetector, Regimes};
 use crate::report::flags;
 use crate::sampler::Edit;
 
@@ -76,13 +78,24 @@ pub(crate) struct Plan {
     pub flags: u32,
 }
 
+/// The would-close guard's penalty: far below any logit a model produces, yet finite, so a row
+/// whose every token were guarded would still be a distribution.
+pub(crate) const GUARD_PENALTY: f32 = 1e4;
+
+/// The longest match the windowed graded penalty measures (bounds its work and exponent).
+const MAX_MATCH: usize = 64;
+
 /// Anchor bias and escape for one step: fills `edits` (sorted by id, values rounded to `E`).
+/// `pens` is scratch for the escape penalties (capacity `black_hole.max_period +
+/// escape.repeat_window + 1`).
 pub(crate) fn plan<E: Logit>(
     cfg: &Config,
     reg: &Regimes,
+    loops: &LoopDetector,
     anchors: &[u32],
     row: &[E],
     edits: &mut Vec<Edit>,
+    pens: &mut Vec<(u32, f32)>,
 ) -> Plan {
     edits.clear();
     let mut out = Plan {
@@ -96,20 +109,76 @@ pub(crate) fn plan<E: Logit>(
         edits.extend(anchors.iter().map(|&id| shifted(row, id, delta)));
         out.flags |= flags::ANCHOR;
     }
-    let ec = &cfg.escape;
-    if ec.enabled && reg.in_black_hole() {
-        out.kick = ec.kick;
+    if !cfg.escape.enabled {
+        return out;
+    }
+    out.flags |= escape_penalties(cfg, reg, loops, pens);
+    if reg.in_black_hole() {
+        out.kick = cfg.escape.kick;
         out.flags |= flags::KICK;
-        if reg.cycle.period > 0 && ec.cycle_penalty > 0.0 {
-            let id = reg.cycle.next;
-            match edits.binary_search_by_key(&id, |e| e.id) {
-                Ok(i) => edits[i].new = round::<E>(edits[i].new, -ec.cycle_penalty),
-                Err(i) => edits.insert(i, shifted(row, id, -ec.cycle_penalty)),
-            }
-            out.flags |= flags::CYCLE_PENALTY;
+    }
+    // The largest penalty per token, merged into the id-ordered edits.
+    pens.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    pens.dedup_by_key(|p| p.0);
+    for &(id, pen) in pens.iter() {
+        match edits.binary_search_by_key(&id, |e| e.id) {
+            Ok(i) => edits[i].new = round::<E>(edits[i].new, -pen),
+            Err(i) => edits.insert(i, shifted(row, id, -pen)),
         }
     }
     out
+}
+
+/// The escape penalties of this step into `pens` (unsorted; a token may appear more than
+/// once); returns their flags. O(P).
+fn escape_penalties(
+    cfg: &Config,
+    reg: &Regimes,
+    loops: &LoopDetector,
+    pens: &mut Vec<(u32, f32)>,
+) -> u32 {
+    let ec = &cfg.escape;
+    let mut bits = 0;
+    pens.clear();
+    let reps = cfg.black_hole.repeats.saturating_sub(1).max(1) as f32;
+    let since_break = loops.since_break();
+    let graded = |n: u32, strength: f32| {
+        let grow = ec.repeat_base.powi((n - ec.repeat_allowed).min(64) as i32);
+        (ec.repeat_penalty * strength * grow).min(GUARD_PENALTY)
+    };
+    for r in loops.repeats() {
+        // Would-close guard: this token would complete `guard_repeats` copies of the unit.
+        if ec.guard_min_period > 0
+            && r.period >= ec.guard_min_period
+            && r.run as u64 + 1 >= (ec.guard_repeats as u64 - 1) * r.period as u64
+        {
+            pens.push((r.next, GUARD_PENALTY));
+            bits |= flags::GUARD;
+            continue;
+        }
+        // Graded penalty on the running repeat: its length counts from the last breaker.
+        let n = r.run.min(since_break);
+        if ec.repeat_window == 0 && ec.repeat_penalty > 0.0 && n >= ec.repeat_allowed {
+            let pen = graded(n, (r.run as f32 / (reps * r.period as f32)).min(1.0));
+            if pen > 0.0 {
+                pens.push((r.next, pen));
+                bits |= flags::REPEAT_PENALTY;
+            }
+        }
+    }
+    if ec.repeat_window > 0 && ec.repeat_penalty > 0.0 {
+        loops.matches(ec.repeat_window as usize, MAX_MATCH, |next, n| {
+            if n >= ec.repeat_allowed {
+                pens.push((next, graded(n, 1.0)));
+                bits |= flags::REPEAT_PENALTY;
+            }
+        });
+    }
+    if reg.in_black_hole() && reg.cycle.period > 0 && ec.cycle_penalty > 0.0 {
+        pens.push((reg.cycle.next, ec.cycle_penalty));
+        bits |= flags::CYCLE_PENALTY;
+    }
+    bits
 }
 
 /// Token `id` moved by `delta` nats.

@@ -86,8 +86,8 @@ pub use error::{Error, Result};
 pub use field::{Field, FieldError};
 pub use mass::{Prior, QueryInput, QueryMass};
 pub use plugin::{Plugin, PluginProcessor};
-pub use processor::{GravityProcessor, LogitsMut, LogitsProcessor, SeqParams};
-pub use report::{Regime, StepReport, flags};
+pub use processor::{ContentTable, GravityProcessor, LogitsMut, LogitsProcessor, SeqParams};
+pub use report::{AnswerStats, FirstContent, Regime, StepReport, flags};
 pub use sampler::StepMode;
 
 /// The README's Rust example is compiled and run as a doctest.

@@ -43,15 +43,21 @@ pub mod flags {
     pub const FORCED: u32 = 16;
     /// Selection or the cut needed an exact second pass over the row.
     pub const FULL_PASS: u32 = 32;
+    /// The graded repeat penalty lowered a token that would extend a running repeat.
+    pub const REPEAT_PENALTY: u32 = 64;
+    /// The would-close guard masked a token that would complete a repeated unit.
+    pub const GUARD: u32 = 128;
 
     /// Every flag with its printable name, in bit order.
-    pub const NAMES: [(u32, &str); 6] = [
+    pub const NAMES: [(u32, &str); 8] = [
         (ANCHOR, "anchor"),
         (KICK, "kick"),
         (CYCLE_PENALTY, "cycle-penalty"),
         (ABSTAIN, "abstain"),
         (FORCED, "forced"),
         (FULL_PASS, "full-pass"),
+        (REPEAT_PENALTY, "repeat-penalty"),
+        (GUARD, "guard"),
     ];
 
     /// The names of the flags set in `bits`, joined with `sep` ("" when none is set).
@@ -66,6 +72,60 @@ pub mod flags {
             }
         }
         out
+    }
+}
+
+/// The field at a sequence's first content token (see [`AnswerStats`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FirstContent {
+    /// Its step (0-based position in the output).
+    pub step: u32,
+    /// H there, nats.
+    pub entropy: f32,
+    /// 1 − p_max there.
+    pub one_minus_pmax: f32,
+    /// Φ of the content token, nats (NaN when the host's token was not among the step's
+    /// candidates).
+    pub potential: f32,
+}
+
+/// Running aggregates of the field over a sequence's output, the answer-level void's inputs
+/// (docs/DESIGN.md §1 "Regimes"; SCIENCE.md §1.5): over every accepted token that had a step,
+/// the mean and max of H, the mean of √varentropy, Σ, mean and max of Φ, and the field at the
+/// first content token (per the processor's content table; without one, every token is
+/// content). O(1) per accepted token; 48 bytes per sequence.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnswerStats {
+    /// Accepted tokens with a step.
+    pub tokens: u32,
+    /// Mean H, nats (NaN before the first).
+    pub mean_entropy: f32,
+    /// Max H, nats (NaN before the first).
+    pub max_entropy: f32,
+    /// Mean √varentropy, nats (NaN before the first).
+    pub mean_sqrt_varentropy: f32,
+    /// ΣΦ over the tokens whose Φ is known: the output's surprisal, nats.
+    pub sum_potential: f32,
+    /// Mean Φ over them (NaN when none).
+    pub mean_potential: f32,
+    /// Max Φ over them (NaN when none).
+    pub max_potential: f32,
+    /// The first content token, once there is one.
+    pub first_content: Option<FirstContent>,
+}
+
+impl Default for AnswerStats {
+    fn default() -> Self {
+        AnswerStats {
+            tokens: 0,
+            mean_entropy: f32::NAN,
+            max_entropy: f32::NAN,
+            mean_sqrt_varentropy: f32::NAN,
+            sum_potential: 0.0,
+            mean_potential: f32::NAN,
+            max_potential: f32::NAN,
+            first_content: None,
+        }
     }
 }
 
@@ -108,6 +168,8 @@ pub struct StepReport {
     pub cycle_period: u32,
     /// The host should stop this sequence (abstention finished).
     pub stop: bool,
+    /// The answer-level aggregates over the tokens accepted before this step.
+    pub answer: AnswerStats,
 }
 
 impl Default for StepReport {
@@ -131,6 +193,7 @@ impl Default for StepReport {
             flags: 0,
             cycle_period: 0,
             stop: false,
+            answer: AnswerStats::default(),
         }
     }
 }

@@ -128,7 +128,7 @@ fn escape_table() {
     for (enabled, penalty) in [(true, 6.0f32), (true, 0.0), (false, 6.0)] {
         let mut p = proc(
             &format!(
-                r#"{{"escape":{{"enabled":{enabled},"cycle_penalty":{penalty},"kick":1.5}},"temperature":{{"response":"none","base":0.5}},"sampler":{{"min_p":0}}}}"#
+                r#"{{"escape":{{"enabled":{enabled},"cycle_penalty":{penalty},"kick":1.5,"repeat_penalty":0,"guard_min_period":0}},"temperature":{{"response":"none","base":0.5}},"sampler":{{"min_p":0}}}}"#
             ),
             v,
         );
@@ -169,6 +169,159 @@ fn escape_table() {
             assert!(before.iter().zip(&after).all(|(a, b)| (a - b).abs() < 1e-6));
         }
     }
+}
+
+/// Accept `tokens` one step each (flat rows, T = 1, Logits mode) and return, for the step after
+/// the last, its flags and the penalty each token received.
+fn escape_after(json: &str, v: usize, tokens: &[u32]) -> (u32, Vec<f32>) {
+    let mut p = proc(&format!(r#"{{{T_ONE},{json}}}"#), v);
+    begin(&mut p, 1, &[]);
+    for &t in tokens {
+        p.step(1, &mut flat(v), StepMode::Logits).unwrap();
+        p.accept(1, t).unwrap();
+    }
+    let mut row = flat(v);
+    let r = p.step(1, &mut row, StepMode::Logits).unwrap();
+    (
+        r.flags,
+        flat(v).iter().zip(&row).map(|(a, b)| a - b).collect(),
+    )
+}
+
+/// The escape penalties act while a repeat forms, before any black hole: the graded penalty
+/// grows with the repeat (DRY's m·base^(n − a), times the cycle strength), the guard masks the
+/// token that would complete the second copy of a unit of ≥ 4 tokens, and text that does not
+/// repeat pays nothing.
+#[test]
+fn escape_acts_before_the_loop_completes() {
+    let v = 40;
+    let esc = r#""escape":{"kick":1.0,"cycle_penalty":0}"#;
+    let unit = [20u32, 21, 22, 23, 24];
+    // One copy and the unit's first token again: a repeat of length 1 (< allowed 2) is free.
+    let mut toks: Vec<u32> = [1, 2].iter().chain(&unit).copied().collect();
+    toks.push(20);
+    let (f, pen) = escape_after(esc, v, &toks);
+    assert_eq!(f, 0);
+    assert!(pen.iter().all(|&x| x == 0.0), "{pen:?}");
+    // "20 21" again: 22 would extend a repeat of 2: 0.8 · 1.75⁰ · strength 2/(2·5).
+    toks.push(21);
+    let (f, pen) = escape_after(esc, v, &toks);
+    assert_eq!(f, flags::REPEAT_PENALTY);
+    assert!((pen[22] - 0.8 * 0.2).abs() < 1e-5, "{}", pen[22]);
+    assert_eq!(pen.iter().filter(|&&x| x != 0.0).count(), 1);
+    // "20 21 22": 0.8 · 1.75¹ · 3/10.
+    toks.push(22);
+    let (_, pen) = escape_after(esc, v, &toks);
+    assert!((pen[23] - 0.8 * 1.75 * 0.3).abs() < 1e-5, "{}", pen[23]);
+    // "20 21 22 23": 24 would complete the second copy — guarded.
+    toks.push(23);
+    let (f, pen) = escape_after(esc, v, &toks);
+    assert_eq!(f, flags::GUARD);
+    assert_eq!(pen[24], 1e4);
+    // Off switches: no guard, no graded penalty.
+    let off = r#""escape":{"kick":1.0,"cycle_penalty":0,"guard_min_period":0,"repeat_penalty":0}"#;
+    assert_eq!(escape_after(off, v, &toks).0, 0);
+    // A breaker inside the repeat cuts its length for the graded penalty: "21" is a breaker,
+    // so after "20 21 22" the repeat counts one token (22) and nothing is penalised.
+    let brk = r#""escape":{"kick":1.0,"cycle_penalty":0,"guard_min_period":0,"breakers":[21]}"#;
+    assert_eq!(escape_after(brk, v, &toks[..toks.len() - 1]).0, 0);
+    // Forty distinct tokens: never a penalty.
+    let distinct: Vec<u32> = (0..39).collect();
+    assert_eq!(escape_after(esc, v, &distinct).0, 0);
+    // A period-1 run: "7 7 7" is a repeat of 2 with strength 1 → 0.8 on a fourth 7 (and a
+    // complete 3-cycle: the black hole too, whose kick is 1 here).
+    let (f, pen) = escape_after(esc, v, &[3, 7, 7, 7]);
+    assert_eq!(f, flags::REPEAT_PENALTY | flags::KICK);
+    assert!((pen[7] - 0.8).abs() < 1e-5);
+    // The escape off (the `neutral` preset's default): nothing at all.
+    let none = r#""escape":{"enabled":false}"#;
+    assert_eq!(escape_after(none, v, &toks).0, 0);
+}
+
+/// The answer aggregates stream: after each accepted token the next step's report (and
+/// `answer`) carries the mean and max of H, the mean √varentropy and Φ over the tokens so far,
+/// and the field at the first content token of the content table.
+#[test]
+fn answer_aggregates_stream() {
+    use infogravity::ContentTable;
+    let v = 20;
+    let mut p = proc(r#"{"preset":"neutral","temperature":{"base":0}}"#, v);
+    // Tokens 0..10 are function words, 10..20 content.
+    let table: Vec<bool> = (0..v).map(|t| t >= 10).collect();
+    assert!(
+        p.set_content_tokens(Some(ContentTable::from_bools(&table[..5])))
+            .is_err()
+    );
+    p.set_content_tokens(Some(ContentTable::from_bools(&table)))
+        .unwrap();
+    begin(&mut p, 1, &[]);
+    assert_eq!(p.answer(1).unwrap().tokens, 0);
+    assert!(p.answer(1).unwrap().mean_entropy.is_nan());
+    // Three greedy steps whose argmax is 3 (function), 12, 15.
+    let bump = |at: usize, by: f32| {
+        let mut r = flat(v);
+        r[at] += by;
+        r
+    };
+    let rows = [bump(3, 1.0), peaked(v, 12), bump(15, 2.0)];
+    let mut fields = vec![];
+    for (row, tok) in rows.iter().zip([3u32, 12, 15]) {
+        let f = field::measure(row).unwrap();
+        let phi = f.potential(row[tok as usize]) as f32;
+        fields.push((f, phi));
+        let r = p.step(1, &mut row.clone(), StepMode::Sample).unwrap();
+        assert_eq!(r.token, Some(tok));
+        assert_eq!(
+            r.answer.tokens as usize,
+            fields.len() - 1,
+            "before this step"
+        );
+        p.accept(1, tok).unwrap();
+    }
+    let a = p.answer(1).unwrap();
+    let n = fields.len() as f64;
+    let mean = |g: &dyn Fn(&(field::Field, f32)) -> f64| fields.iter().map(g).sum::<f64>() / n;
+    assert_eq!(a.tokens, 3);
+    assert!((a.mean_entropy as f64 - mean(&|x| x.0.entropy)).abs() < 1e-5);
+    let max_h = fields.iter().map(|x| x.0.entropy).fold(0.0, f64::max);
+    assert!((a.max_entropy as f64 - max_h).abs() < 1e-5);
+    let sv = mean(&|x| x.0.varentropy.max(0.0).sqrt());
+    assert!((a.mean_sqrt_varentropy as f64 - sv).abs() < 1e-5);
+    assert!((a.mean_potential as f64 - mean(&|x| x.1 as f64)).abs() < 1e-5);
+    assert!((a.sum_potential as f64 - n * mean(&|x| x.1 as f64)).abs() < 1e-4);
+    // The first content token is 12, at step 1, on the peaked row.
+    let fc = a.first_content.unwrap();
+    assert_eq!(fc.step, 1);
+    assert!((fc.entropy as f64 - fields[1].0.entropy).abs() < 1e-6);
+    assert!((fc.one_minus_pmax as f64 - (1.0 - fields[1].0.p_max())).abs() < 1e-6);
+    // A fork carries them; a reset clears them.
+    p.fork(1, 2).unwrap();
+    assert_eq!(p.answer(2).unwrap(), a);
+    p.reset(1).unwrap();
+    assert_eq!(p.answer(1).unwrap().tokens, 0);
+    assert!(p.answer(9).is_err(), "unknown sequence");
+    // Without a table every token is content: the first is.
+    p.set_content_tokens(None).unwrap();
+    begin(&mut p, 3, &[]);
+    p.step(3, &mut flat(v), StepMode::Sample).unwrap();
+    p.accept(3, 4).unwrap();
+    assert_eq!(p.answer(3).unwrap().first_content.unwrap().step, 0);
+}
+
+/// The content judgement of a decoded piece: words, names and numbers are content; function
+/// words, whitespace and punctuation are not.
+#[test]
+fn content_pieces() {
+    use infogravity::processor::is_content_piece;
+    for p in [" Paris", "Ky", " 1989", "stan", " Asia", " French"] {
+        assert!(is_content_piece(p), "{p:?}");
+    }
+    for p in [" the", " The", " of", "\n", " ", ".", ",", " is", "'s", ""] {
+        assert!(!is_content_piece(p), "{p:?}");
+    }
+    let t = infogravity::ContentTable::from_pieces([" the", " Paris", "."]);
+    assert_eq!(t.len(), 3);
+    assert!(!t.is_content(0) && t.is_content(1) && !t.is_content(2) && !t.is_content(3));
 }
 
 #[test]

@@ -350,6 +350,60 @@ fn buffer_too_small() {
     assert!(need > 100);
 }
 
+/// The answer aggregates and the content table through the C ABI: each bad input has its code.
+#[test]
+fn answer_stats_and_content_table() {
+    let h = handle(r#"{"preset":"neutral","temperature":{"base":0}}"#, 4);
+    begin(&h, 1);
+    let mut a = IgAnswerStats::default();
+    // SAFETY: live handle; `a` is a valid IgAnswerStats.
+    expect(
+        unsafe { ig_processor_answer(h.0, 9, &mut a) },
+        IgStatus::UnknownSequence,
+        "9",
+    );
+    // SAFETY: live handle; NULL out is the bad input.
+    let st = unsafe { ig_processor_answer(h.0, 1, ptr::null_mut()) };
+    expect(st, IgStatus::NullPointer, "out");
+    a.struct_size = 0;
+    // SAFETY: live handle; the zero struct_size is the bad input.
+    let st = unsafe { ig_processor_answer(h.0, 1, &mut a) };
+    expect(st, IgStatus::StructTooSmall, "ig_answer_stats_init");
+    // SAFETY: `a` is writable.
+    unsafe { ig_answer_stats_init(&mut a) };
+    let mut row = [0f32, 3.0, 0.0, 0.0];
+    assert_eq!(step(&h, 1, &mut row), IgStatus::Ok);
+    // SAFETY: live handle, token in range.
+    assert_eq!(unsafe { ig_processor_accept(h.0, 1, 1) }, IgStatus::Ok);
+    // SAFETY: live handle; `a` initialised.
+    assert_eq!(unsafe { ig_processor_answer(h.0, 1, &mut a) }, IgStatus::Ok);
+    assert_eq!(a.tokens, 1);
+    assert!(a.mean_entropy > 0.0 && a.mean_potential > 0.0);
+    assert_eq!((a.has_first_content, a.first_content_step), (1, 0));
+    // The content table: its size must be V; NULL with n > 0 is refused; NULL, 0 clears.
+    let table = [0u8, 1, 1];
+    // SAFETY: live handle, `table` holds 3 bytes.
+    let st = unsafe { ig_processor_set_content_tokens(h.0, table.as_ptr(), 3) };
+    expect(st, IgStatus::SizeMismatch, "content table");
+    // SAFETY: live handle; NULL with n = 4 is the bad input.
+    let st = unsafe { ig_processor_set_content_tokens(h.0, ptr::null(), 4) };
+    expect(st, IgStatus::NullPointer, "content");
+    let table = [0u8, 0, 1, 1];
+    // SAFETY: live handle, `table` holds 4 bytes.
+    let st = unsafe { ig_processor_set_content_tokens(h.0, table.as_ptr(), 4) };
+    assert_eq!(st, IgStatus::Ok);
+    begin(&h, 2);
+    assert_eq!(step(&h, 2, &mut row), IgStatus::Ok);
+    // SAFETY: live handle; token 1 is a function token now.
+    assert_eq!(unsafe { ig_processor_accept(h.0, 2, 1) }, IgStatus::Ok);
+    // SAFETY: live handle; `a` initialised.
+    assert_eq!(unsafe { ig_processor_answer(h.0, 2, &mut a) }, IgStatus::Ok);
+    assert_eq!(a.has_first_content, 0);
+    // SAFETY: live handle; clearing.
+    let st = unsafe { ig_processor_set_content_tokens(h.0, ptr::null(), 0) };
+    assert_eq!(st, IgStatus::Ok);
+}
+
 #[test]
 fn every_code_is_covered_and_numbered_stably() {
     // The numbers are ABI: this table is the contract.

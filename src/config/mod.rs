@@ -142,8 +142,9 @@ impl Config {
 
     /// Check every token id in the configuration against a vocabulary size.
     pub fn check_tokens(&self, vocab: usize) -> Result<()> {
-        let lists: [(&'static str, &[u32]); 3] = [
+        let lists: [(&'static str, &[u32]); 4] = [
             ("anchor.tokens", &self.anchor.tokens),
+            ("escape.breakers", &self.escape.breakers),
             ("task_space.tokens", &self.task_space.tokens),
             ("abstain.tokens", &self.abstain.tokens),
         ];

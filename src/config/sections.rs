@@ -237,8 +237,9 @@ pub struct BlackHoleConfig {
     /// Default true. Off: false. Cost: O(max_period + Σ phrase lengths) integer compares per
     /// accepted token.
     pub enabled: bool,
-    /// Longest cycle period detected. Default 16 tokens; 1..=256. Memory: 4 bytes per token of
-    /// history per sequence.
+    /// Longest cycle period detected (and watched by the escape penalties). Default 32 tokens,
+    /// the loop judge's longest unit (docs/EVALUATION.md §2); 1..=256. Memory: 8 bytes per
+    /// period per sequence (history ring and run counter).
     pub max_period: u32,
     /// Repetitions that make a cycle. Default 3; 2..=64.
     pub repeats: u32,
@@ -267,7 +268,7 @@ impl Default for BlackHoleConfig {
     fn default() -> Self {
         BlackHoleConfig {
             enabled: true,
-            max_period: 16,
+            max_period: 32,
             repeats: 3,
             low_entropy: 0.15,
             low_entropy_steps: 8,
@@ -358,17 +359,53 @@ impl AnchorConfig {
     }
 }
 
-/// Loop escape while the black-hole regime is active.
+/// Loop escape (docs/DESIGN.md §1 "Interventions"). Two parts act **before** a loop completes,
+/// on every step, gated only by a back-to-back repeat actually running (text that does not
+/// repeat itself pays nothing):
+///
+/// - a graded penalty in the manner of DRY (p-e-w): for each period p ≤ `black_hole.max_period`
+///   whose repeat is n tokens long (n = run(p), cut at the last sequence breaker), the token that
+///   would extend it loses `repeat_penalty · s_p · repeat_base^(n − repeat_allowed)` nats when
+///   n ≥ `repeat_allowed`, where s_p = min(1, run(p) / ((black_hole.repeats − 1)·p)) is the
+///   repeat's cycle strength;
+/// - a would-close guard (antirez/ds4): for p ≥ `guard_min_period`, the token that would complete
+///   `guard_repeats` back-to-back copies of a p-token unit is masked (a 10⁴-nat penalty, finite
+///   so a row can never be all masked).
+///
+/// While the black-hole regime is active (after the fact) it also multiplies T by `kick` and
+/// penalises the token that would extend the complete cycle by `cycle_penalty`. A token hit by
+/// several rules loses the largest of their penalties.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscapeConfig {
-    /// Default true (neutral: false). Cost: O(1).
+    /// Default true (neutral: false). Cost: O(black_hole.max_period + |breakers|) per step and
+    /// per accepted token, plus a sort of at most max_period + 1 penalties when any applies.
     pub enabled: bool,
-    /// Temperature multiplier while escaping. Default 1.6; 1..=100. Off: 1.
+    /// Temperature multiplier while in a black hole. Default 1.6; 1..=100. Off: 1.
     pub kick: f32,
-    /// Subtracted from the logit of the token that would extend the detected cycle. Default 6.0.
-    /// Unit: nats, ≤ 10^4. Off: 0.
+    /// Subtracted from the logit of the token that would extend the complete cycle while in a
+    /// black hole. Default 6.0. Unit: nats, ≤ 10^4. Off: 0.
     pub cycle_penalty: f32,
+    /// Multiplier m of the graded repeat penalty. Default 0.8 nats (DRY's). 0..=100. Off: 0.
+    pub repeat_penalty: f32,
+    /// Base of its growth per repeated token. Default 1.75 (DRY's); 1..=4.
+    pub repeat_base: f32,
+    /// Repeat length n from which it applies. Default 2 (DRY's); 1..=64.
+    pub repeat_allowed: u32,
+    /// 0 (default): the graded penalty watches the back-to-back repeats only, scaled by their
+    /// cycle strength. W > 0: DRY's own rule over the last W accepted tokens — every earlier
+    /// occurrence of the latest token proposes the token that followed it, with n the length of
+    /// the match (at most 64), no strength factor. ≤ 4096. Cost: O(W) compares per step
+    /// (O(64·W) at worst); memory 4·W bytes per sequence.
+    pub repeat_window: u32,
+    /// Shortest period the would-close guard watches. Default 4; 1..=256. Off: 0.
+    pub guard_min_period: u32,
+    /// Copies the guard lets no unit complete. Default 2; 2..=64.
+    pub guard_repeats: u32,
+    /// Sequence breakers (host-tokenised ids): a repeat's length for the graded penalty counts
+    /// only tokens after the last one (DRY's breakers are "\n", ":", "\"", "*"). Default none:
+    /// line-by-line loops stay visible. At most 256.
+    pub breakers: Vec<u32>,
 }
 
 impl Default for EscapeConfig {
@@ -377,14 +414,42 @@ impl Default for EscapeConfig {
             enabled: true,
             kick: 1.6,
             cycle_penalty: 6.0,
+            repeat_penalty: 0.8,
+            repeat_base: 1.75,
+            repeat_allowed: 2,
+            repeat_window: 0,
+            guard_min_period: 4,
+            guard_repeats: 2,
+            breakers: vec![],
         }
     }
 }
 
 impl EscapeConfig {
+    /// Most sequence breakers.
+    pub const MAX_BREAKERS: usize = 256;
+
     pub(super) fn validate(&self) -> Result<()> {
         range("escape.kick", self.kick, 1.0, 100.0)?;
-        range("escape.cycle_penalty", self.cycle_penalty, 0.0, 1e4)
+        range("escape.cycle_penalty", self.cycle_penalty, 0.0, 1e4)?;
+        range("escape.repeat_penalty", self.repeat_penalty, 0.0, 100.0)?;
+        range("escape.repeat_base", self.repeat_base, 1.0, 4.0)?;
+        if !(1..=64).contains(&self.repeat_allowed) {
+            return oor("escape.repeat_allowed", "must be in [1, 64]");
+        }
+        if self.repeat_window > 4096 {
+            return oor("escape.repeat_window", "must be in [0, 4096]");
+        }
+        if self.guard_min_period > 256 {
+            return oor("escape.guard_min_period", "must be in [0, 256]");
+        }
+        if !(2..=64).contains(&self.guard_repeats) {
+            return oor("escape.guard_repeats", "must be in [2, 64]");
+        }
+        if self.breakers.len() > Self::MAX_BREAKERS {
+            return oor("escape.breakers", "holds at most 256 tokens");
+        }
+        Ok(())
     }
 }
 

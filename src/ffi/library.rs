@@ -106,3 +106,15 @@ pub unsafe extern "C" fn ig_query_mass_init(mass: *mut IgQueryMass) {
         unsafe { mass.write(IgQueryMass::default()) };
     }
 }
+
+/// Fill `*stats` with defaults (struct_size = sizeof(IgAnswerStats), no tokens, NaN).
+///
+/// # Safety
+/// `stats` must be NULL (no-op) or point to a writable IgAnswerStats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_answer_stats_init(stats: *mut IgAnswerStats) {
+    if !stats.is_null() && stats.is_aligned() {
+        // SAFETY: as above.
+        unsafe { stats.write(IgAnswerStats::default()) };
+    }
+}

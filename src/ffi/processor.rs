@@ -19,7 +19,7 @@ use crate::Calibration;
 use crate::config::Config;
 use crate::error::try_reserve;
 use crate::mass::{Prior, QueryInput};
-use crate::processor::{LogitsMut, RawRow, SeqParams};
+use crate::processor::{ContentTable, LogitsMut, RawRow, SeqParams};
 use crate::report::StepReport;
 
 /// Create a processor for vocabulary size `vocab` (1 ..= IG_MAX_VOCAB) from a JSON
@@ -703,6 +703,72 @@ pub unsafe extern "C" fn ig_processor_load_calibration(
         let loaded = Calibration::load(std::path::Path::new(path))?;
         // SAFETY: `p` is a live handle (this function's contract).
         unsafe { lock(p)?.proc.set_calibration(Some(loaded)) };
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
+/// The answer-level aggregates of `seq` over its tokens accepted so far (read them before
+/// `ig_processor_end`). Writes `min(out->struct_size, sizeof(IgAnswerStats))` bytes.
+///
+/// Errors: NULL_POINTER, STRUCT_TOO_SMALL (`struct_size` 0 — use `ig_answer_stats_init` — or
+/// below the v1 size), INVALID_ARGUMENT (misaligned), UNKNOWN_SEQUENCE.
+///
+/// # Safety
+/// `p` a live handle; `out` NULL or a writable IgAnswerStats with `struct_size` set.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_answer(
+    p: *const IgProcessor,
+    seq: u64,
+    out: *mut IgAnswerStats,
+) -> IgStatus {
+    let body = || {
+        if p.is_null() {
+            return Err(null("processor"));
+        }
+        // SAFETY: a non-NULL `out` has a readable struct_size (contract).
+        let n = unsafe { check_out(out, IG_ANSWER_STATS_V1_SIZE, "out", "ig_answer_stats_init")? };
+        // SAFETY: `p` is a live handle (this function's contract).
+        let stats = unsafe { lock(p)? }.proc.answer(seq)?;
+        // SAFETY: `out` is checked: non-NULL, aligned, `n` writable bytes.
+        unsafe { write_versioned(out, &IgAnswerStats::from(&stats), n) };
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
+/// Set the content table of the answer aggregates: `content[t]` non-zero when token t carries
+/// content (words, names, numbers), zero for function words, whitespace and punctuation;
+/// `n` must be the vocabulary size. NULL with `n` = 0 clears it (every token is content).
+/// Applies to tokens accepted from now on. Built once per tokenizer by the host.
+///
+/// Errors: NULL_POINTER (p, or `content` with n > 0), SIZE_MISMATCH (n ≠ V).
+///
+/// # Safety
+/// `p` a live handle; `content` NULL or `n` readable bytes.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_set_content_tokens(
+    p: *mut IgProcessor,
+    content: *const u8,
+    n: usize,
+) -> IgStatus {
+    let body = || {
+        if p.is_null() {
+            return Err(null("processor"));
+        }
+        let table = if content.is_null() && n == 0 {
+            None
+        } else {
+            // SAFETY: `content` holds `n` readable bytes (contract); NULL is refused.
+            let bytes = unsafe { slice(content, n, "content")? };
+            Some(ContentTable::from_bytes(bytes))
+        };
+        // SAFETY: `p` is a live handle (this function's contract).
+        unsafe { lock(p)? }.proc.set_content_tokens(table)?;
         Ok(())
     };
     // SAFETY: `p` is NULL or a live handle (this function's contract).

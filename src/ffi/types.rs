@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_void};
 
 use crate::mass::QueryMass;
 use crate::processor::MAX_VOCAB;
-use crate::report::{Regime, StepReport, flags};
+use crate::report::{AnswerStats, Regime, StepReport, flags};
 
 /// ABI major version: the `N` of the shared library's SONAME `libinfogravity.so.N`. Changes
 /// only when an existing function, struct field or constant changes meaning.
@@ -49,6 +49,12 @@ pub const IG_FLAG_ABSTAIN: u32 = 8;
 pub const IG_FLAG_FORCED: u32 = 16;
 /// `IgStepReport.flags`: an exact second pass over the row was needed.
 pub const IG_FLAG_FULL_PASS: u32 = 32;
+/// `IgStepReport.flags`: the graded repeat penalty lowered a token that would extend a running
+/// repeat.
+pub const IG_FLAG_REPEAT_PENALTY: u32 = 64;
+/// `IgStepReport.flags`: the would-close guard masked a token that would complete a repeated
+/// unit.
+pub const IG_FLAG_GUARD: u32 = 128;
 
 // The C constants are the Rust definitions (one source of truth, checked at compile time).
 const _: () = {
@@ -61,7 +67,9 @@ const _: () = {
     assert!(IG_FLAG_ABSTAIN == flags::ABSTAIN);
     assert!(IG_FLAG_FORCED == flags::FORCED);
     assert!(IG_FLAG_FULL_PASS == flags::FULL_PASS);
-    assert!(flags::NAMES.len() == 6);
+    assert!(IG_FLAG_REPEAT_PENALTY == flags::REPEAT_PENALTY);
+    assert!(IG_FLAG_GUARD == flags::GUARD);
+    assert!(flags::NAMES.len() == 8);
 };
 
 /// sizeof(IgSeqParams) in ABI v1 (LP64): the smallest `struct_size` accepted.
@@ -70,6 +78,8 @@ pub const IG_SEQ_PARAMS_V1_SIZE: usize = 88;
 pub const IG_STEP_REPORT_V1_SIZE: usize = 88;
 /// sizeof(IgQueryMass) in ABI v1 (LP64): the smallest `struct_size` accepted.
 pub const IG_QUERY_MASS_V1_SIZE: usize = 32;
+/// sizeof(IgAnswerStats) in ABI v1 (LP64): the smallest `struct_size` accepted.
+pub const IG_ANSWER_STATS_V1_SIZE: usize = 56;
 /// Largest `struct_size` (and batch report stride) accepted: a bound on stride arithmetic.
 pub const IG_MAX_STRUCT_SIZE: usize = 4096;
 
@@ -78,6 +88,7 @@ const _: () = {
     assert!(std::mem::size_of::<IgSeqParams>() == IG_SEQ_PARAMS_V1_SIZE);
     assert!(std::mem::size_of::<IgStepReport>() == IG_STEP_REPORT_V1_SIZE);
     assert!(std::mem::size_of::<IgQueryMass>() == IG_QUERY_MASS_V1_SIZE);
+    assert!(std::mem::size_of::<IgAnswerStats>() == IG_ANSWER_STATS_V1_SIZE);
 };
 
 /// Per-sequence parameters for `ig_processor_begin` (all optional; version 1). Initialise with
@@ -164,6 +175,61 @@ impl From<&QueryMass> for IgQueryMass {
             n_kl: n(q.n_kl),
             n_surprisal: n(q.n_surprisal),
             m: n(q.m),
+        }
+    }
+}
+
+/// The answer-level aggregates of a sequence (output of `ig_processor_answer`; version 1):
+/// over its accepted tokens that had a step. NaN = none yet. Definitions: the Rust
+/// `AnswerStats`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct IgAnswerStats {
+    /// Set by the caller to sizeof(IgAnswerStats) (`ig_answer_stats_init` does).
+    pub struct_size: usize,
+    /// Accepted tokens with a step.
+    pub tokens: u32,
+    /// Mean and max H, nats.
+    pub mean_entropy: f32,
+    pub max_entropy: f32,
+    /// Mean √varentropy, nats.
+    pub mean_sqrt_varentropy: f32,
+    /// ΣΦ, mean Φ and max Φ over the tokens whose Φ is known, nats.
+    pub sum_potential: f32,
+    pub mean_potential: f32,
+    pub max_potential: f32,
+    /// 1 once the first content token was accepted (the `first_content_*` fields hold its
+    /// step and field), else 0.
+    pub has_first_content: u32,
+    pub first_content_step: u32,
+    pub first_content_entropy: f32,
+    pub first_content_one_minus_pmax: f32,
+    pub first_content_potential: f32,
+}
+
+impl Default for IgAnswerStats {
+    fn default() -> Self {
+        IgAnswerStats::from(&AnswerStats::default())
+    }
+}
+
+impl From<&AnswerStats> for IgAnswerStats {
+    fn from(a: &AnswerStats) -> Self {
+        let fc = a.first_content;
+        IgAnswerStats {
+            struct_size: std::mem::size_of::<IgAnswerStats>(),
+            tokens: a.tokens,
+            mean_entropy: a.mean_entropy,
+            max_entropy: a.max_entropy,
+            mean_sqrt_varentropy: a.mean_sqrt_varentropy,
+            sum_potential: a.sum_potential,
+            mean_potential: a.mean_potential,
+            max_potential: a.max_potential,
+            has_first_content: fc.is_some() as u32,
+            first_content_step: fc.map_or(0, |f| f.step),
+            first_content_entropy: fc.map_or(f32::NAN, |f| f.entropy),
+            first_content_one_minus_pmax: fc.map_or(f32::NAN, |f| f.one_minus_pmax),
+            first_content_potential: fc.map_or(f32::NAN, |f| f.potential),
         }
     }
 }

@@ -52,7 +52,7 @@ use crate::field::{Candidates, Logit};
 use crate::mass::{self, Prior, QueryInput, QueryMass};
 use crate::sampler::Truncation;
 
-pub use crate::report::{Regime, StepReport, flags};
+pub use crate::report::{AnswerStats, FirstContent, Regime, StepReport, flags};
 pub use crate::sampler::StepMode;
 pub use state::SeqState;
 use step::Scratch;
@@ -128,6 +128,97 @@ struct Core {
     weights: VoidWeights,
     window: f32,
     trunc: Truncation,
+    /// Which tokens are content (for the answer aggregates' first content token).
+    content: Option<ContentTable>,
+}
+
+/// Which tokens of a vocabulary carry content (words, names, numbers) rather than function
+/// words, whitespace or punctuation: one bit per token (V/8 bytes per processor), built once
+/// from the tokenizer by the host (`infogravity_engine::content_table` for the reference
+/// engine; `infogravity.content_table` in Python) and read at every accepted token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentTable {
+    bits: Box<[u64]>,
+    len: usize,
+}
+
+/// English closed-class words, lowercase: articles, pronouns, prepositions, conjunctions,
+/// auxiliaries and the commonest adverbs of degree. Written here rather than taken from a
+/// stop-word crate: those lists are topic-level and also drop content words ("first",
+/// "world") the answer-level void must see.
+const FUNCTION_WORDS: &[&str] = &[
+    "a", "an", "the", "this", "that", "these", "those", "some", "any", "each", "every", "no", "i",
+    "me", "my", "we", "us", "our", "you", "your", "he", "him", "his", "she", "her", "it", "its",
+    "they", "them", "their", "who", "whom", "whose", "which", "what", "there", "here", "of", "in",
+    "on", "at", "to", "from", "by", "with", "for", "as", "into", "onto", "about", "over", "under",
+    "between", "through", "during", "within", "without", "near", "off", "up", "and", "or", "but",
+    "nor", "so", "yet", "if", "than", "then", "because", "while", "though", "is", "are", "was",
+    "were", "be", "been", "being", "am", "do", "does", "did", "has", "have", "had", "will",
+    "would", "shall", "should", "can", "could", "may", "might", "must", "not", "also", "very",
+    "too", "just", "only", "s",
+];
+
+/// Does a decoded token piece carry content? It must hold a letter or digit, and its word
+/// (letters and digits only, lowercased) must not be a function word.
+pub fn is_content_piece(piece: &str) -> bool {
+    let word: String = piece
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    !word.is_empty() && !FUNCTION_WORDS.contains(&word.as_str())
+}
+
+impl ContentTable {
+    /// From one flag per token.
+    pub fn from_bools(content: &[bool]) -> ContentTable {
+        let mut bits = vec![0u64; content.len().div_ceil(64)].into_boxed_slice();
+        for (i, _) in content.iter().enumerate().filter(|(_, c)| **c) {
+            bits[i / 64] |= 1 << (i % 64);
+        }
+        ContentTable {
+            bits,
+            len: content.len(),
+        }
+    }
+
+    /// From one byte per token (non-zero = content), as the C API takes it.
+    pub fn from_bytes(content: &[u8]) -> ContentTable {
+        let mut bits = vec![0u64; content.len().div_ceil(64)].into_boxed_slice();
+        for (i, _) in content.iter().enumerate().filter(|(_, c)| **c != 0) {
+            bits[i / 64] |= 1 << (i % 64);
+        }
+        ContentTable {
+            bits,
+            len: content.len(),
+        }
+    }
+
+    /// From the decoded text of every token (one piece per token id, in order), each judged
+    /// by [`is_content_piece`].
+    pub fn from_pieces<S: AsRef<str>>(pieces: impl IntoIterator<Item = S>) -> ContentTable {
+        let flags: Vec<bool> = pieces
+            .into_iter()
+            .map(|p| is_content_piece(p.as_ref()))
+            .collect();
+        ContentTable::from_bools(&flags)
+    }
+
+    /// Tokens covered.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No token covered.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Is `token` content? (Out of range: no.)
+    pub fn is_content(&self, token: u32) -> bool {
+        let i = token as usize;
+        i < self.len && self.bits[i / 64] >> (i % 64) & 1 == 1
+    }
 }
 
 /// The live sequences: slots, the id → slot index, free slots, and the batch bookkeeping.
@@ -277,6 +368,7 @@ impl GravityProcessor {
             weights,
             window: window.min(64.0),
             trunc,
+            content: None,
         };
         let workers = (0..threads)
             .map(|_| new_scratch(&core))
@@ -325,6 +417,29 @@ impl GravityProcessor {
         }
         self.prior = prior;
         Ok(())
+    }
+
+    /// Set (or clear) the content table the answer aggregates use for their first content
+    /// token; it must cover the vocabulary. Without one every token is content. Applies to the
+    /// tokens accepted from now on.
+    pub fn set_content_tokens(&mut self, table: Option<ContentTable>) -> Result<()> {
+        if let Some(t) = &table {
+            if t.len() != self.core.vocab {
+                return Err(Error::SizeMismatch {
+                    what: "content table",
+                    expected: self.core.vocab,
+                    got: t.len(),
+                });
+            }
+        }
+        self.core.content = table;
+        Ok(())
+    }
+
+    /// The answer-level aggregates of a live sequence: over its tokens accepted so far (what
+    /// the next step's report carries; read it before `end`).
+    pub fn answer(&self, seq: u64) -> Result<AnswerStats> {
+        Ok(self.table.seqs[self.table.slot(seq)?].answer.stats())
     }
 
     /// Load (or clear) a calibration: fitted void weights and M(Q) standardisation.
@@ -510,7 +625,12 @@ impl GravityProcessor {
         }
         let st = &mut self.table.seqs[slot];
         st.touched = self.table.clock;
-        st.accept(token, &self.core.cfg);
+        let content = self
+            .core
+            .content
+            .as_ref()
+            .is_none_or(|t| t.is_content(token));
+        st.accept(token, content, &self.core.cfg);
         for p in &mut self.pre {
             p.accept(seq, token)?;
         }
@@ -570,7 +690,10 @@ impl GravityProcessor {
 fn new_scratch(core: &Core) -> Result<Scratch> {
     let c = &core.cfg;
     let cap = c.sampler.max_candidates as usize;
-    let extra = c.limits.max_anchors as usize + 1;
+    // Edits: every anchor, one escape penalty per period or window position, and the cycle
+    // penalty.
+    let pens = (c.black_hole.max_period + c.escape.repeat_window) as usize + 1;
+    let extra = c.limits.max_anchors as usize + pens;
     let cands =
         Candidates::try_with_capacity(cap, extra, core.vocab).map_err(|_| Error::OutOfMemory {
             what: "candidate buffer",
@@ -579,12 +702,14 @@ fn new_scratch(core: &Core) -> Result<Scratch> {
     let mut w = Scratch {
         cands,
         edits: Vec::new(),
+        pens: Vec::new(),
         full: Vec::new(),
         measured: Vec::new(),
         arena: Vec::new(),
         failed: None,
     };
     try_reserve(&mut w.edits, extra, "intervention edits")?;
+    try_reserve(&mut w.pens, pens, "escape penalties")?;
     try_reserve(&mut w.full, core.vocab, "exact-pass buffer (8 bytes × V)")?;
     Ok(w)
 }

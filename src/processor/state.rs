@@ -9,6 +9,7 @@ use crate::field::Cand;
 use crate::interventions::AbstainState;
 use crate::mass::QueryMass;
 use crate::policy::{LoopDetector, Tracks, Trend};
+use crate::report::{AnswerStats, FirstContent};
 use crate::sampler::Rng;
 
 /// How many of the last step's top tokens are remembered for `accept` in `Logits` mode.
@@ -24,10 +25,85 @@ pub(crate) struct Dyn {
     pub abstain: AbstainState,
 }
 
+/// The part of a step's field the answer aggregates take.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct StepField {
+    pub entropy: f32,
+    pub sqrt_varentropy: f32,
+    pub one_minus_pmax: f32,
+}
+
+/// The running sums behind [`AnswerStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Answer {
+    tokens: u32,
+    sum_h: f64,
+    max_h: f32,
+    sum_sqrt_v: f64,
+    /// Tokens whose Φ is known, their sum and max.
+    phis: u32,
+    sum_phi: f64,
+    max_phi: f32,
+    first_content: Option<FirstContent>,
+}
+
+impl Answer {
+    fn push(&mut self, f: &StepField, phi: f32, content: bool, step: u32) {
+        self.tokens += 1;
+        self.sum_h += f.entropy as f64;
+        self.max_h = if self.tokens == 1 {
+            f.entropy
+        } else {
+            self.max_h.max(f.entropy)
+        };
+        self.sum_sqrt_v += f.sqrt_varentropy as f64;
+        if phi.is_finite() {
+            self.phis += 1;
+            self.sum_phi += phi as f64;
+            self.max_phi = if self.phis == 1 {
+                phi
+            } else {
+                self.max_phi.max(phi)
+            };
+        }
+        if content && self.first_content.is_none() {
+            self.first_content = Some(FirstContent {
+                step,
+                entropy: f.entropy,
+                one_minus_pmax: f.one_minus_pmax,
+                potential: phi,
+            });
+        }
+    }
+
+    /// The aggregates so far.
+    pub(crate) fn stats(&self) -> AnswerStats {
+        let mut a = AnswerStats {
+            first_content: self.first_content,
+            sum_potential: self.sum_phi as f32,
+            ..AnswerStats::default()
+        };
+        if self.tokens > 0 {
+            let n = self.tokens as f64;
+            a.tokens = self.tokens;
+            a.mean_entropy = (self.sum_h / n) as f32;
+            a.max_entropy = self.max_h;
+            a.mean_sqrt_varentropy = (self.sum_sqrt_v / n) as f32;
+        }
+        if self.phis > 0 {
+            a.mean_potential = (self.sum_phi / self.phis as f64) as f32;
+            a.max_potential = self.max_phi;
+        }
+        a
+    }
+}
+
 /// What the last step decided, kept until `accept` says which token the host emitted.
 #[derive(Debug, Clone, Copy)]
 struct Proposal {
     next: Dyn,
+    /// The step's field, for the answer aggregates.
+    field: StepField,
     /// The token the step selected (or forced) and its potential.
     chosen: Option<(u32, f32)>,
     /// `Logits` mode: the largest kept candidates and their potentials.
@@ -44,6 +120,7 @@ pub struct SeqState {
     proposal: Option<Proposal>,
     pub(crate) loops: LoopDetector,
     pub(crate) trend: Trend,
+    pub(crate) answer: Answer,
     pub(crate) mass: QueryMass,
     pub(crate) anchors: Vec<u32>,
     pub(crate) batch_epoch: u64,
@@ -69,6 +146,9 @@ impl SeqState {
     ) -> Self {
         let b = &cfg.black_hole;
         let longest = b.attractors.iter().map(Vec::len).max().unwrap_or(0);
+        let history = longest
+            .max(b.max_period as usize)
+            .max(cfg.escape.repeat_window as usize);
         SeqState {
             id,
             seed,
@@ -79,8 +159,9 @@ impl SeqState {
                 abstain: AbstainState::Undecided,
             },
             proposal: None,
-            loops: LoopDetector::new(b.max_period as usize, longest.max(b.max_period as usize)),
+            loops: LoopDetector::new(b.max_period as usize, history),
             trend: Trend::default(),
+            answer: Answer::default(),
             mass,
             anchors,
             batch_epoch: 0,
@@ -112,9 +193,10 @@ impl SeqState {
 
     /// Record a step's decision: `next` is the state `accept` will commit; `chosen` the token
     /// the step selected or forced (with its potential).
-    pub(crate) fn propose(&mut self, next: Dyn, chosen: Option<(u32, f32)>) {
+    pub(crate) fn propose(&mut self, next: Dyn, field: StepField, chosen: Option<(u32, f32)>) {
         self.proposal = Some(Proposal {
             next,
+            field,
             chosen,
             top: [(0, f32::NAN); TOP],
             top_n: 0,
@@ -123,7 +205,13 @@ impl SeqState {
 
     /// As [`propose`](Self::propose) for `Logits` mode: the host selects, so remember the
     /// `TOP` largest of `list` with their potentials for `accept` to find the host's choice.
-    pub(crate) fn propose_top(&mut self, next: Dyn, list: &[Cand], phi: impl Fn(&Cand) -> f32) {
+    pub(crate) fn propose_top(
+        &mut self,
+        next: Dyn,
+        field: StepField,
+        list: &[Cand],
+        phi: impl Fn(&Cand) -> f32,
+    ) {
         let mut best: [Option<Cand>; TOP] = [None; TOP];
         for c in list {
             let mut cur = *c;
@@ -140,6 +228,7 @@ impl SeqState {
         }
         let mut p = Proposal {
             next,
+            field,
             chosen: None,
             top: [(0, f32::NAN); TOP],
             top_n: 0,
@@ -155,8 +244,9 @@ impl SeqState {
     /// sampler with the prompt: llama-server does): it joins the query, up to
     /// `limits.max_query_tokens`. Afterwards it commits the last step's proposal (or, with no
     /// step since the last accept, just advances the position) and feeds the loop detector and
-    /// the surprisal trend.
-    pub(crate) fn accept(&mut self, token: u32, cfg: &Config) {
+    /// the surprisal trend and, with its step's field, the answer aggregates (`content`: whether
+    /// `token` is a content token).
+    pub(crate) fn accept(&mut self, token: u32, content: bool, cfg: &Config) {
         if self.before_first_step() {
             if self.query.len() < cfg.limits.max_query_tokens as usize {
                 self.query.push(token);
@@ -166,14 +256,17 @@ impl SeqState {
         }
         let phi = match self.proposal.take() {
             Some(p) => {
+                let step = self.now.step;
                 self.now = p.next;
-                match p.chosen {
+                let phi = match p.chosen {
                     Some((t, phi)) if t == token => phi,
                     _ => p.top[..p.top_n]
                         .iter()
                         .find(|(t, _)| *t == token)
                         .map_or(f32::NAN, |&(_, phi)| phi),
-                }
+                };
+                self.answer.push(&p.field, phi, content, step);
+                phi
             }
             None => {
                 self.now.step = self.now.step.saturating_add(1);
@@ -181,8 +274,8 @@ impl SeqState {
             }
         };
         self.trend.push(phi, &cfg.void);
-        if cfg.black_hole.enabled {
-            self.loops.push(token);
+        if cfg.black_hole.enabled || cfg.escape.enabled {
+            self.loops.push(token, cfg.escape.breakers.contains(&token));
         }
     }
 }

@@ -10,12 +10,15 @@ use crate::report::{StepReport, flags};
 use crate::sampler::{self, Edit, Selection, StepMode};
 
 use super::Core;
-use super::state::{Dyn, SeqState};
+use super::state::{Dyn, SeqState, StepField};
 
 /// Buffers of one worker, allocated once (see `GravityProcessor::new` for their sizes).
 pub(super) struct Scratch {
     pub cands: Candidates,
     pub edits: Vec<Edit>,
+    /// The escape penalties of a step (capacity `black_hole.max_period +
+    /// escape.repeat_window + 1`).
+    pub pens: Vec<(u32, f32)>,
     /// The exact kept set when the candidates cannot decide (capacity V).
     pub full: Vec<Cand>,
     /// Batches: the measured rows of this worker's chunk, and their candidates.
@@ -86,7 +89,15 @@ pub(super) fn decide<E: Logit>(
         abstain_step(st, next, f, row, mode, abstain, &mut rep);
         return rep;
     }
-    let plan = interventions::plan(cfg, &reg, &st.anchors, row, &mut w.edits);
+    let plan = interventions::plan(
+        cfg,
+        &reg,
+        &st.loops,
+        &st.anchors,
+        row,
+        &mut w.edits,
+        &mut w.pens,
+    );
     rep.flags |= plan.flags;
 
     // 5. Temperature.
@@ -129,6 +140,7 @@ fn report(st: &SeqState, f: &Field, reg: &Regimes, task_mass: Option<f32>) -> St
         black_hole_score: reg.black_hole_score,
         task_mass,
         cycle_period: reg.cycle.period,
+        answer: st.answer.stats(),
         ..StepReport::default()
     }
 }
@@ -160,7 +172,7 @@ fn abstain_step<E: Logit>(
             None
         }
     };
-    st.propose(next, chosen);
+    st.propose(next, step_field(f), chosen);
 }
 
 /// Leave the proposal: the selected token with its potential (measured, before the edits), or
@@ -178,7 +190,7 @@ fn remember<E: Logit>(
         Some(id) => {
             rep.token = Some(id);
             rep.token_potential = f.potential(sampler::measured(row, edits, id)) as f32;
-            st.propose(next, Some((id, rep.token_potential)));
+            st.propose(next, step_field(f), Some((id, rep.token_potential)));
         }
         None => {
             // The list holds edited values; the edits keep the measured ones.
@@ -187,8 +199,19 @@ fn remember<E: Logit>(
                     .binary_search_by_key(&c.id, |e| e.id)
                     .map_or(c.logit, |k| edits[k].orig)
             };
-            st.propose_top(next, sel.list, |c| f.potential(orig(c)) as f32)
+            st.propose_top(next, step_field(f), sel.list, |c| {
+                f.potential(orig(c)) as f32
+            })
         }
+    }
+}
+
+/// What the answer aggregates keep of a step's field.
+fn step_field(f: &Field) -> StepField {
+    StepField {
+        entropy: f.entropy as f32,
+        sqrt_varentropy: f.varentropy.max(0.0).sqrt() as f32,
+        one_minus_pmax: (1.0 - f.p_max()) as f32,
     }
 }
 

@@ -20,8 +20,8 @@ use std::mem::{offset_of, size_of};
 use half::bf16;
 use infogravity::ffi::{IgStatus, IgStepReport};
 use infogravity::{
-    Config, Error, GravityProcessor, LogitsMut, QueryInput, QueryMass, SeqParams, StepMode,
-    StepReport, flags,
+    Config, ContentTable, Error, GravityProcessor, LogitsMut, QueryInput, QueryMass, SeqParams,
+    StepMode, StepReport, flags,
 };
 use numpy::{
     PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1,
@@ -502,6 +502,53 @@ impl Processor {
         let m = self.inner().mass(seq).map_err(|e| raise(py, e))?;
         mass_dict(py, &m)
     }
+
+    /// The answer-level aggregates of a live sequence over its tokens accepted so far (read them
+    /// before `end`): tokens, mean/max entropy, mean √varentropy, sum/mean/max potential, and
+    /// `first_content` (a dict of step, entropy, one_minus_pmax, potential, or None).
+    fn answer<'py>(&self, py: Python<'py>, seq: u64) -> PyResult<Bound<'py, PyDict>> {
+        let a = self.inner().answer(seq).map_err(|e| raise(py, e))?;
+        let d = PyDict::new(py);
+        d.set_item("tokens", a.tokens)?;
+        d.set_item("mean_entropy", a.mean_entropy)?;
+        d.set_item("max_entropy", a.max_entropy)?;
+        d.set_item("mean_sqrt_varentropy", a.mean_sqrt_varentropy)?;
+        d.set_item("sum_potential", a.sum_potential)?;
+        d.set_item("mean_potential", a.mean_potential)?;
+        d.set_item("max_potential", a.max_potential)?;
+        match a.first_content {
+            Some(f) => {
+                let c = PyDict::new(py);
+                c.set_item("step", f.step)?;
+                c.set_item("entropy", f.entropy)?;
+                c.set_item("one_minus_pmax", f.one_minus_pmax)?;
+                c.set_item("potential", f.potential)?;
+                d.set_item("first_content", c)?;
+            }
+            None => d.set_item("first_content", py.None())?,
+        }
+        Ok(d)
+    }
+
+    /// Set the content table of the answer aggregates: one bool (or uint8, non-zero = content)
+    /// per token of the vocabulary; None clears it (every token is content).
+    #[pyo3(signature = (table))]
+    fn set_content_tokens(
+        &mut self,
+        py: Python<'_>,
+        table: Option<PyReadonlyArray1<'_, bool>>,
+    ) -> PyResult<()> {
+        let t = match &table {
+            Some(a) => Some(ContentTable::from_bools(
+                a.as_slice()
+                    .map_err(|e| invalid(py, format!("content table: {e}")))?,
+            )),
+            None => None,
+        };
+        self.inner_mut()
+            .set_content_tokens(t)
+            .map_err(|e| raise(py, e))
+    }
 }
 
 impl Processor {
@@ -719,6 +766,15 @@ impl ReportSink {
     }
 }
 
+/// The content flag of each decoded token piece (`infogravity::processor::is_content_piece`).
+#[pyfunction]
+fn content_flags(pieces: Vec<String>) -> Vec<bool> {
+    pieces
+        .iter()
+        .map(|p| infogravity::processor::is_content_piece(p))
+        .collect()
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Processor>()?;
@@ -727,6 +783,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(report_fields, m)?)?;
     m.add_function(wrap_pyfunction!(check_config, m)?)?;
     m.add_function(wrap_pyfunction!(report_sink_fn, m)?)?;
+    m.add_function(wrap_pyfunction!(content_flags, m)?)?;
     m.add("VERSION", infogravity::VERSION)?;
     m.add("PRESETS", infogravity::config::PRESETS.to_vec())?;
     m.add(

@@ -239,6 +239,52 @@ def test_fork_and_lifecycle():
     assert p.live == 1 and p.end_all() == 1 and p.live == 0
 
 
+def test_answer_aggregates_and_content_table():
+    """The streamed answer aggregates equal the ones computed from the step reports; the
+    content table moves the first content token past a function token; bad tables raise."""
+    v = 6
+    rows = [
+        np.array([0, 2.0, 0, 0, 0, 0], np.float32),  # argmax 1: a function token
+        np.array([0, 0, 0, 0, 3.0, 1.0], np.float32),  # argmax 4: content
+    ]
+
+    class Tok:
+        pieces = [" the", " of", ".", " Paris", " Asia", " 1989"]
+
+        def __len__(self):
+            return len(self.pieces)
+
+        def batch_decode(self, ids):
+            return [self.pieces[i[0]] for i in ids]
+
+    table = ig.content_table(Tok())
+    assert table.tolist() == [False, False, False, True, True, True]
+    p = ig.Processor(v, config={"preset": "neutral", "temperature": {"base": 0}})
+    with pytest.raises(ig.InfogravityError) as e:
+        p.set_content_tokens(table[:3])
+    assert e.value.status_name == "SizeMismatch"
+    p.set_content_tokens(table)
+    p.begin(1)
+    reps = []
+    for r in rows:
+        rep = p.step(1, r.copy())
+        reps.append(rep)
+        p.accept(1, rep.token)
+    a = p.answer(1)
+    assert a["tokens"] == 2
+    assert a["mean_entropy"] == pytest.approx(np.mean([x.entropy for x in reps]), rel=1e-5)
+    assert a["max_entropy"] == pytest.approx(max(x.entropy for x in reps), rel=1e-5)
+    assert a["mean_potential"] == pytest.approx(np.mean([x.token_potential for x in reps]), rel=1e-5)
+    fc = a["first_content"]
+    assert fc["step"] == 1 and fc["entropy"] == pytest.approx(reps[1].entropy, rel=1e-5)
+    p.set_content_tokens(None)
+    p.begin(2)
+    p.accept(2, p.step(2, rows[0].copy()).token)
+    assert p.answer(2)["first_content"]["step"] == 0
+    with pytest.raises(ig.InfogravityError):
+        p.answer(99)
+
+
 def test_gil_is_released_while_a_batch_runs():
     # Thread B ticks while thread A runs one long step_batch call. Holding the GIL for the whole
     # call, B could tick only around it (within a switch interval, 5 ms, of its ends), never in

@@ -36,6 +36,7 @@ __all__ = [
     "config_json",
     "check_config",
     "as_logits",
+    "content_table",
 ]
 
 VERSION: str = _native.VERSION
@@ -283,6 +284,37 @@ class Processor:
     def mass(self, seq: int) -> dict:
         """M(Q) and its components for a live sequence."""
         return self._p.mass(int(seq))
+
+    def answer(self, seq: int) -> dict:
+        """The answer-level aggregates of a live sequence over its accepted tokens (read them
+        before ``end``): ``tokens``, ``mean_entropy``, ``max_entropy``,
+        ``mean_sqrt_varentropy``, ``sum_potential``, ``mean_potential``, ``max_potential`` and
+        ``first_content`` (``step``, ``entropy``, ``one_minus_pmax``, ``potential``; or None)."""
+        return self._p.answer(int(seq))
+
+    def set_content_tokens(self, table: Any) -> None:
+        """Which tokens carry content, for ``answer()``'s first content token: one bool per
+        token of the vocabulary (see ``content_table``); None clears it."""
+        if table is None:
+            self._p.set_content_tokens(None)
+        else:
+            self._p.set_content_tokens(np.ascontiguousarray(np.asarray(table, dtype=bool)))
+
+
+def content_table(tokenizer: Any, vocab: Optional[int] = None) -> np.ndarray:
+    """The content table of a tokenizer (transformers' or anything with ``decode([id])`` or
+    ``batch_decode``): each token's decoded piece is content when it holds a letter or digit
+    and is not an English function word. ``vocab`` (default ``len(tokenizer)``) pads with
+    non-content rows for a model whose logits are wider than the tokenizer."""
+    n = len(tokenizer) if vocab is None else int(vocab)
+    ids = [[i] for i in range(min(n, len(tokenizer)))]
+    if hasattr(tokenizer, "batch_decode"):
+        pieces = tokenizer.batch_decode(ids)
+    else:
+        pieces = [tokenizer.decode(i) for i in ids]
+    flags = np.zeros(n, dtype=bool)
+    flags[: len(pieces)] = _native.content_flags([str(p) for p in pieces])
+    return flags
 
 
 def regime_name(code: int) -> str:
