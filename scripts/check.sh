@@ -106,7 +106,10 @@ rm -rf target/eval-smoke
 smoke=(--model smollm2-135m --weights fp32)
 cargo run --quiet -- eval qa "${smoke[@]}" --limit 30 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
 head -6 target/eval-smoke.log && tail -1 target/eval-smoke.log
-cargo run --quiet -- eval loops "${smoke[@]}" --limit 3 --max-tokens 32 --out target/eval-smoke >target/eval-smoke.log
+# The loops smoke also scores the outputs under a judge model (the same one here) and replays the
+# QA smoke's answers as the no-loop control.
+cargo run --quiet -- eval loops "${smoke[@]}" --limit 3 --max-tokens 32 --out target/eval-smoke \
+    --judge-model smollm2-135m --judge-weights fp32 --qa-records target/eval-smoke/qa.jsonl >target/eval-smoke.log
 cat target/eval-smoke.log
 cargo run --quiet -- eval temperature "${smoke[@]}" --limit 6 --open-limit 2 --open-tokens 16 --resamples 200 \
     --out target/eval-smoke >target/eval-smoke.log

@@ -24,10 +24,12 @@ use serde::Deserialize;
 use infogravity::{Error, Result};
 
 pub mod bench;
+mod content;
 pub mod eval;
 mod generate;
 mod mass;
 pub mod view;
+pub use content::content_table;
 pub use generate::{
     Engine, GenerateOptions, Generation, Message, StopReason, processor_for, render_chat,
 };

@@ -328,6 +328,41 @@ fn eval_qa_runs_resumes_and_rejects_a_bad_bank() {
     assert!(stdout.contains("| all | 4 |"), "{stdout}");
     let records = std::fs::read_to_string(out.join("qa.jsonl")).unwrap();
     assert_eq!(records.lines().count(), 4);
+    // The aggregates the processor streamed equal the ones the steps give.
+    for line in records.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let steps = r["steps"].as_array().unwrap();
+        let s = &r["streamed"];
+        let n = steps.len() as f64;
+        let h: Vec<f64> = steps
+            .iter()
+            .map(|x| x["entropy"].as_f64().unwrap())
+            .collect();
+        let phi: Vec<f64> = steps
+            .iter()
+            .map(|x| x["potential"].as_f64().unwrap())
+            .collect();
+        let close = |a: &serde_json::Value, b: f64| {
+            (a.as_f64().unwrap() - b).abs() < 1e-4 * (1.0 + b.abs())
+        };
+        assert_eq!(s["tokens"].as_u64().unwrap() as usize, steps.len());
+        assert!(close(&s["mean_entropy"], h.iter().sum::<f64>() / n), "{r}");
+        assert!(close(
+            &s["max_entropy"],
+            h.iter().cloned().fold(0.0, f64::max)
+        ));
+        assert!(close(&s["mean_potential"], phi.iter().sum::<f64>() / n));
+        assert!(close(
+            &s["max_potential"],
+            phi.iter().cloned().fold(0.0, f64::max)
+        ));
+        let sv = steps
+            .iter()
+            .map(|x| x["varentropy"].as_f64().unwrap().max(0.0).sqrt())
+            .sum::<f64>()
+            / n;
+        assert!(close(&s["mean_sqrt_varentropy"], sv));
+    }
     for f in ["qa.md", "qa.json", "qa_risk_coverage.svg", "qa_audit.md"] {
         assert!(out.join(f).exists(), "{f} missing");
     }

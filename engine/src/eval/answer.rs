@@ -4,7 +4,10 @@
 //!
 //! - **Features** ([`FEATURES`]): the mean and the max of the entropy H over the answer's
 //!   tokens, the mean of √varentropy, the mean and the max of the chosen tokens' potential
-//!   Φ = −log p, and the first answer token's H and 1 − p_max (the pre-generation signal).
+//!   Φ = −log p, the first answer token's H and 1 − p_max (the pre-generation signal), and the
+//!   same two at the first content token (past a leading " the"). The processor streams them
+//!   (`infogravity::AnswerStats`, with the engine's content table); `eval qa` records what it
+//!   streamed beside each answer ([`super::qa::Streamed`]).
 //! - **5×2 cross-fitting**: five times, the subjects are split in two halves (a subject's items
 //!   of every relation stay together); each half is scored by the fit on the other; an item's
 //!   score is the mean of its five out-of-fold probabilities. Every item is scored, none by a
@@ -12,8 +15,6 @@
 //! - **Leave one relation out**: each relation's items are scored by the fit on all the other
 //!   relations' items: the transfer the shipped calibration needs.
 //!
-//! The processor does not compute these aggregates yet (its void score is per step); this
-//! measures which aggregate is worth streaming.
 
 use std::fmt::Write;
 
@@ -22,7 +23,7 @@ use super::qa::Record;
 use super::report::fmt_iv;
 
 /// The features, in order.
-pub const FEATURES: [&str; 7] = [
+pub const FEATURES: [&str; 9] = [
     "mean H",
     "max H",
     "mean √varentropy",
@@ -30,10 +31,32 @@ pub const FEATURES: [&str; 7] = [
     "max Φ",
     "first-token H",
     "first-token 1 − p_max",
+    "first-content H",
+    "first-content 1 − p_max",
 ];
 
-/// The features of one record (see [`FEATURES`]).
+/// The features of one record (see [`FEATURES`]): the processor's streamed aggregates, or
+/// for a record that predates the streaming the same aggregates recomputed from its steps.
 pub fn features(r: &Record) -> Vec<f64> {
+    let (h0, q0) = (
+        r.steps.first().map_or(0.0, |s| s.entropy),
+        1.0 - r.field(0).p_max(),
+    );
+    let (hc, qc) = super::qa::first_content(r);
+    if let Some(s) = &r.streamed {
+        let x = |v: f32| v as f64;
+        return vec![
+            x(s.mean_entropy),
+            x(s.max_entropy),
+            x(s.mean_sqrt_varentropy),
+            x(s.mean_potential),
+            x(s.max_potential),
+            h0,
+            q0,
+            hc,
+            qc,
+        ];
+    }
     let n = r.steps.len().max(1) as f64;
     let mean = |f: &dyn Fn(&super::qa::Step) -> f64| r.steps.iter().map(f).sum::<f64>() / n;
     let max = |f: &dyn Fn(&super::qa::Step) -> f64| r.steps.iter().map(f).fold(0.0, f64::max);
@@ -43,8 +66,10 @@ pub fn features(r: &Record) -> Vec<f64> {
         mean(&|s| s.varentropy.max(0.0).sqrt()),
         mean(&|s| s.potential),
         max(&|s| s.potential),
-        r.steps.first().map_or(0.0, |s| s.entropy),
-        1.0 - r.field(0).p_max(),
+        h0,
+        q0,
+        hc,
+        qc,
     ]
 }
 
@@ -205,6 +230,7 @@ mod tests {
             h_prompt_mean: None,
             n_kl: None,
             n_surprisal: None,
+            streamed: None,
         }
     }
 

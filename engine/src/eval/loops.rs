@@ -250,13 +250,28 @@ pub struct LoopRecord {
     pub logprobs: Vec<f32>,
 }
 
-/// The methods compared, with the processor configuration each runs under.
-pub const METHODS: [(&str, &str); 3] = [
+/// The methods compared, with the processor configuration each runs under. `balanced` carries
+/// the escape's defaults (graded repeat penalty, would-close guard, black-hole kick and cycle
+/// penalty); the two ablations keep one of the two parts that act before a loop completes; the
+/// last runs the graded penalty under DRY's own rule over the last 64 tokens (`repeat_window`).
+pub const METHODS: [(&str, &str); 6] = [
     ("greedy", r#"{"preset":"neutral","temperature":{"base":0}}"#),
     ("DRY", r#"{"preset":"neutral","temperature":{"base":0}}"#),
     (
         "escape (balanced, T = 0)",
         r#"{"preset":"balanced","temperature":{"base":0}}"#,
+    ),
+    (
+        "escape: graded penalty only",
+        r#"{"preset":"balanced","temperature":{"base":0},"escape":{"guard_min_period":0}}"#,
+    ),
+    (
+        "escape: guard only",
+        r#"{"preset":"balanced","temperature":{"base":0},"escape":{"repeat_penalty":0}}"#,
+    ),
+    (
+        "escape: DRY rule, window 64",
+        r#"{"preset":"balanced","temperature":{"base":0},"escape":{"repeat_window":64,"repeat_allowed":3}}"#,
     ),
 ];
 
@@ -284,6 +299,7 @@ pub fn logprobs(e: &mut Engine, prompt: &[u32], tokens: &[u32]) -> Result<Vec<f3
 /// `out` as each batch finishes and skipping what is already there.
 pub fn run_loops(
     e: &mut Engine,
+    methods: &[(String, String)],
     prompts: &[String],
     max_tokens: usize,
     batch: usize,
@@ -298,11 +314,11 @@ pub fn run_loops(
         .map(|p| e.chat_prompt(&[crate::Message::new("user", p)], ""))
         .collect::<Result<_>>()?;
     let dry = Dry::new(e)?;
-    let total = METHODS.len() * prompts.len();
-    for (method, json) in METHODS {
+    let total = methods.len() * prompts.len();
+    for (method, json) in methods {
         for start in (0..prompts.len()).step_by(batch.max(1)) {
             let rows: Vec<usize> = (start..(start + batch).min(prompts.len()))
-                .filter(|&i| !have.iter().any(|r| r.method == method && r.prompt == i))
+                .filter(|&i| !have.iter().any(|r| r.method == *method && r.prompt == i))
                 .collect();
             if rows.is_empty() {
                 continue;
@@ -320,7 +336,7 @@ pub fn run_loops(
             for (&i, g) in rows.iter().zip(gens) {
                 let lp = logprobs(e, &ids[i], &g.tokens)?;
                 let r = LoopRecord {
-                    method: method.into(),
+                    method: method.clone(),
                     prompt: i,
                     text: g.text,
                     stop: g.stop.as_str().into(),
@@ -340,26 +356,133 @@ pub fn run_loops(
     Ok(have)
 }
 
+/// One output's log-likelihood under another model (the judge, docs/EVALUATION.md §2.5): its
+/// text re-tokenised by the judge after the judge's own chat prompt for the same request.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JudgeRecord {
+    pub method: String,
+    pub prompt: usize,
+    /// log p of each of the judge's tokens of the text.
+    pub logprobs: Vec<f32>,
+}
+
+/// Score every record under `judge`, appending to `out` and skipping what is already there.
+pub fn run_judge(
+    judge: &mut Engine,
+    prompts: &[String],
+    records: &[LoopRecord],
+    out: &std::path::Path,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<JudgeRecord>> {
+    use std::io::Write;
+    let mut have: Vec<JudgeRecord> = super::read_jsonl(out, "judge results")?;
+    let mut file = super::append(out)?;
+    for r in records {
+        if have
+            .iter()
+            .any(|j| j.method == r.method && j.prompt == r.prompt)
+        {
+            continue;
+        }
+        let ids = judge.chat_prompt(&[crate::Message::new("user", &prompts[r.prompt])], "")?;
+        let text = judge.encode(&r.text)?;
+        let j = JudgeRecord {
+            method: r.method.clone(),
+            prompt: r.prompt,
+            logprobs: logprobs(judge, &ids, &text)?,
+        };
+        let line = serde_json::to_string(&j).expect("records serialise");
+        writeln!(file, "{line}")
+            .map_err(|err| infogravity::Error::Io(format!("{}: {err}", out.display())))?;
+        have.push(j);
+        progress(have.len(), records.len());
+    }
+    Ok(have)
+}
+
+/// The no-loop control (SCIENCE.md §2.4): greedy QA answers replayed through the processor
+/// under an escape configuration. Each step's row keeps the recorded top logit on the greedy
+/// token and the runner-up's logit everywhere else, so a penalty changes the answer exactly when
+/// it would have changed the greedy choice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Control {
+    pub answers: usize,
+    pub steps: usize,
+    /// Steps with an escape penalty (graded, guard or cycle).
+    pub events: usize,
+    /// Answers with at least one.
+    pub answers_touched: usize,
+    /// Steps whose greedy token the penalty replaced.
+    pub changed: usize,
+}
+
+/// Replay `records` (an `eval qa` run's `qa.jsonl`) through a processor built from `json`.
+pub fn qa_control(json: &str, records: &[super::qa::Record]) -> Result<Control> {
+    use infogravity::{GravityProcessor, SeqParams, StepMode, flags};
+    let escape = flags::REPEAT_PENALTY | flags::GUARD | flags::CYCLE_PENALTY;
+    let mut c = Control::default();
+    let Some(v) = records.first().map(|r| r.vocab) else {
+        return Ok(c);
+    };
+    let mut p = GravityProcessor::new(infogravity::Config::from_json(json)?, v)?;
+    let mut row = vec![0f32; v];
+    for (k, r) in records.iter().enumerate() {
+        let seq = k as u64;
+        p.begin(seq, &SeqParams::default())?;
+        let mut touched = false;
+        for s in &r.steps {
+            row.fill(s.second);
+            row[s.argmax as usize] = s.max;
+            let rep = p.step(seq, &mut row, StepMode::Sample)?;
+            c.steps += 1;
+            if rep.flags & escape != 0 {
+                c.events += 1;
+                touched = true;
+            }
+            if rep.token != Some(s.argmax) {
+                c.changed += 1;
+            }
+            p.accept(seq, s.argmax)?;
+        }
+        p.end(seq)?;
+        c.answers += 1;
+        c.answers_touched += touched as usize;
+    }
+    Ok(c)
+}
+
 /// The black-hole table: per method, loop rate, distinct-2/3 (mean over outputs), mean
 /// log-likelihood per token and mean length; plus the repetition stop derived from greedy.
-pub fn report(records: &[LoopRecord]) -> (String, serde_json::Value) {
+pub fn report(
+    methods: &[(String, String)],
+    records: &[LoopRecord],
+    judge: &[JudgeRecord],
+) -> (String, serde_json::Value) {
     use std::fmt::Write;
-    /// (tokens, log-probs, ended by EOS) of one output.
-    type Output = (Vec<u32>, Vec<f32>, bool);
+    /// (tokens, log-probs, ended by EOS, the judge's log-probs) of one output.
+    type Output = (Vec<u32>, Vec<f32>, bool, Option<Vec<f32>>);
     let mut rows: Vec<(String, Vec<Output>)> = vec![];
-    for (m, _) in METHODS {
+    for (m, _) in methods {
         let rs: Vec<Output> = records
             .iter()
-            .filter(|r| r.method == m)
-            .map(|r| (r.tokens.clone(), r.logprobs.clone(), r.stop == "eos"))
+            .filter(|r| r.method == *m)
+            .map(|r| {
+                let j = judge
+                    .iter()
+                    .find(|j| j.method == *m && j.prompt == r.prompt)
+                    .map(|j| j.logprobs.clone());
+                (r.tokens.clone(), r.logprobs.clone(), r.stop == "eos", j)
+            })
             .collect();
         if m == "greedy" {
             let (a, b, c) = REP_STOP;
             let cut = rs
                 .iter()
-                .map(|(t, lp, eos)| {
+                .map(|(t, lp, eos, _)| {
                     let n = repetition_stop(t, a, b, c);
-                    (t[..n].to_vec(), lp[..n].to_vec(), *eos && n == t.len())
+                    // The judge re-tokenises the whole text; a cut one has no judge score.
+                    let j = None;
+                    (t[..n].to_vec(), lp[..n].to_vec(), *eos && n == t.len(), j)
                 })
                 .collect();
             rows.push((m.to_string(), rs));
@@ -369,7 +492,7 @@ pub fn report(records: &[LoopRecord]) -> (String, serde_json::Value) {
         }
     }
     let mut md = String::from(
-        "| method | outputs | loop rate | distinct-2 | distinct-3 | mean log-likelihood (nats/token) | mean length (tokens) | ended by EOS |\n|---|---|---|---|---|---|---|---|\n",
+        "| method | outputs | loop rate | distinct-2 | distinct-3 | mean log-likelihood (nats/token) | under the judge model | mean length (tokens) | ended by EOS |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut json = serde_json::json!({});
     for (name, rs) in &rows {
@@ -388,17 +511,26 @@ pub fn report(records: &[LoopRecord]) -> (String, serde_json::Value) {
             )
         });
         let ll = lp_sum / lp_n.max(1) as f64;
+        // Per token of the judge's tokenisation, over the outputs it scored.
+        let (j_sum, j_n) = rs
+            .iter()
+            .filter_map(|r| r.3.as_ref())
+            .fold((0.0, 0usize), |(s, c), lp| {
+                (s + lp.iter().map(|&x| x as f64).sum::<f64>(), c + lp.len())
+            });
+        let judged = (j_n > 0).then(|| j_sum / j_n as f64);
+        let judged_md = judged.map_or("–".to_string(), |x| format!("{x:.3}"));
         let len = rs.iter().map(|r| r.0.len()).sum::<usize>() as f64 / n;
         let eos = rs.iter().filter(|r| r.2).count() as f64 / n;
         let (d2, d3) = (d(2), d(3));
         let _ = writeln!(
             md,
-            "| {name} | {} | {loop_rate:.3} | {d2:.3} | {d3:.3} | {ll:.3} | {len:.1} | {eos:.2} |",
+            "| {name} | {} | {loop_rate:.3} | {d2:.3} | {d3:.3} | {ll:.3} | {judged_md} | {len:.1} | {eos:.2} |",
             rs.len()
         );
         json[name] = serde_json::json!({
             "outputs": rs.len(), "loop_rate": loop_rate, "distinct2": d2, "distinct3": d3,
-            "loglik": ll, "length": len, "eos": eos,
+            "loglik": ll, "judge_loglik": judged, "length": len, "eos": eos,
         });
     }
     (md, json)

@@ -19,17 +19,35 @@ pub(crate) fn read_jsonl<T: serde::de::DeserializeOwned>(
     what: &'static str,
 ) -> Result<Vec<T>> {
     match std::fs::read_to_string(path) {
-        Ok(t) => t
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(serde_json::from_str)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|err| Error::CorruptFile {
-                what,
-                msg: format!("{}: {err} (delete it to start over)", path.display()),
-            }),
+        Ok(t) => parse_jsonl(&t, path, what, " (delete it to start over)"),
         Err(_) => Ok(vec![]),
     }
+}
+
+/// Read the JSON-lines records of an earlier run (an absent file is an error).
+pub fn read_records<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    what: &'static str,
+) -> Result<Vec<T>> {
+    let t = std::fs::read_to_string(path)
+        .map_err(|err| Error::Io(format!("{}: {err}", path.display())))?;
+    parse_jsonl(&t, path, what, "")
+}
+
+fn parse_jsonl<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &std::path::Path,
+    what: &'static str,
+    hint: &str,
+) -> Result<Vec<T>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|err| Error::CorruptFile {
+            what,
+            msg: format!("{}: {err}{hint}", path.display()),
+        })
 }
 
 /// Open a results file for appending.

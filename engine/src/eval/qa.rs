@@ -75,6 +75,49 @@ pub struct Record {
     pub h_prompt_mean: Option<f32>,
     pub n_kl: Option<f32>,
     pub n_surprisal: Option<f32>,
+    /// The answer aggregates the processor streamed while the answer was generated (absent in
+    /// records written before it did).
+    #[serde(default)]
+    pub streamed: Option<Streamed>,
+}
+
+/// What [`Record::streamed`] keeps of the processor's `AnswerStats` at the end of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Streamed {
+    pub tokens: u32,
+    pub mean_entropy: f32,
+    pub max_entropy: f32,
+    pub mean_sqrt_varentropy: f32,
+    pub mean_potential: f32,
+    pub max_potential: f32,
+    /// The first content token's step, H and 1 − p_max (None: the answer had none).
+    pub first_content: Option<(u32, f32, f32)>,
+}
+
+impl From<&infogravity::AnswerStats> for Streamed {
+    fn from(a: &infogravity::AnswerStats) -> Self {
+        Streamed {
+            tokens: a.tokens,
+            mean_entropy: a.mean_entropy,
+            max_entropy: a.max_entropy,
+            mean_sqrt_varentropy: a.mean_sqrt_varentropy,
+            mean_potential: a.mean_potential,
+            max_potential: a.max_potential,
+            first_content: a
+                .first_content
+                .map(|f| (f.step, f.entropy, f.one_minus_pmax)),
+        }
+    }
+}
+
+/// The processor that streams the answer aggregates beside the greedy decode: `neutral` at
+/// T = 0 (it selects the argmax the decode takes and changes nothing), with `e`'s content
+/// table.
+pub fn streaming_processor(e: &Engine) -> Result<infogravity::GravityProcessor> {
+    let cfg = infogravity::Config::from_json(r#"{"preset":"neutral","temperature":{"base":0}}"#)?;
+    let mut p = infogravity::GravityProcessor::new(cfg, e.lm.info().vocab)?;
+    p.set_content_tokens(Some(crate::content_table(e)?))?;
+    Ok(p)
 }
 
 impl Record {
@@ -154,14 +197,18 @@ pub fn grade(answer: &str, accepted: &[String]) -> bool {
     })
 }
 
-/// Answer `item` greedily (at most `max_tokens`, stopping at the end of the first sentence).
+/// Answer `item` greedily (at most `max_tokens`, stopping at the end of the first sentence),
+/// with `stream` (see [`streaming_processor`]) stepping every row beside the decode.
 pub fn run_item(
     e: &mut Engine,
+    stream: &mut infogravity::GravityProcessor,
     item: &Item,
     prior: Option<&Prior>,
     cfg: &MassConfig,
     max_tokens: usize,
 ) -> Result<Record> {
+    let seq = item.id as u64;
+    stream.begin(seq, &Default::default())?;
     let v = e.lm.info().vocab;
     let (ids, start, end) = crate::prompt_with_span(e, None, &item.question, &item.stem)?;
     let (logits, mut cache) = e.prefill(&ids)?;
@@ -174,6 +221,9 @@ pub fn run_item(
     for _ in 0..max_tokens {
         let f = field::measure(&row[..])?;
         let tok = f.argmax;
+        let rep = stream.step(seq, &mut row, infogravity::StepMode::Sample)?;
+        debug_assert_eq!(rep.token, Some(tok));
+        stream.accept(seq, tok)?;
         steps.push(Step {
             max: f.max,
             second: f.second,
@@ -193,6 +243,8 @@ pub fn run_item(
         }
         row = e.lm.forward(&mut cache, &[tok])?;
     }
+    let streamed = Some(Streamed::from(&stream.answer(seq)?));
+    stream.end(seq)?;
     Ok(Record {
         id: item.id,
         relation: item.relation.clone(),
@@ -205,6 +257,7 @@ pub fn run_item(
         h_prompt_mean: q.h_prompt_mean,
         n_kl: q.n_kl,
         n_surprisal: q.n_surprisal,
+        streamed,
     })
 }
 
@@ -248,8 +301,9 @@ pub fn run_bank(
     let total = items.len();
     let mut n = items.iter().filter(|i| done.contains(&i.id)).count();
     progress(n, total);
+    let mut stream = streaming_processor(e)?;
     for item in items.iter().filter(|i| !done.contains(&i.id)) {
-        let r = run_item(e, item, prior, cfg, 16)?;
+        let r = run_item(e, &mut stream, item, prior, cfg, 16)?;
         let line = serde_json::to_string(&r).expect("records serialise");
         writeln!(file, "{line}").map_err(|err| Error::Io(format!("{}: {err}", out.display())))?;
         have.push(r);
@@ -288,7 +342,8 @@ pub fn baselines(records: &[Record]) -> Scores {
         "−mean log-probability",
         "energy −log Z, first token",
     ];
-    let values = vec![
+    let mut names = names;
+    let mut values = vec![
         per(&|r| r.steps[0].entropy),
         per(&|r| 1.0 - r.field(0).p_max()),
         per(&|r| r.steps.iter().map(|s| s.entropy).sum::<f64>() / tok(r)),
@@ -303,7 +358,22 @@ pub fn baselines(records: &[Record]) -> Scores {
         per(&|r| r.steps.iter().map(|s| s.potential).sum::<f64>() / tok(r)),
         per(&|r| -r.steps[0].log_z),
     ];
+    // The field at the first content token, as the processor streamed it (records that predate
+    // the streaming lack it).
+    if records.iter().all(|r| r.streamed.is_some()) {
+        names.push("entropy, first content token");
+        values.push(per(&|r| first_content(r).0));
+    }
     Scores { names, values }
+}
+
+/// H and 1 − p_max at the answer's first content token, as the processor streamed them; the
+/// first token's when the answer had no content token or the record predates the streaming.
+pub fn first_content(r: &Record) -> (f64, f64) {
+    match r.streamed.and_then(|s| s.first_content) {
+        Some((_, h, q)) => (h as f64, q as f64),
+        None => (r.steps[0].entropy, 1.0 - r.field(0).p_max()),
+    }
 }
 
 /// The void score at the first answer token, exactly as the processor computes it (trend 0 at

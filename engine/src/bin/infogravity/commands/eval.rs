@@ -83,6 +83,25 @@ struct LoopsArgs {
     /// Prompts decoded together in one batch.
     #[arg(long, default_value_t = 20)]
     batch: usize,
+    /// Also score every output under this other model (a model name or directory, as
+    /// `--model`): its text re-tokenised after the judge's own chat prompt.
+    #[arg(long)]
+    judge_model: Option<String>,
+    /// The judge's build (as `--weights`).
+    #[arg(long, value_enum, default_value_t = crate::args::Weights::Q4)]
+    judge_weights: crate::args::Weights,
+    /// Another method to compare, NAME=CONFIG-JSON (repeatable): the processor configuration
+    /// it runs under, e.g. `--method 'window 64={"escape":{"repeat_window":64}}'`.
+    #[arg(long = "method", value_parser = parse_method)]
+    methods: Vec<(String, String)>,
+    /// Only these methods (comma-separated names; default: every built-in one and each
+    /// `--method`).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// The no-loop control: replay an `eval qa` run's greedy answers (its qa.jsonl) through the
+    /// escape and count the penalties.
+    #[arg(long)]
+    qa_records: Option<PathBuf>,
     #[command(flatten)]
     run: EvalRun,
 }
@@ -295,24 +314,99 @@ fn qa(a: QaArgs) -> Result<(), CliError> {
     )
 }
 
+/// `--method NAME=JSON`: the name and a configuration that parses.
+fn parse_method(s: &str) -> Result<(String, String), String> {
+    let (name, json) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected NAME=CONFIG-JSON"))?;
+    Config::from_json(json).map_err(|e| format!("{name}: {e}"))?;
+    Ok((name.trim().to_string(), json.to_string()))
+}
+
 fn loops(a: LoopsArgs) -> Result<(), CliError> {
     let list = evenly(read_prompts(&a.prompts)?, a.limit);
+    let mut methods: Vec<(String, String)> = loops::METHODS
+        .iter()
+        .map(|&(n, j)| (n.to_string(), j.to_string()))
+        .chain(a.methods.iter().cloned())
+        .collect();
+    if !a.only.is_empty() {
+        if let Some(n) = a.only.iter().find(|n| !methods.iter().any(|m| &m.0 == *n)) {
+            return Err(
+                infogravity::Error::InvalidArgument(format!("--only: no method {n:?}")).into(),
+            );
+        }
+        methods.retain(|m| a.only.contains(&m.0));
+    }
+    let judge = a.judge_model.as_ref().map(|m| ModelArgs {
+        model: m.clone(),
+        weights: a.judge_weights,
+    });
+    let control = match &a.qa_records {
+        Some(path) => {
+            let records: Vec<qa::Record> =
+                infogravity_engine::eval::read_records(path, "QA records")?;
+            let json = loops::METHODS[2].1;
+            Some(loops::qa_control(json, &records)?)
+        }
+        None => None,
+    };
     run_part(
         &a.run,
-        loops::METHODS.len() * list.len(),
+        methods.len() * list.len(),
         "generations",
         |eng, out, bar| {
-            Ok(loops::run_loops(
+            let records = loops::run_loops(
                 eng,
+                &methods,
                 &list,
                 a.max_tokens,
                 a.batch,
                 &out.join("loops.jsonl"),
                 |done, _| bar.set_position(done as u64),
-            )?)
+            )?;
+            let judged = match &judge {
+                Some(m) => {
+                    let mut j = m.load()?;
+                    bar.set_position(0);
+                    bar.set_length(records.len() as u64);
+                    loops::run_judge(
+                        &mut j,
+                        &list,
+                        &records,
+                        &out.join("loops_judge.jsonl"),
+                        |done, _| bar.set_position(done as u64),
+                    )?
+                }
+                None => vec![],
+            };
+            Ok((records, judged))
         },
-        |_, out, records| {
-            let (markdown, json) = loops::report(&records);
+        |_, out, (records, judged)| {
+            let (mut markdown, mut json) = loops::report(&methods, &records, &judged);
+            if let Some(m) = &judge {
+                markdown.push_str(&format!(
+                    "\nJudge model: {} ({}).\n",
+                    m.model,
+                    m.weights.name()
+                ));
+                json["judge"] = serde_json::json!(format!("{} {}", m.model, m.weights.name()));
+            }
+            if let (Some(c), Some(path)) = (control, &a.qa_records) {
+                markdown.push_str(&format!(
+                    "\nNo-loop control ({}, `{}` replayed under the escape's configuration): \
+                     {} answers, {} steps; {} steps with an escape penalty in {} answers; {} \
+                     greedy tokens changed.\n",
+                    path.display(),
+                    loops::METHODS[2].0,
+                    c.answers,
+                    c.steps,
+                    c.events,
+                    c.answers_touched,
+                    c.changed
+                ));
+                json["qa_control"] = serde_json::to_value(c).expect("serialises");
+            }
             write_report(out, "loops", &markdown, &json)?;
             Ok(Done {
                 markdown,
