@@ -352,6 +352,7 @@ fn eval_qa_runs_resumes_and_rejects_a_bad_bank() {
             h.iter().cloned().fold(0.0, f64::max)
         ));
         assert!(close(&s["mean_potential"], phi.iter().sum::<f64>() / n));
+        assert!(close(&s["sum_potential"], phi.iter().sum::<f64>()));
         assert!(close(
             &s["max_potential"],
             phi.iter().cloned().fold(0.0, f64::max)
@@ -399,6 +400,22 @@ fn eval_qa_runs_resumes_and_rejects_a_bad_bank() {
     );
     assert!(stdout.contains("void score, given calibration"), "{stdout}");
     assert!(!out.join("calibration.json").exists());
+    // Decoded under another configuration (the balanced interventions at T = 0), into its own
+    // directory; a configuration that does not parse is refused before the model loads.
+    let mut other = args("2");
+    let n = other.len();
+    other[n - 5] = tmp.join("out-balanced").to_str().unwrap().into();
+    other.extend(["--config".into(), r#"{"temperature":{"base":0}}"#.into()]);
+    let (ok, stdout, err) = run(&other.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    assert!(stdout.contains("| all | 2 |"), "{stdout}");
+    let mut bad = args("2");
+    bad.extend([
+        "--config".into(),
+        r#"{"escape":{"guard_repeats":1}}"#.into(),
+    ]);
+    let (ok, _, err) = run(&bad.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!ok && err.contains("escape.guard_repeats"), "{err}");
     std::fs::write(&bank, "{\"id\": 1}\n").unwrap();
     let (ok, _, err) = run(&a2.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!ok && err.contains("bank.jsonl:1"), "{err}");

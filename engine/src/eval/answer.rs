@@ -3,8 +3,8 @@
 //! answer, scored without any item seeing its own fit.
 //!
 //! - **Features** ([`FEATURES`]): the mean and the max of the entropy H over the answer's
-//!   tokens, the mean of √varentropy, the mean and the max of the chosen tokens' potential
-//!   Φ = −log p, the first answer token's H and 1 − p_max (the pre-generation signal), and the
+//!   tokens, the mean of √varentropy, the sum, the mean and the max of the chosen tokens'
+//!   potential Φ = −log p, the first answer token's H and 1 − p_max (the pre-generation signal), and the
 //!   same two at the first content token (past a leading " the"). The processor streams them
 //!   (`infogravity::AnswerStats`, with the engine's content table); `eval qa` records what it
 //!   streamed beside each answer ([`super::qa::Streamed`]).
@@ -23,10 +23,11 @@ use super::qa::Record;
 use super::report::fmt_iv;
 
 /// The features, in order.
-pub const FEATURES: [&str; 9] = [
+pub const FEATURES: [&str; 10] = [
     "mean H",
     "max H",
     "mean √varentropy",
+    "ΣΦ",
     "mean Φ",
     "max Φ",
     "first-token H",
@@ -43,12 +44,14 @@ pub fn features(r: &Record) -> Vec<f64> {
         1.0 - r.field(0).p_max(),
     );
     let (hc, qc) = super::qa::first_content(r);
+    let sum_phi = r.steps.iter().map(|s| s.potential).sum::<f64>();
     if let Some(s) = &r.streamed {
         let x = |v: f32| v as f64;
         return vec![
             x(s.mean_entropy),
             x(s.max_entropy),
             x(s.mean_sqrt_varentropy),
+            s.sum_potential.map_or(sum_phi, x),
             x(s.mean_potential),
             x(s.max_potential),
             h0,
@@ -64,6 +67,7 @@ pub fn features(r: &Record) -> Vec<f64> {
         mean(&|s| s.entropy),
         max(&|s| s.entropy),
         mean(&|s| s.varentropy.max(0.0).sqrt()),
+        sum_phi,
         mean(&|s| s.potential),
         max(&|s| s.potential),
         h0,

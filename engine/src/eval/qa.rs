@@ -88,6 +88,9 @@ pub struct Streamed {
     pub mean_entropy: f32,
     pub max_entropy: f32,
     pub mean_sqrt_varentropy: f32,
+    /// ΣΦ: the answer's surprisal (absent in records of the first streaming runs).
+    #[serde(default)]
+    pub sum_potential: Option<f32>,
     pub mean_potential: f32,
     pub max_potential: f32,
     /// The first content token's step, H and 1 − p_max (None: the answer had none).
@@ -101,6 +104,7 @@ impl From<&infogravity::AnswerStats> for Streamed {
             mean_entropy: a.mean_entropy,
             max_entropy: a.max_entropy,
             mean_sqrt_varentropy: a.mean_sqrt_varentropy,
+            sum_potential: Some(a.sum_potential),
             mean_potential: a.mean_potential,
             max_potential: a.max_potential,
             first_content: a
@@ -110,11 +114,14 @@ impl From<&infogravity::AnswerStats> for Streamed {
     }
 }
 
-/// The processor that streams the answer aggregates beside the greedy decode: `neutral` at
-/// T = 0 (it selects the argmax the decode takes and changes nothing), with `e`'s content
-/// table.
-pub fn streaming_processor(e: &Engine) -> Result<infogravity::GravityProcessor> {
-    let cfg = infogravity::Config::from_json(r#"{"preset":"neutral","temperature":{"base":0}}"#)?;
+/// The decode's configuration by default: `neutral` at T = 0, plain greedy decoding.
+pub const GREEDY: &str = r#"{"preset":"neutral","temperature":{"base":0}}"#;
+
+/// The processor the decode runs through, which streams the answer aggregates: `config_json`
+/// (default [`GREEDY`], where it selects the argmax and changes nothing), with `e`'s content
+/// table. The decode takes the token it selects.
+pub fn streaming_processor(e: &Engine, config_json: &str) -> Result<infogravity::GravityProcessor> {
+    let cfg = infogravity::Config::from_json(config_json)?;
     let mut p = infogravity::GravityProcessor::new(cfg, e.lm.info().vocab)?;
     p.set_content_tokens(Some(crate::content_table(e)?))?;
     Ok(p)
@@ -220,9 +227,8 @@ pub fn run_item(
     let mut answer = String::new();
     for _ in 0..max_tokens {
         let f = field::measure(&row[..])?;
-        let tok = f.argmax;
         let rep = stream.step(seq, &mut row, infogravity::StepMode::Sample)?;
-        debug_assert_eq!(rep.token, Some(tok));
+        let tok = rep.token.unwrap_or(f.argmax);
         stream.accept(seq, tok)?;
         steps.push(Step {
             max: f.max,
@@ -292,6 +298,7 @@ pub fn run_bank(
     items: &[Item],
     prior: Option<&Prior>,
     cfg: &MassConfig,
+    decode: &str,
     out: &Path,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Record>> {
@@ -301,7 +308,7 @@ pub fn run_bank(
     let total = items.len();
     let mut n = items.iter().filter(|i| done.contains(&i.id)).count();
     progress(n, total);
-    let mut stream = streaming_processor(e)?;
+    let mut stream = streaming_processor(e, decode)?;
     for item in items.iter().filter(|i| !done.contains(&i.id)) {
         let r = run_item(e, &mut stream, item, prior, cfg, 16)?;
         let line = serde_json::to_string(&r).expect("records serialise");
@@ -340,6 +347,7 @@ pub fn baselines(records: &[Record]) -> Scores {
         "max token entropy",
         "1 − min token probability",
         "−mean log-probability",
+        "−total log-probability",
         "energy −log Z, first token",
     ];
     let mut names = names;
@@ -356,6 +364,7 @@ pub fn baselines(records: &[Record]) -> Scores {
                 .fold(1.0, f64::min)
         }),
         per(&|r| r.steps.iter().map(|s| s.potential).sum::<f64>() / tok(r)),
+        per(&|r| r.steps.iter().map(|s| s.potential).sum::<f64>()),
         per(&|r| -r.steps[0].log_z),
     ];
     // The field at the first content token, as the processor streamed it (records that predate

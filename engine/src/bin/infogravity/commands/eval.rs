@@ -65,6 +65,12 @@ struct QaArgs {
     /// item instead of fitting one on a split of this bank; nothing is fitted or written.
     #[arg(long)]
     calibration: Option<PathBuf>,
+    /// The processor configuration the answers are decoded under (default: greedy, `neutral`
+    /// at T = 0), e.g. `{"temperature":{"base":0}}` for greedy with the balanced preset's
+    /// interventions; the decode takes the token the processor selects. Use its own --out (the
+    /// records do not say which configuration wrote them).
+    #[arg(long, default_value = qa::GREEDY)]
+    config: String,
     #[command(flatten)]
     run: EvalRun,
 }
@@ -253,6 +259,7 @@ fn run_part<R>(
 }
 
 fn qa(a: QaArgs) -> Result<(), CliError> {
+    Config::from_json(&a.config)?;
     // Evenly spaced over the bank, so a smoke run covers every relation.
     let mut bank = qa::load_bank(&a.bank)?;
     if !a.relations.is_empty() {
@@ -283,17 +290,19 @@ fn qa(a: QaArgs) -> Result<(), CliError> {
                 &items,
                 prior.as_ref(),
                 &cfg.mass,
+                &a.config,
                 &out.join("qa.jsonl"),
                 |done, _| bar.set_position(done as u64),
             )?)
         },
         |eng, out, records| {
             let provenance = format!(
-                "infogravity {} eval qa: {} ({} items), model {}, training split by FNV-1a(subject) even",
+                "infogravity {} eval qa: {} ({} items), model {}, decoded under {}, training split by FNV-1a(subject) even",
                 env!("CARGO_PKG_VERSION"),
                 a.bank.display(),
                 records.len(),
-                eng.lm.info().source
+                eng.lm.info().source,
+                a.config
             );
             let rep = report::analyse(&records, &cfg, &provenance, a.resamples, given.as_ref());
             write_report(out, "qa", &rep.markdown, &rep.json)?;
