@@ -13,6 +13,7 @@
 _Static_assert(sizeof(IgSeqParams) == 88 && IG_SEQ_PARAMS_V1_SIZE == 88, "IgSeqParams v1");
 _Static_assert(sizeof(IgStepReport) == 88 && IG_STEP_REPORT_V1_SIZE == 88, "IgStepReport v1");
 _Static_assert(sizeof(IgQueryMass) == 32 && IG_QUERY_MASS_V1_SIZE == 32, "IgQueryMass v1");
+_Static_assert(sizeof(IgAnswerStats) == 56 && IG_ANSWER_STATS_V1_SIZE == 56, "IgAnswerStats v1");
 /* A fixed width whatever the compiler does with enums (the tests also build with
  * -fshort-enums). */
 _Static_assert(sizeof(IgStatus) == 4, "IgStatus is a uint32_t");
@@ -66,6 +67,13 @@ static void run(const char *preset_json, uint64_t seq) {
         st = ig_processor_accept(p, seq, (uint32_t)r.token);
         CHECK(st == IG_STATUS_OK, "accept: %d", st);
     }
+    /* The answer aggregates cover every accepted token. */
+    IgAnswerStats a;
+    ig_answer_stats_init(&a);
+    st = ig_processor_answer(p, seq, &a);
+    CHECK(st == IG_STATUS_OK && a.tokens == SC_STEPS && a.has_first_content == 1 &&
+              a.mean_entropy > 0.0f && a.max_entropy >= a.mean_entropy,
+          "answer: %d tokens %u", st, a.tokens);
     CHECK(ig_processor_end(p, seq) == IG_STATUS_OK, "end");
     free(row);
     ig_processor_free(p);
