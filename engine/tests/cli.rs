@@ -421,6 +421,53 @@ fn eval_qa_runs_resumes_and_rejects_a_bad_bank() {
     assert!(!ok && err.contains("bank.jsonl:1"), "{err}");
 }
 
+/// `eval loops --only` picks methods by their full names, which hold commas; an unknown name is
+/// refused before the model loads.
+#[test]
+fn eval_loops_runs_only_the_named_methods() {
+    let Some(dir) = tiny() else { return };
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("eval-loops");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let prompts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../eval/open_prompts.txt");
+    let args = |only: &[&str]| {
+        let mut a = vec![
+            "eval".to_string(),
+            "loops".into(),
+            "--model".into(),
+            dir.to_str().unwrap().into(),
+            "--prompts".into(),
+            prompts.to_str().unwrap().into(),
+            "--limit".into(),
+            "2".into(),
+            "--max-tokens".into(),
+            "6".into(),
+            "--out".into(),
+            tmp.to_str().unwrap().into(),
+        ];
+        for o in only {
+            a.extend(["--only".to_string(), o.to_string()]);
+        }
+        a
+    };
+    let a = args(&["greedy", "escape (balanced, T = 0)"]);
+    let (ok, stdout, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    assert!(
+        stdout.contains("| greedy | 2 |") && stdout.contains("| escape (balanced, T = 0) | 2 |"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("| DRY |") && !stdout.contains("guard only"),
+        "{stdout}"
+    );
+    let a = args(&["escape (balanced"]);
+    let (ok, _, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        !ok && err.contains("--only: no method \"escape (balanced\""),
+        "{err}"
+    );
+}
+
 /// `generate --plugin`: the example plugin (plugins/examples/ban_phrases.c) runs in the loop; a
 /// path that is not a plugin is an error naming it.
 #[test]

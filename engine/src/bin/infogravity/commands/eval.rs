@@ -100,9 +100,9 @@ struct LoopsArgs {
     /// it runs under, e.g. `--method 'window 64={"escape":{"repeat_window":64}}'`.
     #[arg(long = "method", value_parser = parse_method)]
     methods: Vec<(String, String)>,
-    /// Only these methods (comma-separated names; default: every built-in one and each
-    /// `--method`).
-    #[arg(long, value_delimiter = ',')]
+    /// Only this method (repeatable, one name each: names hold commas; default: every
+    /// built-in one and each `--method`).
+    #[arg(long)]
     only: Vec<String>,
     /// The no-loop control: replay an `eval qa` run's greedy answers (its qa.jsonl) through the
     /// escape and count the penalties.
