@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Blind audit of `eval loops` outputs (docs/EVALUATION.md §2).
 
-  tools/loops_audit.py sheet OUT_DIR [--methods A,B,C] [--prompts N] [--seed S]
+  tools/loops_audit.py sheet OUT_DIR [--method NAME]... [--prompts N] [--seed S]
                              [--prompt-file eval/open_prompts.txt]
       writes OUT_DIR/loops_audit_sheet.md (N prompts x the methods, shuffled, numbered, no
       method names) and OUT_DIR/loops_audit_key.json (number -> method, prompt)
@@ -88,20 +88,15 @@ def score(out, ratings_path):
 
 def main():
     a = sys.argv[1:]
-    if len(a) >= 2 and a[0] == "sheet":
-        opts = dict(zip(a[2::2], a[3::2]))
-        methods = opts.get("--methods", "greedy,DRY,escape (balanced, T = 0)")
-        # Method names hold commas: split only where a comma is not inside parentheses.
-        names, depth, cur = [], 0, ""
-        for ch in methods:
-            depth += ch == "("
-            depth -= ch == ")"
-            if ch == "," and depth == 0:
-                names.append(cur)
-                cur = ""
-            else:
-                cur += ch
-        names.append(cur)
+    if len(a) >= 2 and a[0] == "sheet" and len(a) % 2 == 0:
+        # Method names hold commas, so each comes with its own --method (as `eval loops --only`).
+        pairs = list(zip(a[2::2], a[3::2]))
+        names = [v for k, v in pairs if k == "--method"] or [
+            "greedy",
+            "DRY",
+            "escape (balanced, T = 0)",
+        ]
+        opts = dict(pairs)
         sheet(
             Path(a[1]),
             names,
