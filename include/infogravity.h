@@ -138,6 +138,13 @@
 #define IG_FLAG_GUARD 128
 
 /*
+ `IgStepReport.flags`: the row was tilted toward the concept, by at most `concept.max_kl`
+ nats of KL (the frozen v1 report has no field for the KL itself; the Rust and Python reports
+ carry it).
+ */
+#define IG_FLAG_CONCEPT 256
+
+/*
  sizeof(IgSeqParams) in ABI v1 (LP64): the smallest `struct_size` accepted.
  */
 #define IG_SEQ_PARAMS_V1_SIZE 88
@@ -591,6 +598,32 @@ const char *ig_last_error(void);
 IG_NODISCARD IgStatus ig_config_validate(const char *config_json);
 
 /*
+ The concept bias of a direction in unembedding space (Park et al. 2024), for
+ `ig_processor_set_concept`: ℓ = mean γ(toward) − mean γ(away) over the rows γ of the
+ row-major `vocab` × `dim` unembedding (`n_away` = 0: minus the mean over every token), and
+ `out[v]` = γ_v·ℓ, standardised to mean 0 and SD 1. `out_len` must be `vocab`. Cost: two
+ passes over the matrix.
+
+ Errors: NULL_POINTER, INVALID_ARGUMENT (no `toward` tokens, a zero size, a non-finite
+ matrix, a constant result, a misaligned pointer), TOKEN_OUT_OF_RANGE, SIZE_MISMATCH
+ (`out_len` ≠ `vocab`).
+
+ Safety:
+ `unembed` `vocab`·`dim` readable floats; `toward`/`away` NULL with a zero count or that many
+ readable ids; `out` `out_len` writable floats.
+ */
+IG_NODISCARD
+IgStatus ig_concept_bias(const float *unembed,
+                         size_t vocab,
+                         size_t dim,
+                         const uint32_t *toward,
+                         size_t n_toward,
+                         const uint32_t *away,
+                         size_t n_away,
+                         float *out,
+                         size_t out_len);
+
+/*
  Fill `*params` with defaults (struct_size = sizeof(IgSeqParams)).
 
  Safety:
@@ -882,6 +915,41 @@ IG_NODISCARD
 IgStatus ig_processor_set_content_tokens(struct IgProcessor *p,
                                          const uint8_t *content,
                                          size_t n);
+
+/*
+ Set the concept every sequence is tilted toward (the `concept` configuration section: while
+ the void score v ≥ `concept.min_void`, the row becomes z + α·b with α = min(λ·v, the largest
+ α whose KL stays ≤ `concept.max_kl`); IG_FLAG_CONCEPT reports it). `bias` holds one finite logit bias per token (`n` = V), e.g. Γ·ℓ for a direction ℓ in
+ unembedding space (`ig_concept_bias` computes it); it is copied and standardised to mean 0,
+ SD 1, so λ is in SDs. NULL with `n` = 0 clears it. A sequence's own concept
+ (`ig_processor_set_seq_concept`) takes precedence.
+
+ Errors: NULL_POINTER (p, or `bias` with n > 0), SIZE_MISMATCH (n ≠ V), INVALID_ARGUMENT (a
+ non-finite or constant bias, a misaligned pointer), OUT_OF_MEMORY.
+
+ Safety:
+ `p` a live handle; `bias` NULL or `n` readable floats.
+ */
+IG_NODISCARD
+IgStatus ig_processor_set_concept(struct IgProcessor *p,
+                                  const float *bias,
+                                  size_t n);
+
+/*
+ Set the concept of one live sequence, as `ig_processor_set_concept`; NULL with `n` = 0
+ clears it (the sequence follows the processor's again). Kept by `ig_processor_reset`,
+ copied by `ig_processor_fork`. Memory: 4 bytes × V for as long as the sequence lives.
+
+ Errors: as `ig_processor_set_concept`, and UNKNOWN_SEQUENCE.
+
+ Safety:
+ `p` a live handle; `bias` NULL or `n` readable floats.
+ */
+IG_NODISCARD
+IgStatus ig_processor_set_seq_concept(struct IgProcessor *p,
+                                      uint64_t seq,
+                                      const float *bias,
+                                      size_t n);
 
 /*
  The handle's vocabulary size and number of live sequences (either out pointer may be NULL;

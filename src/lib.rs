@@ -53,6 +53,8 @@
 /// cbindgen:ignore
 pub mod calibration;
 /// cbindgen:ignore
+pub mod concept;
+/// cbindgen:ignore
 pub mod config;
 /// cbindgen:ignore
 pub mod error;
@@ -81,6 +83,7 @@ pub mod report;
 pub mod sampler;
 
 pub use calibration::Calibration;
+pub use concept::Concept;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use field::{Field, FieldError};

@@ -47,9 +47,11 @@ pub mod flags {
     pub const REPEAT_PENALTY: u32 = 64;
     /// The would-close guard masked a token that would complete a repeated unit.
     pub const GUARD: u32 = 128;
+    /// The row was tilted toward the concept (see `StepReport::concept_kl`).
+    pub const CONCEPT: u32 = 256;
 
     /// Every flag with its printable name, in bit order.
-    pub const NAMES: [(u32, &str); 8] = [
+    pub const NAMES: [(u32, &str); 9] = [
         (ANCHOR, "anchor"),
         (KICK, "kick"),
         (CYCLE_PENALTY, "cycle-penalty"),
@@ -58,6 +60,7 @@ pub mod flags {
         (FULL_PASS, "full-pass"),
         (REPEAT_PENALTY, "repeat-penalty"),
         (GUARD, "guard"),
+        (CONCEPT, "concept"),
     ];
 
     /// The names of the flags set in `bits`, joined with `sep` ("" when none is set).
@@ -170,6 +173,8 @@ pub struct StepReport {
     pub stop: bool,
     /// The answer-level aggregates over the tokens accepted before this step.
     pub answer: AnswerStats,
+    /// KL(tilted ‖ measured) of the concept tilt, nats (0 when the row was not tilted).
+    pub concept_kl: f32,
 }
 
 impl Default for StepReport {
@@ -194,6 +199,7 @@ impl Default for StepReport {
             cycle_period: 0,
             stop: false,
             answer: AnswerStats::default(),
+            concept_kl: 0.0,
         }
     }
 }

@@ -515,3 +515,124 @@ fn versions_match_cargo() {
         assert_eq!(line.split_whitespace().nth(2).unwrap(), want, "{name}");
     }
 }
+
+#[test]
+fn concept_errors() {
+    // ig_concept_bias: a 4 × 2 unembedding, tokens 0 and 1 along x.
+    let g = [1.0f32, 0.0, 0.9, 0.1, 0.0, 1.0, 0.1, 0.9];
+    let toward = [0u32, 1];
+    let mut out = [0f32; 4];
+    let bias = |g: *const f32, v: usize, d: usize, t: &[u32], out: &mut [f32]| {
+        // SAFETY: every pointer holds the count passed with it (the bad inputs are the counts
+        // and NULLs this test chooses, which the function must refuse).
+        unsafe {
+            ig_concept_bias(
+                g,
+                v,
+                d,
+                if t.is_empty() {
+                    ptr::null()
+                } else {
+                    t.as_ptr()
+                },
+                t.len(),
+                ptr::null(),
+                0,
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        }
+    };
+    assert_eq!(bias(g.as_ptr(), 4, 2, &toward, &mut out), IgStatus::Ok);
+    assert!(out[0] > 0.0 && out[1] > 0.0 && out[2] < 0.0 && out[3] < 0.0);
+    expect(
+        bias(ptr::null(), 4, 2, &toward, &mut out),
+        IgStatus::NullPointer,
+        "unembed",
+    );
+    expect(
+        bias(g.as_ptr(), 4, 2, &[], &mut out),
+        IgStatus::InvalidArgument,
+        "toward",
+    );
+    expect(
+        bias(g.as_ptr(), 4, 2, &[7], &mut out),
+        IgStatus::TokenOutOfRange,
+        "7",
+    );
+    expect(
+        bias(g.as_ptr(), 4, 2, &toward, &mut out[..3]),
+        IgStatus::SizeMismatch,
+        "output",
+    );
+    expect(
+        bias(g.as_ptr(), 0, 2, &toward, &mut out[..0]),
+        IgStatus::InvalidArgument,
+        "empty",
+    );
+    expect(
+        bias(g.as_ptr(), usize::MAX, 2, &toward, &mut out),
+        IgStatus::InvalidArgument,
+        "overflows",
+    );
+    let nan = [f32::NAN, 0.0, 0.9, 0.1, 0.0, 1.0, 0.1, 0.9];
+    expect(
+        bias(nan.as_ptr(), 4, 2, &toward, &mut out),
+        IgStatus::InvalidArgument,
+        "finite",
+    );
+
+    // ig_processor_set_concept / _set_seq_concept.
+    let h = handle("{}", 4);
+    // SAFETY: live handle; `out` holds 4 floats.
+    let st = unsafe { ig_processor_set_concept(h.0, out.as_ptr(), 4) };
+    assert_eq!(st, IgStatus::Ok);
+    // SAFETY: live handle; the sizes are the bad inputs.
+    let st = unsafe { ig_processor_set_concept(h.0, out.as_ptr(), 3) };
+    expect(st, IgStatus::SizeMismatch, "concept bias");
+    // SAFETY: live handle; NULL with n > 0 is the bad input.
+    let st = unsafe { ig_processor_set_concept(h.0, ptr::null(), 4) };
+    expect(st, IgStatus::NullPointer, "bias");
+    let flat = [2.0f32; 4];
+    // SAFETY: live handle; a constant bias is the bad input.
+    let st = unsafe { ig_processor_set_concept(h.0, flat.as_ptr(), 4) };
+    expect(st, IgStatus::InvalidArgument, "constant");
+    let inf = [0.0f32, f32::INFINITY, 0.0, 0.0];
+    // SAFETY: live handle; a non-finite bias is the bad input.
+    let st = unsafe { ig_processor_set_concept(h.0, inf.as_ptr(), 4) };
+    expect(st, IgStatus::InvalidArgument, "element 1");
+    // SAFETY: NULL handle.
+    let st = unsafe { ig_processor_set_concept(ptr::null_mut(), out.as_ptr(), 4) };
+    expect(st, IgStatus::NullPointer, "processor");
+    // SAFETY: live handle; sequence 5 is unknown.
+    let st = unsafe { ig_processor_set_seq_concept(h.0, 5, out.as_ptr(), 4) };
+    expect(st, IgStatus::UnknownSequence, "5");
+    assert_eq!(begin(&h, 5), IgStatus::Ok);
+    // SAFETY: live handle and sequence; `out` holds 4 floats.
+    let st = unsafe { ig_processor_set_seq_concept(h.0, 5, out.as_ptr(), 4) };
+    assert_eq!(st, IgStatus::Ok);
+    let mut row = [0f32, 0.0, 0.0, 0.0];
+    let mut r = IgStepReport::default();
+    // SAFETY: row and report valid for the call.
+    let st = unsafe {
+        ig_processor_step(
+            h.0,
+            5,
+            row.as_mut_ptr().cast(),
+            IG_DTYPE_F32,
+            4,
+            IG_MODE_SAMPLE,
+            &mut r,
+        )
+    };
+    assert_eq!(st, IgStatus::Ok);
+    assert!(r.flags & IG_FLAG_CONCEPT != 0);
+    // SAFETY: live handle; clearing both.
+    unsafe {
+        assert_eq!(
+            ig_processor_set_seq_concept(h.0, 5, ptr::null(), 0),
+            IgStatus::Ok
+        );
+        assert_eq!(ig_processor_set_concept(h.0, ptr::null(), 0), IgStatus::Ok);
+    }
+}

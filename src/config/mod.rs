@@ -25,8 +25,9 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 pub use sections::{
-    AbstainConfig, AnchorConfig, BlackHoleConfig, EscapeConfig, LimitsConfig, MassConfig, Response,
-    SamplerConfig, TaskSpaceConfig, TemperatureConfig, VoidConfig, VoidWeights,
+    AbstainConfig, AnchorConfig, BlackHoleConfig, ConceptConfig, EscapeConfig, LimitsConfig,
+    MassConfig, Response, SamplerConfig, TaskSpaceConfig, TemperatureConfig, VoidConfig,
+    VoidWeights,
 };
 
 /// Top-level configuration. `Config::default()` is the `balanced` preset: each section's
@@ -44,6 +45,9 @@ pub struct Config {
     pub black_hole: BlackHoleConfig,
     /// Anchor-token bias scaled by the void score.
     pub anchor: AnchorConfig,
+    /// Concept-direction tilt scaled by the void score, bounded in KL.
+    #[serde(default)]
+    pub concept: ConceptConfig,
     /// Loop escape: temperature kick and cycle penalty while in a black hole.
     pub escape: EscapeConfig,
     /// Abstention at the start of an answer.
@@ -71,6 +75,7 @@ impl Config {
                 t.mass_gain = 0.0;
                 t.response = Response::None;
                 c.anchor.enabled = false;
+                c.concept.enabled = false;
                 c.escape.enabled = false;
                 c.abstain.enabled = false;
                 c.sampler.min_p = 0.0;
@@ -133,6 +138,7 @@ impl Config {
         self.void.validate()?;
         self.black_hole.validate(l)?;
         self.anchor.validate(l)?;
+        self.concept.validate()?;
         self.escape.validate()?;
         self.abstain.validate()?;
         self.task_space.validate(l)?;

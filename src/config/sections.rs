@@ -359,6 +359,48 @@ impl AnchorConfig {
     }
 }
 
+/// Concept-direction anchoring (docs/DESIGN.md §1 "Interventions", seed 003; `crate::concept`):
+/// while v ≥ `min_void`, tilt the whole row by α·b toward the concept the host set
+/// (`GravityProcessor::set_concept`), α = min(λ·v, the largest α with KL ≤ `max_kl`). Acts only
+/// where a concept is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConceptConfig {
+    /// Default true (neutral: false). Cost, at the steps where it acts: 2–48 passes over the
+    /// row for the KL bound, one to write the tilted row and one to measure it (see
+    /// `crate::concept`); nothing where no concept is set or v < `min_void`.
+    pub enabled: bool,
+    /// λ: the most tilt at v = 1, in SDs of the (standardised) concept bias. Default 4.0,
+    /// within [0, 100]. Off: 0.
+    pub lambda: f32,
+    /// Only tilt while v ≥ this. Default 0.0 (every step, scaled by v).
+    pub min_void: f32,
+    /// The bound on KL(tilted ‖ measured) per step, nats. Default 0.1, within (0, 10].
+    pub max_kl: f32,
+}
+
+impl Default for ConceptConfig {
+    fn default() -> Self {
+        ConceptConfig {
+            enabled: true,
+            lambda: 4.0,
+            min_void: 0.0,
+            max_kl: 0.1,
+        }
+    }
+}
+
+impl ConceptConfig {
+    pub(super) fn validate(&self) -> Result<()> {
+        range("concept.lambda", self.lambda, 0.0, 100.0)?;
+        range("concept.min_void", self.min_void, 0.0, 1.0)?;
+        if self.max_kl.is_nan() || self.max_kl <= 0.0 {
+            return oor("concept.max_kl", "must be > 0");
+        }
+        range("concept.max_kl", self.max_kl, 0.0, 10.0)
+    }
+}
+
 /// Loop escape (docs/DESIGN.md §1 "Interventions"). Two parts act **before** a loop completes,
 /// on every step, gated only by a back-to-back repeat actually running (text that does not
 /// repeat itself pays nothing):

@@ -3,10 +3,12 @@
 
 use std::ffi::{CStr, c_char};
 
-use super::boundary::{boundary, last_error_ptr, str_arg};
+use super::boundary::{Fail, boundary, last_error_ptr, slice, slice_mut, str_arg};
 use super::status::IgStatus;
 use super::types::*;
+use crate::concept::Concept;
 use crate::config::Config;
+use crate::error::Error;
 
 static VERSION_C: &CStr =
     match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
@@ -67,6 +69,69 @@ pub unsafe extern "C" fn ig_config_validate(config_json: *const c_char) -> IgSta
         // SAFETY: `config_json` is NULL or NUL-terminated (this function's contract).
         let s = unsafe { str_arg(config_json, "config_json", IgStatus::ConfigParse)? };
         Config::from_json(s)?;
+        Ok(())
+    })
+}
+
+/// The concept bias of a direction in unembedding space (Park et al. 2024), for
+/// `ig_processor_set_concept`: ℓ = mean γ(toward) − mean γ(away) over the rows γ of the
+/// row-major `vocab` × `dim` unembedding (`n_away` = 0: minus the mean over every token), and
+/// `out[v]` = γ_v·ℓ, standardised to mean 0 and SD 1. `out_len` must be `vocab`. Cost: two
+/// passes over the matrix.
+///
+/// Errors: NULL_POINTER, INVALID_ARGUMENT (no `toward` tokens, a zero size, a non-finite
+/// matrix, a constant result, a misaligned pointer), TOKEN_OUT_OF_RANGE, SIZE_MISMATCH
+/// (`out_len` ≠ `vocab`).
+///
+/// # Safety
+/// `unembed` `vocab`·`dim` readable floats; `toward`/`away` NULL with a zero count or that many
+/// readable ids; `out` `out_len` writable floats.
+#[must_use]
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)] // the C signature: three (pointer, length) pairs
+pub unsafe extern "C" fn ig_concept_bias(
+    unembed: *const f32,
+    vocab: usize,
+    dim: usize,
+    toward: *const u32,
+    n_toward: usize,
+    away: *const u32,
+    n_away: usize,
+    out: *mut f32,
+    out_len: usize,
+) -> IgStatus {
+    boundary(|| {
+        let cells = vocab.checked_mul(dim).ok_or_else(|| {
+            Fail::new(
+                IgStatus::InvalidArgument,
+                format!("unembedding of {vocab} × {dim} overflows"),
+            )
+        })?;
+        if cells == 0 {
+            return Err(Fail::new(
+                IgStatus::InvalidArgument,
+                format!("unembedding of {vocab} × {dim} is empty"),
+            ));
+        }
+        if out_len != vocab {
+            return Err(Error::SizeMismatch {
+                what: "concept bias output",
+                expected: vocab,
+                got: out_len,
+            }
+            .into());
+        }
+        // SAFETY: the pointers hold the counts given (this function's contract).
+        let (g, t, a, o) = unsafe {
+            (
+                slice(unembed, cells, "unembed")?,
+                slice(toward, n_toward, "toward")?,
+                slice(away, n_away, "away")?,
+                slice_mut(out, out_len, "out")?,
+            )
+        };
+        let c = Concept::from_unembedding(g, dim, t, a)?;
+        o.copy_from_slice(c.bias());
         Ok(())
     })
 }

@@ -16,6 +16,7 @@ use super::boundary::{
 use super::status::IgStatus;
 use super::types::*;
 use crate::Calibration;
+use crate::concept::Concept;
 use crate::config::Config;
 use crate::error::try_reserve;
 use crate::mass::{Prior, QueryInput};
@@ -769,6 +770,82 @@ pub unsafe extern "C" fn ig_processor_set_content_tokens(
         };
         // SAFETY: `p` is a live handle (this function's contract).
         unsafe { lock(p)? }.proc.set_content_tokens(table)?;
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
+/// A concept from a C (pointer, length) pair: NULL with `n` = 0 is None (clear).
+///
+/// # Safety
+/// `bias` NULL or `n` readable, aligned floats.
+unsafe fn concept_arg(bias: *const f32, n: usize) -> Result<Option<Concept>, Fail> {
+    if bias.is_null() && n == 0 {
+        return Ok(None);
+    }
+    // SAFETY: forwarded contract; NULL with n > 0 is refused.
+    let b = unsafe { slice(bias, n, "bias")? };
+    Ok(Some(Concept::from_bias(b)?))
+}
+
+/// Set the concept every sequence is tilted toward (the `concept` configuration section: while
+/// the void score v ≥ `concept.min_void`, the row becomes z + α·b with α = min(λ·v, the largest
+/// α whose KL stays ≤ `concept.max_kl`); IG_FLAG_CONCEPT reports it). `bias` holds one finite logit bias per token (`n` = V), e.g. Γ·ℓ for a direction ℓ in
+/// unembedding space (`ig_concept_bias` computes it); it is copied and standardised to mean 0,
+/// SD 1, so λ is in SDs. NULL with `n` = 0 clears it. A sequence's own concept
+/// (`ig_processor_set_seq_concept`) takes precedence.
+///
+/// Errors: NULL_POINTER (p, or `bias` with n > 0), SIZE_MISMATCH (n ≠ V), INVALID_ARGUMENT (a
+/// non-finite or constant bias, a misaligned pointer), OUT_OF_MEMORY.
+///
+/// # Safety
+/// `p` a live handle; `bias` NULL or `n` readable floats.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_set_concept(
+    p: *mut IgProcessor,
+    bias: *const f32,
+    n: usize,
+) -> IgStatus {
+    let body = || {
+        if p.is_null() {
+            return Err(null("processor"));
+        }
+        // SAFETY: `bias` is NULL or `n` readable floats (contract).
+        let c = unsafe { concept_arg(bias, n)? };
+        // SAFETY: `p` is a live handle (this function's contract).
+        unsafe { lock(p)? }.proc.set_concept(c)?;
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
+/// Set the concept of one live sequence, as `ig_processor_set_concept`; NULL with `n` = 0
+/// clears it (the sequence follows the processor's again). Kept by `ig_processor_reset`,
+/// copied by `ig_processor_fork`. Memory: 4 bytes × V for as long as the sequence lives.
+///
+/// Errors: as `ig_processor_set_concept`, and UNKNOWN_SEQUENCE.
+///
+/// # Safety
+/// `p` a live handle; `bias` NULL or `n` readable floats.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_set_seq_concept(
+    p: *mut IgProcessor,
+    seq: u64,
+    bias: *const f32,
+    n: usize,
+) -> IgStatus {
+    let body = || {
+        if p.is_null() {
+            return Err(null("processor"));
+        }
+        // SAFETY: `bias` is NULL or `n` readable floats (contract).
+        let c = unsafe { concept_arg(bias, n)? };
+        // SAFETY: `p` is a live handle (this function's contract).
+        unsafe { lock(p)? }.proc.set_sequence_concept(seq, c)?;
         Ok(())
     };
     // SAFETY: `p` is NULL or a live handle (this function's contract).

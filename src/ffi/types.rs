@@ -55,6 +55,10 @@ pub const IG_FLAG_REPEAT_PENALTY: u32 = 64;
 /// `IgStepReport.flags`: the would-close guard masked a token that would complete a repeated
 /// unit.
 pub const IG_FLAG_GUARD: u32 = 128;
+/// `IgStepReport.flags`: the row was tilted toward the concept, by at most `concept.max_kl`
+/// nats of KL (the frozen v1 report has no field for the KL itself; the Rust and Python reports
+/// carry it).
+pub const IG_FLAG_CONCEPT: u32 = 256;
 
 // The C constants are the Rust definitions (one source of truth, checked at compile time).
 const _: () = {
@@ -69,7 +73,8 @@ const _: () = {
     assert!(IG_FLAG_FULL_PASS == flags::FULL_PASS);
     assert!(IG_FLAG_REPEAT_PENALTY == flags::REPEAT_PENALTY);
     assert!(IG_FLAG_GUARD == flags::GUARD);
-    assert!(flags::NAMES.len() == 8);
+    assert!(IG_FLAG_CONCEPT == flags::CONCEPT);
+    assert!(flags::NAMES.len() == 9);
 };
 
 /// sizeof(IgSeqParams) in ABI v1 (LP64): the smallest `struct_size` accepted.

@@ -107,7 +107,7 @@ const SHIFT: f32 = 12_582_912.0;
 /// e^x for x ≤ 0 (scalar form of the vector kernel, the same operations in the same order);
 /// NaN stays NaN.
 #[inline]
-pub(super) fn exp_scalar(x: f32) -> f32 {
+pub(crate) fn exp_scalar(x: f32) -> f32 {
     if x < X_MIN {
         return 0.0; // the vector kernel clamps instead: e^{X_MIN} ≈ 1.2e-38, same to f32 sums
     }

@@ -33,6 +33,7 @@ mod logit;
 pub mod reference;
 pub mod thermo;
 
+pub(crate) use kernel::exp_scalar;
 pub use logit::Logit;
 
 /// Elements per block: 4 KiB of f32. Large enough that per-block f64 merging is noise, small

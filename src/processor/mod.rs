@@ -46,6 +46,7 @@ use std::collections::HashMap;
 use half::{bf16, f16};
 
 use crate::calibration::Calibration;
+use crate::concept::Concept;
 use crate::config::{Config, VoidWeights};
 use crate::error::{Error, Result, try_reserve};
 use crate::field::{Candidates, Logit};
@@ -130,6 +131,8 @@ struct Core {
     trunc: Truncation,
     /// Which tokens are content (for the answer aggregates' first content token).
     content: Option<ContentTable>,
+    /// The concept every sequence without its own is tilted toward.
+    concept: Option<Concept>,
 }
 
 /// Which tokens of a vocabulary carry content (words, names, numbers) rather than function
@@ -369,6 +372,7 @@ impl GravityProcessor {
             window: window.min(64.0),
             trunc,
             content: None,
+            concept: None,
         };
         let workers = (0..threads)
             .map(|_| new_scratch(&core))
@@ -440,6 +444,40 @@ impl GravityProcessor {
     /// the next step's report carries; read it before `end`).
     pub fn answer(&self, seq: u64) -> Result<AnswerStats> {
         Ok(self.table.seqs[self.table.slot(seq)?].answer.stats())
+    }
+
+    /// Set (or clear) the concept every sequence is tilted toward (`concept` section; a
+    /// sequence's own, [`set_sequence_concept`](Self::set_sequence_concept), takes precedence).
+    /// It must cover the vocabulary. Reserves 4 bytes × V per worker thread on first use.
+    pub fn set_concept(&mut self, concept: Option<Concept>) -> Result<()> {
+        self.check_concept(concept.as_ref())?;
+        self.core.concept = concept;
+        Ok(())
+    }
+
+    /// Set (or clear) the concept of one live sequence; cleared, it follows the processor's
+    /// ([`set_concept`](Self::set_concept)). Kept by `reset` and copied by `fork`.
+    pub fn set_sequence_concept(&mut self, seq: u64, concept: Option<Concept>) -> Result<()> {
+        let slot = self.table.slot(seq)?;
+        self.check_concept(concept.as_ref())?;
+        self.table.seqs[slot].concept = concept;
+        Ok(())
+    }
+
+    /// The vocabulary check and the workers' tilted-row buffers, before a concept is stored.
+    fn check_concept(&mut self, concept: Option<&Concept>) -> Result<()> {
+        let Some(c) = concept else { return Ok(()) };
+        if c.len() != self.core.vocab {
+            return Err(Error::SizeMismatch {
+                what: "concept bias",
+                expected: self.core.vocab,
+                got: c.len(),
+            });
+        }
+        for w in &mut self.workers {
+            try_reserve(&mut w.tilted, self.core.vocab, "tilted row (4 bytes × V)")?;
+        }
+        Ok(())
     }
 
     /// Load (or clear) a calibration: fitted void weights and M(Q) standardisation.
@@ -707,6 +745,7 @@ fn new_scratch(core: &Core) -> Result<Scratch> {
         measured: Vec::new(),
         arena: Vec::new(),
         failed: None,
+        tilted: Vec::new(),
     };
     try_reserve(&mut w.edits, extra, "intervention edits")?;
     try_reserve(&mut w.pens, pens, "escape penalties")?;

@@ -4,6 +4,7 @@
 //! Stepping the same position twice (a grammar rejection, a speculative verify) therefore gives
 //! the same result as stepping it once, and the state only moves when a token is accepted.
 
+use crate::concept::Concept;
 use crate::config::Config;
 use crate::field::Cand;
 use crate::interventions::AbstainState;
@@ -123,6 +124,8 @@ pub struct SeqState {
     pub(crate) answer: Answer,
     pub(crate) mass: QueryMass,
     pub(crate) anchors: Vec<u32>,
+    /// This sequence's own concept (else the processor's).
+    pub(crate) concept: Option<Concept>,
     pub(crate) batch_epoch: u64,
     /// The query's tokens: those given at `begin` and those accepted before the first step
     /// (a host priming its sampler with the prompt), at most `limits.max_query_tokens`.
@@ -164,6 +167,7 @@ impl SeqState {
             answer: Answer::default(),
             mass,
             anchors,
+            concept: None,
             batch_epoch: 0,
             begun: (mass, query.len()),
             query,
@@ -180,7 +184,9 @@ impl SeqState {
         let (mass, len) = self.begun;
         query.truncate(len);
         let (epoch, touched) = (self.batch_epoch, self.touched);
+        let concept = self.concept.take();
         *self = SeqState::new(self.id, self.seed, anchors, mass, query, cfg);
+        self.concept = concept;
         self.batch_epoch = epoch;
         self.touched = touched;
     }

@@ -2,6 +2,7 @@
 //! ([`measure`]: the row is rejected before anything changes) is separate from the rest
 //! ([`decide`]: infallible), so a batch can measure every row before it decides any.
 
+use crate::concept;
 use crate::error::{Error, Result};
 use crate::field::{self, Cand, Candidates, Field, Logit};
 use crate::interventions::{self, Abstain};
@@ -26,6 +27,8 @@ pub(super) struct Scratch {
     pub arena: Vec<Cand>,
     /// Batches: the first row of the chunk that failed to measure, and why.
     pub failed: Option<(usize, Error)>,
+    /// The concept-tilted row (capacity V once a concept is set).
+    pub tilted: Vec<f32>,
 }
 
 /// A measured batch row waiting for its decision.
@@ -89,9 +92,75 @@ pub(super) fn decide<E: Logit>(
         abstain_step(st, next, f, row, mode, abstain, &mut rep);
         return rep;
     }
+    // 4b. The concept tilt (dense): the rest of the step runs on the tilted row.
+    let concept = st.concept.as_ref().or(core.concept.as_ref());
+    let cc = &cfg.concept;
+    if let Some(c) = concept.filter(|_| cc.enabled && reg.void_score >= cc.min_void) {
+        let (alpha, kl) =
+            concept::strength(row, f, c.bias(), cc.lambda * reg.void_score, cc.max_kl);
+        if alpha > 0.0 {
+            let mut tilted = std::mem::take(&mut w.tilted);
+            concept::tilt(row, c.bias(), alpha, &mut tilted);
+            // Finite stays finite and masked stays masked, so the tilted row measures.
+            if let Ok(ft) = measure(core, &mut w.cands, &tilted[..]) {
+                rep.flags |= flags::CONCEPT;
+                rep.concept_kl = kl;
+                finish(
+                    core,
+                    st,
+                    w,
+                    next,
+                    &reg,
+                    f,
+                    &ft,
+                    &mut tilted[..],
+                    Some(&*row),
+                    mode,
+                    &mut rep,
+                );
+                if mode == StepMode::Logits {
+                    for (d, &t) in row.iter_mut().zip(tilted.iter()) {
+                        *d = if t.is_finite() {
+                            E::from_f32_finite(t)
+                        } else {
+                            E::from_f32(t)
+                        };
+                    }
+                }
+                w.tilted = tilted;
+                return rep;
+            }
+            w.tilted = tilted;
+            // Unreachable in practice; the untilted step below re-gathers the candidates.
+            let _ = measure(core, &mut w.cands, row);
+        }
+    }
+    let no_orig: Option<&[E]> = None;
+    finish(core, st, w, next, &reg, f, f, row, no_orig, mode, &mut rep);
+    rep
+}
+
+/// Stages 4–7 after abstention and the concept tilt, on `row` with its field `fs` (the tilted
+/// row when `orig` holds the measured one): the sparse edits, the temperature (from the measured
+/// field `f`), the selection, and the proposal (potentials under the measured field).
+#[allow(clippy::too_many_arguments)] // the stage's inputs, each distinct; two call sites
+fn finish<R: Logit, E: Logit>(
+    core: &Core,
+    st: &mut SeqState,
+    w: &mut Scratch,
+    mut next: Dyn,
+    reg: &Regimes,
+    f: &Field,
+    fs: &Field,
+    row: &mut [R],
+    orig: Option<&[E]>,
+    mode: StepMode,
+    rep: &mut StepReport,
+) {
+    let cfg = &core.cfg;
     let plan = interventions::plan(
         cfg,
-        &reg,
+        reg,
         &st.loops,
         &st.anchors,
         row,
@@ -106,7 +175,7 @@ pub(super) fn decide<E: Logit>(
     // 6–7. Truncation, then selection or the final logits.
     let sel = sampler::select(
         row,
-        f,
+        fs,
         &mut w.cands,
         &w.edits,
         &mut w.full,
@@ -120,8 +189,10 @@ pub(super) fn decide<E: Logit>(
     }
 
     // What `accept` needs: the selected token, or the likely choices of a `Logits` host.
-    remember(st, next, f, row, &w.edits, &sel, &mut rep);
-    rep
+    match orig {
+        None => remember(st, next, f, row, &w.edits, &sel, rep),
+        Some(orig) => remember_tilted(st, next, f, orig, &sel, rep),
+    }
 }
 
 /// The report's measurement and regime fields.
@@ -203,6 +274,27 @@ fn remember<E: Logit>(
                 f.potential(orig(c)) as f32
             })
         }
+    }
+}
+
+/// [`remember`] for a tilted step: every potential is read from the measured row `orig`
+/// (untouched until the step ends).
+fn remember_tilted<E: Logit>(
+    st: &mut SeqState,
+    next: Dyn,
+    f: &Field,
+    orig: &[E],
+    sel: &Selection<'_>,
+    rep: &mut StepReport,
+) {
+    let pot = |id: u32| f.potential(orig[id as usize].to_f32()) as f32;
+    match sel.token {
+        Some(id) => {
+            rep.token = Some(id);
+            rep.token_potential = pot(id);
+            st.propose(next, step_field(f), Some((id, rep.token_potential)));
+        }
+        None => st.propose_top(next, step_field(f), sel.list, |c| pot(c.id)),
     }
 }
 

@@ -20,8 +20,8 @@ use std::mem::{offset_of, size_of};
 use half::bf16;
 use infogravity::ffi::{IgStatus, IgStepReport};
 use infogravity::{
-    Config, ContentTable, Error, GravityProcessor, LogitsMut, QueryInput, QueryMass, SeqParams,
-    StepMode, StepReport, flags,
+    Concept, Config, ContentTable, Error, GravityProcessor, LogitsMut, QueryInput, QueryMass,
+    SeqParams, StepMode, StepReport, flags,
 };
 use numpy::{
     PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1,
@@ -141,6 +141,8 @@ struct PyStepReport {
     flags: Vec<&'static str>,
     cycle_period: u32,
     stop: bool,
+    /// KL(tilted ‖ measured) of the concept tilt, nats (0 when not tilted).
+    concept_kl: f32,
 }
 
 impl From<&StepReport> for PyStepReport {
@@ -169,6 +171,7 @@ impl From<&StepReport> for PyStepReport {
                 .collect(),
             cycle_period: r.cycle_period,
             stop: r.stop,
+            concept_kl: r.concept_kl,
         }
     }
 }
@@ -528,6 +531,34 @@ impl Processor {
             None => d.set_item("first_content", py.None())?,
         }
         Ok(d)
+    }
+
+    /// Set (or clear, with None) the concept the rows are tilted toward: one finite logit
+    /// bias per token (standardised to mean 0, SD 1; see the `concept` configuration section),
+    /// for every sequence, or for live sequence `seq` only (its own takes precedence).
+    #[pyo3(signature = (bias, seq = None))]
+    fn set_concept(
+        &mut self,
+        py: Python<'_>,
+        bias: Option<PyReadonlyArray1<'_, f32>>,
+        seq: Option<u64>,
+    ) -> PyResult<()> {
+        let c = match &bias {
+            Some(a) => Some(
+                Concept::from_bias(
+                    a.as_slice()
+                        .map_err(|e| invalid(py, format!("concept bias: {e}")))?,
+                )
+                .map_err(|e| raise(py, e))?,
+            ),
+            None => None,
+        };
+        let p = self.inner_mut();
+        match seq {
+            Some(s) => p.set_sequence_concept(s, c),
+            None => p.set_concept(c),
+        }
+        .map_err(|e| raise(py, e))
     }
 
     /// Set the content table of the answer aggregates: one bool (or uint8, non-zero = content)

@@ -431,3 +431,28 @@ def test_agrees_with_the_c_library_row_by_row():
             p.accept(1, tok)
             assert lib.ig_processor_accept(h, 1, tok) == 0
         lib.ig_processor_free(h)
+
+
+def test_concept_tilt():
+    v = 50
+    row = np.zeros(v, dtype=np.float32)
+    row[3], row[12] = 1.0, 0.99
+    bias = np.zeros(v, dtype=np.float32)
+    bias[10:20] = 1.0
+    p = ig.Processor(v, config={"temperature": {"base": 0}, "concept": {"lambda": 4, "max_kl": 0.1}})
+    p.begin(1)
+    p.begin(2)
+    assert p.step(1, row.copy()).token == 3
+    p.set_concept(bias, seq=1)
+    r = p.step(1, row.copy())
+    assert r.token == 12 and "concept" in r.flags and 0 < r.concept_kl <= 0.1 + 1e-6
+    assert p.step(2, row.copy()).token == 3
+    with pytest.raises(ig.InfogravityError) as e:
+        p.set_concept(bias[:30])
+    assert e.value.status_name == "SizeMismatch"
+    with pytest.raises(ig.InfogravityError):
+        p.set_concept(np.ones(v, dtype=np.float32))
+    with pytest.raises(ig.InfogravityError):
+        p.set_concept(bias, seq=99)
+    p.set_concept(None, seq=1)
+    assert p.step(1, row.copy()).token == 3

@@ -292,6 +292,16 @@ class Processor:
         ``first_content`` (``step``, ``entropy``, ``one_minus_pmax``, ``potential``; or None)."""
         return self._p.answer(int(seq))
 
+    def set_concept(self, bias: Any, seq: Optional[int] = None) -> None:
+        """Tilt rows toward a concept: one finite logit bias per token (e.g. ``W @ direction``
+        for the unembedding ``W`` and a direction in its space; standardised to mean 0, SD 1),
+        for every sequence or only for live sequence ``seq``; None clears it. While the void
+        score v ≥ ``concept.min_void`` the row becomes z + α·b, α = min(λ·v, the largest α
+        whose KL stays ≤ ``concept.max_kl``); reports carry the ``concept`` flag and
+        ``concept_kl``."""
+        b = None if bias is None else np.ascontiguousarray(np.asarray(bias, dtype=np.float32))
+        self._p.set_concept(b, None if seq is None else int(seq))
+
     def set_content_tokens(self, table: Any) -> None:
         """Which tokens carry content, for ``answer()``'s first content token: one bool per
         token of the vocabulary (see ``content_table``); None clears it."""
