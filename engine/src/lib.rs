@@ -28,6 +28,7 @@ mod content;
 pub mod eval;
 mod generate;
 mod mass;
+pub mod unembed;
 pub mod view;
 pub use content::content_table;
 pub use generate::{

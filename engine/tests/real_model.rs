@@ -74,3 +74,23 @@ fn a_factual_answer_conducts_information_from_its_query() {
     assert!(c.sigma > 0.5, "σ = {}", c.sigma);
     assert!(c.rho > 0.0 && (0.0..=1.0).contains(&c.canned), "{c:?}");
 }
+
+/// The unembedding read from the ONNX file explains the model's own logits exactly: ĥ fitted on
+/// 2·d tokens reproduces the logit of every one of the 49,152 (SCIENCE.md §5).
+#[test]
+fn the_unembedding_explains_the_logits() {
+    let Some(dir) = real() else { return };
+    let mut eng = Engine::load(&dir, &EngineOptions::default()).unwrap();
+    let info = eng.lm.info().clone();
+    let u = engine::unembed::Unembedding::load(&dir, info.vocab, info.hidden).unwrap();
+    let ids = eng.encode("The capital of France is").unwrap();
+    let (logits, _) = eng.prefill(&ids).unwrap();
+    let z = &logits[logits.len() - info.vocab..];
+    let r = engine::unembed::residual(&u, z, 2 * info.hidden).unwrap();
+    assert!(r < 1e-4, "relative residual {r}");
+    // Rows misaligned with the logits by one token are not mistaken for the right head.
+    let mut wrong = z.to_vec();
+    wrong.rotate_left(1);
+    let shifted = engine::unembed::residual(&u, &wrong, 2 * info.hidden).unwrap();
+    assert!(shifted > 0.1, "shifted residual {shifted}");
+}

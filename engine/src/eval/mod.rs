@@ -2,6 +2,7 @@
 //! [`metrics`] holds the statistics; [`qa`] the closed-book QA run that tests the void score.
 
 pub mod answer;
+pub mod concept;
 pub mod loops;
 pub mod metrics;
 pub mod phase;

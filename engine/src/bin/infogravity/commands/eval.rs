@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use indicatif::ProgressBar;
 use infogravity::Config;
 use infogravity_engine::Engine;
-use infogravity_engine::eval::{loops, phase, qa, report, sensitivity, temperature};
+use infogravity_engine::eval::{concept, loops, phase, qa, report, sensitivity, temperature};
 
 use crate::CliError;
 use crate::args::{EvalRun, ModelArgs, shipped_prior};
@@ -31,6 +31,11 @@ enum Part {
     /// Black holes: open-ended prompts decoded greedily, with a repetition stop, with DRY and
     /// with the escape intervention; loop rate, distinct-2/3, model log-likelihood.
     Loops(LoopsArgs),
+    /// Concept-direction anchoring: every QA item answered greedily, plainly, tilted toward its
+    /// relation's answer-type direction in unembedding space (cross-fitted), and tilted toward
+    /// a random direction of the same norm, each tilt bounded in KL; answer-type compliance and
+    /// accuracy with paired intervals.
+    Concept(ConceptArgs),
     /// Adaptive temperature at a matched mean T: fixed, EDT, dynatemp and the gravity
     /// temperature in each direction; accuracy on the QA bank, diversity (distinct-2, self-BLEU)
     /// on the open-ended prompts.
@@ -108,6 +113,31 @@ struct LoopsArgs {
     /// escape and count the penalties.
     #[arg(long)]
     qa_records: Option<PathBuf>,
+    #[command(flatten)]
+    run: EvalRun,
+}
+
+#[derive(clap::Args, Debug)]
+struct ConceptArgs {
+    /// Only N items, evenly spaced over the bank (a smoke run).
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value = "eval/qa_bank.jsonl")]
+    bank: PathBuf,
+    /// λ of the tilt (SDs of the standardised bias at void score 1).
+    #[arg(long, default_value_t = 8.0)]
+    lambda: f32,
+    /// The KL bound per step, nats.
+    #[arg(long, default_value_t = 0.1)]
+    max_kl: f32,
+    /// Tilt only while the void score is at least this.
+    #[arg(long, default_value_t = 0.0)]
+    min_void: f32,
+    /// Seed of the random directions.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long, default_value_t = 2000)]
+    resamples: usize,
     #[command(flatten)]
     run: EvalRun,
 }
@@ -195,6 +225,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
         }
         Part::Qa(a) => qa(a),
         Part::Loops(a) => loops(a),
+        Part::Concept(a) => concept_part(a),
         Part::Temperature(a) => temperature(a),
         Part::Phase(a) => phase(a),
         Part::Sensitivity(a) => sensitivity(a),
@@ -317,6 +348,61 @@ fn qa(a: QaArgs) -> Result<(), CliError> {
             }
             Ok(Done {
                 what: format!("{} items", records.len()),
+                markdown: rep.markdown,
+            })
+        },
+    )
+}
+
+fn concept_part(a: ConceptArgs) -> Result<(), CliError> {
+    let o = concept::Options {
+        lambda: a.lambda,
+        max_kl: a.max_kl,
+        min_void: a.min_void,
+        max_tokens: 16,
+        seed: a.seed,
+    };
+    Config::from_json(&concept::config(&o))?;
+    let items = evenly(qa::load_bank(&a.bank)?, a.limit);
+    let dir = a.run.model.dir()?;
+    run_part(
+        &a.run,
+        items.len(),
+        "items",
+        |eng, out, bar| {
+            let info = eng.lm.info().clone();
+            let u = infogravity_engine::unembed::Unembedding::load(&dir, info.vocab, info.hidden)?;
+            let first = items.first().ok_or_else(|| {
+                infogravity::Error::InvalidArgument(format!("{}: no items", a.bank.display()))
+            })?;
+            let (ids, _, _) =
+                infogravity_engine::prompt_with_span(eng, None, &first.question, &first.stem)?;
+            let (logits, _) = eng.prefill(&ids)?;
+            let z = &logits[logits.len() - info.vocab..];
+            let residual = infogravity_engine::unembed::residual(&u, z, 2 * info.hidden)?;
+            let dirs = concept::directions(eng, &u, &items, o.seed)?;
+            let records = concept::run(
+                eng,
+                &dirs,
+                &items,
+                &o,
+                &out.join("concept.jsonl"),
+                |d, _| bar.set_position(d as u64),
+            )?;
+            Ok((records, dirs, residual))
+        },
+        |eng, out, (records, dirs, residual)| {
+            let provenance = format!(
+                "infogravity {} eval concept: {} ({} items), model {}",
+                env!("CARGO_PKG_VERSION"),
+                a.bank.display(),
+                items.len(),
+                eng.lm.info().source,
+            );
+            let rep = concept::report(&records, &dirs, &o, residual, a.resamples, &provenance);
+            write_report(out, "concept", &rep.markdown, &rep.json)?;
+            Ok(Done {
+                what: format!("{} items × 3 decodes", items.len()),
                 markdown: rep.markdown,
             })
         },
@@ -580,6 +666,7 @@ mod tests {
             let run = match &cmd {
                 Part::Qa(QaArgs { run, .. })
                 | Part::Loops(LoopsArgs { run, .. })
+                | Part::Concept(ConceptArgs { run, .. })
                 | Part::Phase(PhaseArgs { run, .. })
                 | Part::Sensitivity(SensitivityArgs { run, .. }) => run,
                 Part::Temperature(TemperatureArgs {
