@@ -67,11 +67,10 @@ impl Concept {
         })
     }
 
-    /// The concept of a set of tokens in unembedding space: ℓ = mean γ(toward) − mean γ(away)
-    /// (`away` empty: minus the mean over the whole vocabulary), b_v = γ_v · ℓ. `row(v, out)`
-    /// writes the unembedding row γ_v (d values) of token v < `vocab` into `out`; it is called
-    /// twice per token, so a host can dequantise rows on the fly instead of holding V × d
-    /// floats.
+    /// The concept of a set of tokens in unembedding space: b_v = γ_v · ℓ with ℓ =
+    /// [`direction`]`(vocab, dim, row, toward, away)`. `row(v, out)` writes the unembedding
+    /// row γ_v (d values) of token v < `vocab` into `out`; it is called twice per token, so a
+    /// host can dequantise rows on the fly instead of holding V × d floats.
     pub fn from_rows(
         vocab: usize,
         dim: usize,
@@ -79,48 +78,7 @@ impl Concept {
         toward: &[u32],
         away: &[u32],
     ) -> Result<Concept> {
-        if vocab == 0 || dim == 0 {
-            return Err(Error::InvalidArgument(format!(
-                "concept: unembedding of {vocab} × {dim}"
-            )));
-        }
-        if toward.is_empty() {
-            return Err(Error::InvalidArgument(
-                "concept: no tokens to point toward".into(),
-            ));
-        }
-        if let Some(&t) = toward.iter().chain(away).find(|&&t| t as usize >= vocab) {
-            return Err(Error::TokenOutOfRange {
-                what: "concept token",
-                id: t as u64,
-                vocab,
-            });
-        }
-        let mut g = vec![0f32; dim];
-        let mut acc = |ids: &mut dyn Iterator<Item = usize>, out: &mut [f64]| -> f64 {
-            let mut n = 0f64;
-            for v in ids {
-                row(v, &mut g);
-                for (o, &x) in out.iter_mut().zip(&g) {
-                    *o += x as f64;
-                }
-                n += 1.0;
-            }
-            n
-        };
-        let mut pos = vec![0f64; dim];
-        let np = acc(&mut toward.iter().map(|&t| t as usize), &mut pos);
-        let mut neg = vec![0f64; dim];
-        let nn = if away.is_empty() {
-            acc(&mut (0..vocab), &mut neg)
-        } else {
-            acc(&mut away.iter().map(|&t| t as usize), &mut neg)
-        };
-        let dir: Vec<f32> = pos
-            .iter()
-            .zip(&neg)
-            .map(|(p, n)| (p / np - n / nn) as f32)
-            .collect();
+        let dir = direction(vocab, dim, &mut row, toward, away)?;
         Concept::from_direction(vocab, row, &dir)
     }
 
@@ -191,6 +149,55 @@ impl Concept {
     pub fn scale(&self) -> f32 {
         self.scale
     }
+}
+
+/// The direction of a set of tokens in unembedding space (Park et al. 2024): ℓ = mean
+/// γ(toward) − mean γ(away), or minus the mean over the whole vocabulary when `away` is empty;
+/// `row` as in [`Concept::from_rows`]. Cost: one row per token named (V rows without `away`).
+pub fn direction(
+    vocab: usize,
+    dim: usize,
+    mut row: impl FnMut(usize, &mut [f32]),
+    toward: &[u32],
+    away: &[u32],
+) -> Result<Vec<f32>> {
+    if vocab == 0 || dim == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "concept: unembedding of {vocab} × {dim}"
+        )));
+    }
+    if toward.is_empty() {
+        return Err(Error::InvalidArgument(
+            "concept: no tokens to point toward".into(),
+        ));
+    }
+    if let Some(&t) = toward.iter().chain(away).find(|&&t| t as usize >= vocab) {
+        return Err(Error::TokenOutOfRange {
+            what: "concept token",
+            id: t as u64,
+            vocab,
+        });
+    }
+    let mut g = vec![0f32; dim];
+    let mut mean = |ids: &mut dyn Iterator<Item = usize>| -> Vec<f64> {
+        let (mut sum, mut n) = (vec![0f64; dim], 0f64);
+        for v in ids {
+            row(v, &mut g);
+            for (o, &x) in sum.iter_mut().zip(&g) {
+                *o += x as f64;
+            }
+            n += 1.0;
+        }
+        sum.iter_mut().for_each(|x| *x /= n);
+        sum
+    };
+    let pos = mean(&mut toward.iter().map(|&t| t as usize));
+    let neg = if away.is_empty() {
+        mean(&mut (0..vocab))
+    } else {
+        mean(&mut away.iter().map(|&t| t as usize))
+    };
+    Ok(pos.iter().zip(&neg).map(|(p, n)| (p - n) as f32).collect())
 }
 
 /// KL(p_α ‖ p) of the row tilted by α·b, p the measured distribution (log Z from `f`). Two

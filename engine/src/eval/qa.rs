@@ -220,35 +220,30 @@ pub fn run_item(
     let (ids, start, end) = crate::prompt_with_span(e, None, &item.question, &item.stem)?;
     let (logits, mut cache) = e.prefill(&ids)?;
     let q = crate::prompt_mass(&ids, start, end, &logits, v, prior, cfg)?;
-    let mut row = logits[logits.len() - v..].to_vec();
+    let row = logits[logits.len() - v..].to_vec();
     drop(logits);
-    let eos = e.lm.info().eos_token_id;
-    let (mut steps, mut tokens) = (vec![], vec![]);
-    let mut answer = String::new();
-    for _ in 0..max_tokens {
-        let f = field::measure(&row[..])?;
-        let rep = stream.step(seq, &mut row, infogravity::StepMode::Sample)?;
-        let tok = rep.token.unwrap_or(f.argmax);
-        stream.accept(seq, tok)?;
-        steps.push(Step {
-            max: f.max,
-            second: f.second,
-            argmax: f.argmax,
-            log_z: f.log_z,
-            entropy: f.entropy,
-            varentropy: f.varentropy,
-            potential: f.potential(row[tok as usize]),
-        });
-        if tok == eos {
-            break;
-        }
-        tokens.push(tok);
-        answer = e.decode(&tokens)?;
-        if first_sentence(&answer).len() < answer.trim_end().len() {
-            break;
-        }
-        row = e.lm.forward(&mut cache, &[tok])?;
-    }
+    let mut steps = vec![];
+    let answer = decode_answer(
+        e,
+        stream,
+        seq,
+        row,
+        &mut cache,
+        max_tokens,
+        |row, _, tok| {
+            let f = field::measure(row)?;
+            steps.push(Step {
+                max: f.max,
+                second: f.second,
+                argmax: f.argmax,
+                log_z: f.log_z,
+                entropy: f.entropy,
+                varentropy: f.varentropy,
+                potential: f.potential(row[tok as usize]),
+            });
+            Ok(())
+        },
+    )?;
     let streamed = Some(Streamed::from(&stream.answer(seq)?));
     stream.end(seq)?;
     Ok(Record {
@@ -265,6 +260,43 @@ pub fn run_item(
         n_surprisal: q.n_surprisal,
         streamed,
     })
+}
+
+/// Decode sequence `seq` (begun) through `stream` in `Sample` mode from `row`, the logits after
+/// the prompt in `cache`, taking the token it selects, until EOS, `max_tokens` or the end of the
+/// first sentence; `each(row, report, token)` after every step (the row as measured: `Sample`
+/// mode only reads it). Returns the answer text.
+pub fn decode_answer(
+    e: &mut Engine,
+    stream: &mut infogravity::GravityProcessor,
+    seq: u64,
+    mut row: Vec<f32>,
+    cache: &mut crate::KvCache,
+    max_tokens: usize,
+    mut each: impl FnMut(&[f32], &infogravity::StepReport, u32) -> Result<()>,
+) -> Result<String> {
+    let eos = e.lm.info().eos_token_id;
+    let (mut tokens, mut answer) = (vec![], String::new());
+    for _ in 0..max_tokens {
+        let rep = stream.step(seq, &mut row, infogravity::StepMode::Sample)?;
+        // No token only when an abstention stops the sequence: take the argmax then.
+        let tok = match rep.token {
+            Some(t) => t,
+            None => field::measure(&row[..])?.argmax,
+        };
+        stream.accept(seq, tok)?;
+        each(&row, &rep, tok)?;
+        if tok == eos {
+            break;
+        }
+        tokens.push(tok);
+        answer = e.decode(&tokens)?;
+        if first_sentence(&answer).len() < answer.trim_end().len() {
+            break;
+        }
+        row = e.lm.forward(cache, &[tok])?;
+    }
+    Ok(answer)
 }
 
 /// How many of `tokens` the answer's first sentence takes: the prefix up to and including the
