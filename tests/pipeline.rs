@@ -828,3 +828,26 @@ fn concept_tilt_in_batches_equals_single_steps() {
     assert_eq!(format!("{ra:?}"), format!("{rb:?}"));
     assert!(ra.iter().all(|r| r.flags & flags::CONCEPT != 0));
 }
+
+#[test]
+fn concept_tilt_onset_only() {
+    let v = 300;
+    let mut row = flat(v);
+    row[3] = 1.0;
+    row[12] = 0.99;
+    let mut p = proc(
+        r#"{"concept":{"lambda":4,"max_steps":1},"temperature":{"base":0}}"#,
+        v,
+    );
+    p.set_concept(Some(concept_toward_tens(v))).unwrap();
+    begin(&mut p, 1, &[]);
+    let r = p.step(1, &mut row.clone(), StepMode::Sample).unwrap();
+    assert_eq!(
+        (r.token, r.flags & flags::CONCEPT),
+        (Some(12), flags::CONCEPT)
+    );
+    p.accept(1, 12).unwrap();
+    // The second step is past the onset: untilted.
+    let r = p.step(1, &mut row.clone(), StepMode::Sample).unwrap();
+    assert_eq!((r.token, r.flags & flags::CONCEPT), (Some(3), 0));
+}

@@ -377,6 +377,9 @@ pub struct ConceptConfig {
     pub min_void: f32,
     /// The bound on KL(tilted ‖ measured) per step, nats. Default 0.1, within (0, 10].
     pub max_kl: f32,
+    /// Tilt only the first this many steps of a sequence (the answer's onset). Default 0: every
+    /// step.
+    pub max_steps: u32,
 }
 
 impl Default for ConceptConfig {
@@ -386,6 +389,7 @@ impl Default for ConceptConfig {
             lambda: 4.0,
             min_void: 0.0,
             max_kl: 0.1,
+            max_steps: 0,
         }
     }
 }

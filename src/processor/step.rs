@@ -95,7 +95,8 @@ pub(super) fn decide<E: Logit>(
     // 4b. The concept tilt (dense): the rest of the step runs on the tilted row.
     let concept = st.concept.as_ref().or(core.concept.as_ref());
     let cc = &cfg.concept;
-    if let Some(c) = concept.filter(|_| cc.enabled && reg.void_score >= cc.min_void) {
+    let onset = cc.max_steps == 0 || st.now.step < cc.max_steps;
+    if let Some(c) = concept.filter(|_| cc.enabled && onset && reg.void_score >= cc.min_void) {
         let (alpha, kl) =
             concept::strength(row, f, c.bias(), cc.lambda * reg.void_score, cc.max_kl);
         if alpha > 0.0 {

@@ -23,8 +23,9 @@ use super::metrics::{self, Interval};
 use super::qa::{self, Item};
 use crate::Engine;
 use crate::unembed::Unembedding;
+use infogravity::concept;
 use infogravity::sampler::Rng;
-use infogravity::{Concept, Error, GravityProcessor, Result, StepMode, flags};
+use infogravity::{Concept, Error, GravityProcessor, Result, flags};
 
 /// The three decodes of every item, in order.
 pub const CONDITIONS: [&str; 3] = ["greedy", "concept", "random"];
@@ -35,10 +36,33 @@ pub struct Options {
     pub lambda: f32,
     pub max_kl: f32,
     pub min_void: f32,
+    /// Tilt only the first this many steps of an answer (0: every step).
+    pub max_steps: u32,
+    /// What the answer type is contrasted with.
+    pub away: Away,
     /// Tokens per answer (the first sentence ends it sooner).
     pub max_tokens: usize,
     /// Seed of the random directions.
     pub seed: u64,
+}
+
+/// The other side of the answer-type contrast ℓ = mean γ(answer tokens) − mean γ(away).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Away {
+    /// The mean over the vocabulary.
+    Vocab,
+    /// What the model says instead: the first tokens of the plain greedy answers of the other
+    /// half of the bank that are not answer tokens (the vocabulary mean when there are none).
+    Model,
+}
+
+impl Away {
+    pub fn name(self) -> &'static str {
+        match self {
+            Away::Vocab => "vocab",
+            Away::Model => "model",
+        }
+    }
 }
 
 /// What one decode of one item produced.
@@ -61,26 +85,25 @@ pub struct Record {
 /// The two concepts (answer type, random) of each (relation, fold).
 pub struct Directions {
     map: HashMap<(String, bool), (Concept, Concept)>,
-    /// Distinct first tokens per (relation, fold).
-    pub tokens: BTreeMap<String, [usize; 2]>,
+    /// Distinct (toward, away) tokens per relation and fold.
+    pub tokens: BTreeMap<String, [[usize; 2]; 2]>,
 }
 
 fn fold(item: &Item) -> bool {
     qa::is_train(&item.subject)
 }
 
-/// The cross-fitted directions of every relation of `items`.
-pub fn directions(e: &Engine, u: &Unembedding, items: &[Item], seed: u64) -> Result<Directions> {
+/// The cross-fitted directions of every relation of `items`; `plain` holds the greedy records
+/// (read for [`Away::Model`]).
+pub fn directions(
+    e: &Engine,
+    u: &Unembedding,
+    items: &[Item],
+    plain: &HashMap<u32, &Record>,
+    o: &Options,
+) -> Result<Directions> {
     let (v, d) = (u.vocab, u.dim);
-    let mut g = vec![0f32; d];
-    let mut mean = vec![0f64; d];
-    for t in 0..v {
-        u.row(t, &mut g);
-        for (m, &x) in mean.iter_mut().zip(&g) {
-            *m += x as f64;
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= v as f64);
+    let row = |t: usize, o: &mut [f32]| u.row(t, o);
     let relations: Vec<String> = items
         .iter()
         .map(|i| i.relation.clone())
@@ -91,10 +114,10 @@ pub fn directions(e: &Engine, u: &Unembedding, items: &[Item], seed: u64) -> Res
         map: HashMap::new(),
         tokens: BTreeMap::new(),
     };
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::new(o.seed);
     for rel in &relations {
         for f in [false, true] {
-            let mut toward = HashSet::new();
+            let mut toward = std::collections::BTreeSet::new();
             for it in items.iter().filter(|i| &i.relation == rel && fold(i) != f) {
                 for a in &it.answers {
                     if let Some(&t) = e.encode(&format!(" {a}"))?.first() {
@@ -107,28 +130,31 @@ pub fn directions(e: &Engine, u: &Unembedding, items: &[Item], seed: u64) -> Res
                     "relation {rel}: one half of the bank has no items to build its direction from"
                 )));
             }
-            let mut dir = vec![0f64; d];
-            for &t in &toward {
-                u.row(t as usize, &mut g);
-                for (x, &y) in dir.iter_mut().zip(&g) {
-                    *x += y as f64;
+            let mut away = std::collections::BTreeSet::new();
+            if o.away == Away::Model {
+                for it in items.iter().filter(|i| &i.relation == rel && fold(i) != f) {
+                    let first = match plain.get(&it.id) {
+                        Some(r) => e.encode(&r.answer)?.first().copied(),
+                        None => None,
+                    };
+                    if let Some(t) = first.filter(|t| !toward.contains(t)) {
+                        away.insert(t);
+                    }
                 }
             }
-            let dir: Vec<f32> = dir
-                .iter()
-                .zip(&mean)
-                .map(|(x, m)| (x / toward.len() as f64 - m) as f32)
-                .collect();
+            let toward: Vec<u32> = toward.into_iter().collect();
+            let away: Vec<u32> = away.into_iter().collect();
+            let dir = concept::direction(v, d, row, &toward, &away)?;
             let norm = dir.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
             let mut rand: Vec<f64> = (0..d).map(|_| gaussian(&mut rng)).collect();
             let rn = rand.iter().map(|x| x * x).sum::<f64>().sqrt();
             rand.iter_mut().for_each(|x| *x *= norm / rn);
             let rand: Vec<f32> = rand.iter().map(|&x| x as f32).collect();
-            let row = |t: usize, o: &mut [f32]| u.row(t, o);
             let concept = Concept::from_direction(v, row, &dir)?;
             let random = Concept::from_direction(v, row, &rand)?;
             out.map.insert((rel.clone(), f), (concept, random));
-            out.tokens.entry(rel.clone()).or_insert([0; 2])[f as usize] = toward.len();
+            out.tokens.entry(rel.clone()).or_insert([[0; 2]; 2])[f as usize] =
+                [toward.len(), away.len()];
         }
     }
     Ok(out)
@@ -144,8 +170,8 @@ fn gaussian(rng: &mut Rng) -> f64 {
 /// The decode configuration: greedy, nothing but the tilt.
 pub fn config(o: &Options) -> String {
     format!(
-        r#"{{"preset":"neutral","temperature":{{"base":0}},"concept":{{"enabled":true,"lambda":{},"max_kl":{},"min_void":{}}}}}"#,
-        o.lambda, o.max_kl, o.min_void
+        r#"{{"preset":"neutral","temperature":{{"base":0}},"concept":{{"enabled":true,"lambda":{},"max_kl":{},"min_void":{},"max_steps":{}}}}}"#,
+        o.lambda, o.max_kl, o.min_void, o.max_steps
     )
 }
 
@@ -163,30 +189,17 @@ fn decode(
     let v = e.lm.info().vocab;
     let (ids, _, _) = crate::prompt_with_span(e, None, &item.question, &item.stem)?;
     let (logits, mut cache) = e.prefill(&ids)?;
-    let mut row = logits[logits.len() - v..].to_vec();
+    let row = logits[logits.len() - v..].to_vec();
     drop(logits);
-    let eos = e.lm.info().eos_token_id;
-    let (mut tokens, mut answer) = (vec![], String::new());
     let (mut steps, mut tilted, mut sum_kl) = (0u32, 0u32, 0f64);
-    for _ in 0..max_tokens {
-        let rep = p.step(seq, &mut row, StepMode::Sample)?;
-        let tok = rep.token.expect("sample mode selects");
-        p.accept(seq, tok)?;
+    let answer = qa::decode_answer(e, p, seq, row, &mut cache, max_tokens, |_, rep, _| {
         steps += 1;
         if rep.flags & flags::CONCEPT != 0 {
             tilted += 1;
             sum_kl += rep.concept_kl as f64;
         }
-        if tok == eos {
-            break;
-        }
-        tokens.push(tok);
-        answer = e.decode(&tokens)?;
-        if qa::first_sentence(&answer).len() < answer.trim_end().len() {
-            break;
-        }
-        row = e.lm.forward(&mut cache, &[tok])?;
-    }
+        Ok(())
+    })?;
     p.end(seq)?;
     Ok(Record {
         id: item.id,
@@ -216,52 +229,63 @@ fn answer_types(items: &[Item]) -> HashMap<String, Vec<String>> {
     m
 }
 
-/// Decode every item under every condition (skipping (id, condition) pairs already in `out`,
-/// so a run resumes), appending one JSON line per decode. `progress(done, total)` per item.
+/// Decode every item plainly, build the directions (from the plain answers too, for
+/// [`Away::Model`]), then decode every item under the two tilts; (id, condition) pairs already
+/// in `out` are skipped, so a run resumes. `progress(done, total)` per decode.
 pub fn run(
     e: &mut Engine,
-    dirs: &Directions,
+    u: &Unembedding,
     items: &[Item],
     o: &Options,
     out: &Path,
     mut progress: impl FnMut(usize, usize),
-) -> Result<Vec<Record>> {
+) -> Result<(Vec<Record>, Directions)> {
+    let ids: HashSet<u32> = items.iter().map(|i| i.id).collect();
     let mut have: Vec<Record> = super::read_jsonl(out, "concept results")?;
-    let done: HashSet<(u32, String)> = have.iter().map(|r| (r.id, r.condition.clone())).collect();
+    have.retain(|r| ids.contains(&r.id));
     let mut file = super::append(out)?;
     let types = answer_types(items);
     let cfg = infogravity::Config::from_json(&config(o))?;
-    let v = e.lm.info().vocab;
-    let mut procs = Vec::new();
-    for _ in CONDITIONS {
-        let mut p = GravityProcessor::new(cfg.clone(), v)?;
-        p.set_content_tokens(Some(crate::content_table(e)?))?;
-        procs.push(p);
-    }
-    for (n, item) in items.iter().enumerate() {
-        let (concept, random) = &dirs.map[&(item.relation.clone(), fold(item))];
-        for (k, cond) in CONDITIONS.iter().enumerate() {
-            if done.contains(&(item.id, cond.to_string())) {
-                continue;
-            }
-            let p = &mut procs[k];
-            p.set_concept(match k {
-                0 => None,
-                1 => Some(concept.clone()),
-                _ => Some(random.clone()),
-            })?;
-            let r = decode(e, p, item, &types[&item.relation], cond, o.max_tokens)?;
-            let line = serde_json::to_string(&r).expect("records serialise");
-            writeln!(file, "{line}")
-                .map_err(|err| Error::Io(format!("{}: {err}", out.display())))?;
-            have.push(r);
+    let mut p = GravityProcessor::new(cfg, e.lm.info().vocab)?;
+    p.set_content_tokens(Some(crate::content_table(e)?))?;
+    let total = items.len() * CONDITIONS.len();
+    let mut dirs = None;
+    for (k, cond) in CONDITIONS.iter().enumerate() {
+        let done: HashSet<u32> = have
+            .iter()
+            .filter(|r| r.condition == *cond)
+            .map(|r| r.id)
+            .collect();
+        if k == 1 {
+            let plain: HashMap<u32, &Record> = have
+                .iter()
+                .filter(|r| r.condition == CONDITIONS[0])
+                .map(|r| (r.id, r))
+                .collect();
+            dirs = Some(directions(e, u, items, &plain, o)?);
         }
-        progress(n + 1, items.len());
+        for (n, item) in items.iter().enumerate() {
+            if !done.contains(&item.id) {
+                let concept = dirs
+                    .as_ref()
+                    .map(|d| &d.map[&(item.relation.clone(), fold(item))]);
+                p.set_concept(match (k, concept) {
+                    (1, Some(c)) => Some(c.0.clone()),
+                    (2, Some(c)) => Some(c.1.clone()),
+                    _ => None,
+                })?;
+                let r = decode(e, &mut p, item, &types[&item.relation], cond, o.max_tokens)?;
+                let line = serde_json::to_string(&r).expect("records serialise");
+                writeln!(file, "{line}")
+                    .map_err(|err| Error::Io(format!("{}: {err}", out.display())))?;
+                have.push(r);
+            }
+            progress(k * items.len() + n + 1, total);
+        }
     }
-    let ids: HashSet<u32> = items.iter().map(|i| i.id).collect();
-    have.retain(|r| ids.contains(&r.id));
     have.sort_by(|a, b| (a.id, &a.condition).cmp(&(b.id, &b.condition)));
-    Ok(have)
+    let dirs = dirs.expect("built before the first tilted decode");
+    Ok((have, dirs))
 }
 
 /// The markdown and JSON report.
@@ -314,17 +338,31 @@ pub fn report(
     }
     let mut md = format!(
         "# Concept-direction anchoring (T13)\n\n{provenance}\n\nGreedy decoding; the tilt: λ = {}, \
-         KL ≤ {} nats per step, min_void {}; at most {} tokens per answer. Unembedding check: \
+         KL ≤ {} nats per step, min_void {}, {}; at most {} tokens per answer. Unembedding check: \
          ĥ fitted on 2·d tokens of the first item's prompt reproduces every logit with relative \
          residual {residual:.2e}.\n\n",
-        o.lambda, o.max_kl, o.min_void, o.max_tokens
+        o.lambda,
+        o.max_kl,
+        o.min_void,
+        if o.max_steps == 0 {
+            "every step".to_string()
+        } else {
+            format!("the first {} steps of each answer", o.max_steps)
+        },
+        o.max_tokens
     );
-    md.push_str("Direction tokens (distinct first tokens of the other half's answers), per fold: ");
+    md.push_str(&format!(
+        "Direction: the answer tokens (distinct first tokens of the other half's answers) against {}; tokens per fold (toward, away): ",
+        match o.away {
+            Away::Vocab => "the vocabulary mean",
+            Away::Model => "the first tokens of the other half's plain answers that are not answer tokens",
+        }
+    ));
     md.push_str(
         &dirs
             .tokens
             .iter()
-            .map(|(r, [a, b])| format!("{r} {a}/{b}"))
+            .map(|(r, [[a, b], [c, d]])| format!("{r} ({a}, {b}) / ({c}, {d})"))
             .collect::<Vec<_>>()
             .join(", "),
     );
@@ -408,6 +446,8 @@ pub fn report(
             "lambda": o.lambda,
             "max_kl": o.max_kl,
             "min_void": o.min_void,
+            "max_steps": o.max_steps,
+            "away": o.away.name(),
             "max_tokens": o.max_tokens,
             "unembedding_residual": residual,
             "direction_tokens": dirs.tokens,

@@ -133,6 +133,13 @@ struct ConceptArgs {
     /// Tilt only while the void score is at least this.
     #[arg(long, default_value_t = 0.0)]
     min_void: f32,
+    /// Tilt only the first N steps of each answer (0: every step).
+    #[arg(long, default_value_t = 0)]
+    max_steps: u32,
+    /// What the answer type is contrasted with: `vocab` (the vocabulary mean) or `model` (the
+    /// first tokens of the other half's plain answers that are not answer tokens).
+    #[arg(long, default_value = "vocab", value_parser = ["vocab", "model"])]
+    away: String,
     /// Seed of the random directions.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -359,6 +366,12 @@ fn concept_part(a: ConceptArgs) -> Result<(), CliError> {
         lambda: a.lambda,
         max_kl: a.max_kl,
         min_void: a.min_void,
+        max_steps: a.max_steps,
+        away: if a.away == "model" {
+            concept::Away::Model
+        } else {
+            concept::Away::Vocab
+        },
         max_tokens: 16,
         seed: a.seed,
     };
@@ -367,8 +380,8 @@ fn concept_part(a: ConceptArgs) -> Result<(), CliError> {
     let dir = a.run.model.dir()?;
     run_part(
         &a.run,
-        items.len(),
-        "items",
+        items.len() * concept::CONDITIONS.len(),
+        "decodes",
         |eng, out, bar| {
             let info = eng.lm.info().clone();
             let u = infogravity_engine::unembed::Unembedding::load(&dir, info.vocab, info.hidden)?;
@@ -380,15 +393,10 @@ fn concept_part(a: ConceptArgs) -> Result<(), CliError> {
             let (logits, _) = eng.prefill(&ids)?;
             let z = &logits[logits.len() - info.vocab..];
             let residual = infogravity_engine::unembed::residual(&u, z, 2 * info.hidden)?;
-            let dirs = concept::directions(eng, &u, &items, o.seed)?;
-            let records = concept::run(
-                eng,
-                &dirs,
-                &items,
-                &o,
-                &out.join("concept.jsonl"),
-                |d, _| bar.set_position(d as u64),
-            )?;
+            let (records, dirs) =
+                concept::run(eng, &u, &items, &o, &out.join("concept.jsonl"), |d, _| {
+                    bar.set_position(d as u64)
+                })?;
             Ok((records, dirs, residual))
         },
         |eng, out, (records, dirs, residual)| {
