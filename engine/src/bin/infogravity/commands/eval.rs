@@ -136,9 +136,9 @@ struct ConceptArgs {
     /// Tilt only the first N steps of each answer (0: every step).
     #[arg(long, default_value_t = 0)]
     max_steps: u32,
-    /// What the answer type is contrasted with: `vocab` (the vocabulary mean) or `model` (the
-    /// first tokens of the other half's plain answers that are not answer tokens).
-    #[arg(long, default_value = "vocab", value_parser = ["vocab", "model"])]
+    /// What the answer type is contrasted with: `model` (the first tokens of the other half's
+    /// plain answers that are not answer tokens) or `vocab` (the vocabulary mean).
+    #[arg(long, default_value = "model", value_parser = ["model", "vocab"])]
     away: String,
     /// Seed of the random directions.
     #[arg(long, default_value_t = 7)]
