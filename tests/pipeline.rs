@@ -84,6 +84,50 @@ fn min_p_cuts_after_the_temperature() {
     assert_eq!(out[1], -0.5);
 }
 
+/// Top-nσ keeps z ≥ max − n·σ over the finite logits (σ in f64 here), the same set at every
+/// temperature; sampled tokens never fall outside it; masked tokens do not enter σ.
+#[test]
+fn top_nsigma_cuts_in_logit_units_at_any_temperature() {
+    let v = 5000;
+    let mut row: Vec<f32> = (0..v)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 * 6.0 - 3.0 + (i % 3) as f32 * 0.5)
+        .collect();
+    row[4999] = f32::NEG_INFINITY;
+    row[17] = 4.5;
+    let finite: Vec<f64> = row
+        .iter()
+        .filter(|z| z.is_finite())
+        .map(|&z| z as f64)
+        .collect();
+    let mean = finite.iter().sum::<f64>() / finite.len() as f64;
+    let sd = (finite.iter().map(|z| (z - mean).powi(2)).sum::<f64>() / finite.len() as f64).sqrt();
+    for n in [0.5f32, 1.0, 2.0] {
+        let thr = 4.5 - n as f64 * sd;
+        let want: Vec<usize> = (0..v).filter(|&i| row[i] as f64 >= thr).collect();
+        assert!(want.len() > 1 && want.len() < v - 1, "a test that can fail");
+        for t in [0.3f32, 1.0, 2.5] {
+            let cfg = format!(
+                r#"{{"preset":"neutral","temperature":{{"base":{t},"max":3}},"sampler":{{"top_nsigma":{n}}}}}"#
+            );
+            let mut p = proc(&cfg, v);
+            begin(&mut p, 1, &[]);
+            let mut out = row.clone();
+            p.step(1, &mut out, StepMode::Logits).unwrap();
+            let kept: Vec<usize> = (0..v).filter(|&i| out[i] > f32::NEG_INFINITY).collect();
+            assert_eq!(kept, want, "n {n}, T {t}");
+            for seed in 0..20 {
+                let mut p = proc(&cfg, v);
+                common::begin_seeded(&mut p, 1, seed, &[]);
+                let tok = p.step(1, &mut row.clone(), StepMode::Sample).unwrap().token;
+                assert!(want.contains(&(tok.unwrap() as usize)), "n {n}, T {t}");
+            }
+        }
+    }
+    // Off by default; out of range is an error.
+    assert_eq!(Config::default().sampler.top_nsigma, 0.0);
+    assert!(Config::from_json(r#"{"sampler":{"top_nsigma":-1}}"#).is_err());
+}
+
 /// Anchoring, table-driven: (row, lambda, min_void, expect bias).
 #[test]
 fn anchoring_table() {

@@ -563,6 +563,11 @@ impl TaskSpaceConfig {
 pub struct SamplerConfig {
     /// Keep tokens with p ≥ min_p·p_max. Default 0.05 (neutral 0). Off: 0.
     pub min_p: f32,
+    /// Top-nσ: keep tokens with z ≥ max − n·σ(z) over the row's finite logits (Tang et al.
+    /// 2024; llama.cpp `top_n_sigma`); a cut in logit units that does not move with T. Default
+    /// 0 = off; 1.0 is the paper's setting. Cost when on: one more pass over the row at each
+    /// sampled step.
+    pub top_nsigma: f32,
     /// Keep the k most likely tokens. Default 0 = off; at most `max_candidates`.
     pub top_k: u32,
     /// Keep the smallest set with mass ≥ top_p. Default 1.0 = off.
@@ -581,6 +586,7 @@ impl Default for SamplerConfig {
     fn default() -> Self {
         SamplerConfig {
             min_p: 0.05,
+            top_nsigma: 0.0,
             top_k: 0,
             top_p: 1.0,
             window: 0.0,
@@ -592,6 +598,7 @@ impl Default for SamplerConfig {
 impl SamplerConfig {
     pub(super) fn validate(&self) -> Result<()> {
         range("sampler.min_p", self.min_p, 0.0, 1.0)?;
+        range("sampler.top_nsigma", self.top_nsigma, 0.0, 100.0)?;
         range("sampler.top_p", self.top_p, 1e-6, 1.0)?;
         range("sampler.window", self.window, 0.0, 64.0)?;
         if !(1..=1 << 20).contains(&self.max_candidates) {

@@ -334,6 +334,7 @@ impl GravityProcessor {
         };
         let trunc = Truncation {
             min_p: s.min_p,
+            nsigma_width: f32::INFINITY,
             top_k: s.top_k,
             top_p: s.top_p,
         };

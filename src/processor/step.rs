@@ -174,6 +174,10 @@ fn finish<R: Logit, E: Logit>(
     rep.temperature = policy::temperature(&cfg.temperature, st.mass.m, f, plan.kick);
 
     // 6–7. Truncation, then selection or the final logits.
+    let mut trunc = core.trunc;
+    if rep.temperature > 0.0 {
+        trunc.nsigma_width = sampler::nsigma_width(row, &w.edits, fs, cfg.sampler.top_nsigma);
+    }
     let sel = sampler::select(
         row,
         fs,
@@ -181,7 +185,7 @@ fn finish<R: Logit, E: Logit>(
         &w.edits,
         &mut w.full,
         rep.temperature,
-        &core.trunc,
+        &trunc,
         mode,
         &mut next.rng,
     );

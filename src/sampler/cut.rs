@@ -50,7 +50,8 @@ pub(crate) fn cut(list: &mut [Cand], b: &Bounds, t: f32, tr: &Truncation) -> Cut
         max + t * tr.min_p.ln()
     } else {
         f32::NEG_INFINITY
-    };
+    }
+    .max(max - tr.nsigma_width);
     if !tr.needs_order() {
         return Cut::Tau { tau, max };
     }

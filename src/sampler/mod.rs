@@ -1,9 +1,12 @@
-//! Truncation (min-p, top-k, top-p) and seeded selection: pipeline stages 6–7
+//! Truncation (min-p, top-nσ, top-k, top-p) and seeded selection: pipeline stages 6–7
 //! (docs/DESIGN.md §1 "Pipeline order"). `select` owns the whole protocol; the processor calls
 //! it once per row.
 //!
-//! Truncation runs after the temperature, in the order min-p → top-k → top-p, each on what the
-//! previous kept (vLLM applies temperature first as well). Every truncation is expressed as one
+//! Truncation runs after the temperature, in the order min-p and top-nσ → top-k → top-p, each on
+//! what the previous kept (vLLM applies temperature first as well). Top-nσ (Tang et al. 2024,
+//! arXiv:2411.07641) keeps z ≥ max − n·σ, σ the standard deviation of the row's finite (edited)
+//! logits, as llama.cpp's `top_n_sigma` does: a cut in logit units, so the kept set does not
+//! depend on T. Every truncation is expressed as one
 //! logit cut τ: the kept set is {i : z_i ≥ τ}. Ties at the boundary are kept (top-k may keep
 //! more than k tokens when the k-th logit is tied), so the kept set is a function of the logits
 //! alone and the "processed logits" a host receives are exactly z/T above τ and −inf below.
@@ -57,10 +60,13 @@ impl Rng {
     }
 }
 
-/// The truncation knobs (0 / 0 / 1 disable them).
+/// The truncation knobs (0 / +inf / 0 / 1 disable them).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Truncation {
     pub min_p: f32,
+    /// The top-nσ width n·σ of this step's row, in logit units (+inf: off). Set per step by
+    /// [`nsigma_width`] from `sampler.top_nsigma`.
+    pub nsigma_width: f32,
     pub top_k: u32,
     pub top_p: f32,
 }
@@ -69,6 +75,7 @@ impl Truncation {
     /// No truncation.
     pub const NONE: Truncation = Truncation {
         min_p: 0.0,
+        nsigma_width: f32::INFINITY,
         top_k: 0,
         top_p: 1.0,
     };
@@ -95,6 +102,31 @@ pub(crate) struct Edit {
     pub orig: f32,
     /// The edited logit, already rounded to the row's element type (finite when `orig` is).
     pub new: f32,
+}
+
+/// n·σ of the edited row's finite logits (top-nσ's width; +inf when n = 0 or when fewer than
+/// one finite logit leaves σ undefined). One pass over the row, in f64 about the measured
+/// maximum so no cancellation can make the variance negative.
+pub(crate) fn nsigma_width<E: Logit>(row: &[E], edits: &[Edit], field: &Field, n: f32) -> f32 {
+    if n <= 0.0 {
+        return f32::INFINITY;
+    }
+    let c = field.max as f64;
+    let (mut k, mut s1, mut s2) = (0usize, 0.0f64, 0.0f64);
+    for_each_edited(row, edits, |_, z| {
+        if z.is_finite() {
+            let d = z as f64 - c;
+            k += 1;
+            s1 += d;
+            s2 += d * d;
+        }
+    });
+    if k == 0 {
+        return f32::INFINITY;
+    }
+    let mean = s1 / k as f64;
+    let var = (s2 / k as f64 - mean * mean).max(0.0);
+    (n as f64 * var.sqrt()) as f32
 }
 
 /// The measured (pre-edit) logit of token `i`.
@@ -251,7 +283,7 @@ fn merge_edits(f: &Field, gate: f32, cands: &mut Candidates, edits: &[Edit]) -> 
 }
 
 /// The complete kept-set superset, from one pass over the edited row: every finite token with
-/// z' ≥ max' + T·ln(min_p) (every finite token without min-p). Never reallocates: `full` has
+/// z' ≥ max(max' + T·ln(min_p), max' − n·σ) (every finite token without either). Never reallocates: `full` has
 /// room for the whole row.
 fn build_full<E: Logit>(
     row: &[E],
@@ -265,7 +297,8 @@ fn build_full<E: Logit>(
         m + t * trunc.min_p.ln()
     } else {
         f32::NEG_INFINITY
-    };
+    }
+    .max(m - trunc.nsigma_width);
     full.clear();
     for_each_edited(row, edits, |id, z| {
         if z >= thr && z > f32::NEG_INFINITY {
