@@ -14,8 +14,9 @@
 //!             "n": {"mean": 3.2, "std": 1.1} }
 //! }
 //! ```
-//! `void` replaces `void.weights`; `mass` switches M(Q)'s components from min-max scaling to
-//! z-scores (each of `h`, `d`, `n` may be left out: that component stays min-max scaled).
+//! `void` replaces `void.weights`; `mass` gives the means and SDs of M(Q)'s z-scores under
+//! `mass.scale = auto` (each of `h`, `d`, `n` may be left out: that component then uses the
+//! processor's running statistics).
 //! Both are optional; unknown keys, a wrong format tag or version, non-finite numbers, void
 //! weights beyond ±1000, means beyond ±10^6 and standard deviations below 10^-6 are errors.
 
@@ -43,7 +44,7 @@ pub struct Standard {
 }
 
 /// Standardisation of H, D and N. A component without statistics (e.g. D when the
-/// calibration set had no contexts) keeps the min–max scaling to [0, 1].
+/// calibration set had no contexts) falls back to the running statistics (`mass.scale`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MassStats {

@@ -70,7 +70,10 @@ fn the_prompt_accepted_before_the_first_step_is_the_query() {
     let prior = Prior::from_counts((1..=v as u32).collect(), "test").unwrap();
     let query = [3u32, 3, 3, 3, 3, 3, 7, 3, 3, 3, 3, 3];
     let with = |via_accept: bool| {
-        let mut p = proc(r#"{"temperature":{"mass_gain":1}}"#, v);
+        let mut p = proc(
+            r#"{"temperature":{"mass_gain":1},"mass":{"scale":"minmax"}}"#,
+            v,
+        );
         p.set_prior(Some(prior.clone())).unwrap();
         let q = if via_accept { None } else { Some(&query[..]) };
         p.begin(

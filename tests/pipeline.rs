@@ -488,7 +488,7 @@ fn mass_moves_the_base_temperature_in_the_configured_direction() {
     let t = |gain: f32, d: f32| {
         let mut p = proc(
             &format!(
-                r#"{{"preset":"neutral","temperature":{{"mass_gain":{gain},"min":0.01,"max":5}}}}"#
+                r#"{{"preset":"neutral","temperature":{{"mass_gain":{gain},"min":0.01,"max":5}},"mass":{{"scale":"minmax"}}}}"#
             ),
             v,
         );
@@ -511,6 +511,59 @@ fn mass_moves_the_base_temperature_in_the_configured_direction() {
     assert!(t(1.0, 4.0) > t(1.0, 0.0));
     assert!(t(-1.0, 4.0) < t(-1.0, 0.0));
     assert_eq!(t(0.0, 4.0), 1.0);
+}
+
+/// `mass.scale = auto` without a calibration: M is absent until `warmup` queries have reached
+/// their first step, then the z-score of the new query against those (population SD); a
+/// sequence counts once (reset and fork do not add it again); the temperature then moves by
+/// `mass_gain` per SD.
+#[test]
+fn mass_is_standardised_by_the_running_statistics() {
+    let v = 50;
+    let mut p = proc(
+        r#"{"preset":"neutral","temperature":{"mass_gain":0.5,"min":0.01,"max":5},"mass":{"warmup":4}}"#,
+        v,
+    );
+    let begin_d = |p: &mut GravityProcessor, seq: u64, d: f32| {
+        p.begin(
+            seq,
+            &SeqParams {
+                query: QueryInput {
+                    context_gain: Some(d),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let ds = [1.0f32, 2.0, 3.0, 6.0];
+    for (i, &d) in ds.iter().enumerate() {
+        let seq = i as u64 + 1;
+        assert_eq!(begin_d(&mut p, seq, d).m, None, "warming up");
+        let r = p.step(seq, &mut flat(v), StepMode::Sample).unwrap();
+        assert_eq!(r.temperature, 1.0);
+        // Neither reset nor fork counts the query again.
+        p.reset(seq).unwrap();
+        p.step(seq, &mut flat(v), StepMode::Sample).unwrap();
+        p.fork(seq, 100 + seq).unwrap();
+        p.step(100 + seq, &mut flat(v), StepMode::Sample).unwrap();
+    }
+    let mean = ds.iter().map(|&d| d as f64).sum::<f64>() / 4.0;
+    let sd = (ds.iter().map(|&d| (d as f64 - mean).powi(2)).sum::<f64>() / 4.0).sqrt();
+    let m = begin_d(&mut p, 9, 5.0).m.unwrap() as f64;
+    assert!((m - (5.0 - mean) / sd).abs() < 1e-5, "{m}");
+    let t = p
+        .step(9, &mut flat(v), StepMode::Sample)
+        .unwrap()
+        .temperature as f64;
+    assert!((t - (0.5 * m).exp()).abs() < 1e-4, "{t}");
+    // The fifth query is counted now: the sixth is standardised against all five.
+    let all = [1.0f64, 2.0, 3.0, 6.0, 5.0];
+    let mean = all.iter().sum::<f64>() / 5.0;
+    let sd = (all.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / 5.0).sqrt();
+    let m = begin_d(&mut p, 10, 0.5).m.unwrap() as f64;
+    assert!((m - (0.5 - mean) / sd).abs() < 1e-5, "{m}");
 }
 
 #[test]

@@ -82,7 +82,7 @@ pub fn query_mass(
             kl_logits(with_c, answer) as f32
         }
     });
-    Ok(mass::with_mass(q, cfg, calib))
+    Ok(mass::with_mass(q, cfg, calib.and_then(|c| c.mass.as_ref())))
 }
 
 /// The prompt-side components of M(Q) from the prefill logits `[P, V]` of `ids` (the query's

@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 
 pub use sections::{
     AbstainConfig, AnchorConfig, BlackHoleConfig, ConceptConfig, EscapeConfig, LimitsConfig,
-    MassConfig, Response, SamplerConfig, TaskSpaceConfig, TemperatureConfig, VoidConfig,
+    MassConfig, MassScale, Response, SamplerConfig, TaskSpaceConfig, TemperatureConfig, VoidConfig,
     VoidWeights,
 };
 

@@ -34,10 +34,13 @@ pub struct TemperatureConfig {
     /// Upper clamp. Default 2.0. Unit: temperature, in [0.001, 100] and ≥ `min`.
     pub max: f32,
     /// Signed gain of T_base on M(Q): positive makes heavy queries hotter (escape a deep
-    /// well), negative colder (stay in it). Default +0.25. Unit: log-temperature per unit of M.
-    /// Off: 0. Cost: O(1) (M is computed once at begin).
+    /// well), negative colder (stay in it). Default +0.25. Unit: log-temperature per unit of M,
+    /// i.e. per standard deviation of the query mass under `mass.scale = auto` (+0.25: a query
+    /// one SD heavier than the average runs e^0.25 = 1.28× hotter). Off: 0. Cost: O(1) (M is
+    /// computed once per sequence).
     pub mass_gain: f32,
-    /// M at which T_base = base. Default 0.5. Unit: M (min-max scale [0, 1]).
+    /// M at which T_base = base. Default 0 (the average query under `auto`; use about 0.5 with
+    /// `mass.scale = minmax`). Unit: M.
     pub mass_ref: f32,
     /// Entropy response g. Default `dynatemp`. Off: `none`. Cost: O(1).
     pub response: Response,
@@ -58,7 +61,7 @@ impl Default for TemperatureConfig {
             min: 0.05,
             max: 2.0,
             mass_gain: 0.25,
-            mass_ref: 0.5,
+            mass_ref: 0.0,
             response: Response::Dynatemp,
             edt_theta: 1.0,
             edt_n: 0.8,
@@ -90,9 +93,9 @@ impl TemperatureConfig {
 }
 
 /// M(Q) = α·ẑ(H) + β·ẑ(D) + γ·ẑ(N) over the components present (weights renormalised over
-/// them); ẑ is the z-score under a loaded calibration, else min-max to [0, 1] with the ranges
-/// here (docs/DESIGN.md §1 "Query information mass"). Computed once per sequence at `begin`;
-/// never on the per-token path.
+/// them); ẑ is a z-score (`scale = auto`: from the calibration, else running statistics) or
+/// min-max to [0, 1] with the ranges here (`scale = minmax`) (docs/DESIGN.md §1 "Query
+/// information mass"). Computed once per sequence; never on the per-token path.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MassConfig {
@@ -108,6 +111,27 @@ pub struct MassConfig {
     pub n_max: f32,
     /// Additive smoothing of the Prior's counts (pseudo-count per token). Default 0.5.
     pub prior_smoothing: f32,
+    /// How the components are put on one scale. Default `auto`: z-scores, so M is in standard
+    /// deviations and `temperature.mass_gain` is "per SD" — from the loaded calibration where it
+    /// has a component's statistics, else from the running mean and SD over the queries this
+    /// processor has started (each counted at its first step), once `warmup` queries are in;
+    /// until then a component is left out (M absent when none is left). `minmax`: each
+    /// component divided by its fixed range (1, `d_max`, `n_max`), M in [0, 1]. Cost: O(1) per
+    /// sequence; 72 bytes per processor.
+    pub scale: MassScale,
+    /// Queries seen before the running statistics are used. Default 8; 2..=1e6.
+    pub warmup: u32,
+}
+
+/// The scale of M(Q)'s components (`mass.scale`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MassScale {
+    /// z-scores from the calibration, else running statistics.
+    #[default]
+    Auto,
+    /// Fixed ranges to [0, 1].
+    MinMax,
 }
 
 impl Default for MassConfig {
@@ -119,6 +143,8 @@ impl Default for MassConfig {
             d_max: 4.0,
             n_max: 8.0,
             prior_smoothing: 0.5,
+            scale: MassScale::Auto,
+            warmup: 8,
         }
     }
 }
@@ -130,7 +156,11 @@ impl MassConfig {
         range("mass.gamma", self.gamma, 0.0, 1e3)?;
         range("mass.d_max", self.d_max, 1e-6, 1e6)?;
         range("mass.n_max", self.n_max, 1e-6, 1e6)?;
-        range("mass.prior_smoothing", self.prior_smoothing, 1e-9, 1e9)
+        range("mass.prior_smoothing", self.prior_smoothing, 1e-9, 1e9)?;
+        if !(2..=1_000_000).contains(&self.warmup) {
+            return oor("mass.warmup", "must be in [2, 1000000]");
+        }
+        Ok(())
     }
 }
 
@@ -178,14 +208,14 @@ impl Default for VoidConfig {
         VoidConfig {
             enabled: true,
             weights: VoidWeights {
-                bias: -4.0,
+                bias: -3.5,
                 entropy: 5.0,
                 energy: 0.0,
                 one_minus_pmax: 2.0,
                 varentropy: 1.0,
                 trend: 2.0,
                 task: 1.0,
-                mass: 1.0,
+                mass: 0.25,
             },
             enter: 0.65,
             exit: 0.45,

@@ -14,8 +14,8 @@ pub mod prior;
 
 pub use prior::Prior;
 
-use crate::calibration::Calibration;
-use crate::config::MassConfig;
+use crate::calibration::{Calibration, MIN_STD, MassStats, Standard};
+use crate::config::{MassConfig, MassScale};
 use crate::error::{Error, Result};
 use crate::field;
 
@@ -56,7 +56,7 @@ pub fn compute(
     vocab: usize,
     cfg: &MassConfig,
     prior: Option<&Prior>,
-    calib: Option<&Calibration>,
+    stats: Option<&MassStats>,
     scratch: &mut Vec<u32>,
 ) -> Result<QueryMass> {
     let mut out = QueryMass::default();
@@ -127,24 +127,110 @@ pub fn compute(
             out.n_kl = Some(p.novelty_kl(q, cfg.prior_smoothing as f64, scratch)? as f32);
         }
     }
-    out.m = combine(&out, cfg, calib);
+    out.m = combine(&out, cfg, stats);
     Ok(out)
 }
 
 /// Set `q.m` from the raw components `q` holds (for hosts or engines that measured them
-/// themselves).
-pub fn with_mass(mut q: QueryMass, cfg: &MassConfig, calib: Option<&Calibration>) -> QueryMass {
-    q.m = combine(&q, cfg, calib);
+/// themselves), standardised by `stats` (see [`standards`]).
+pub fn with_mass(mut q: QueryMass, cfg: &MassConfig, stats: Option<&MassStats>) -> QueryMass {
+    q.m = combine(&q, cfg, stats);
     q
+}
+
+/// The standardisation M(Q) uses under `cfg.scale` (docs/DESIGN.md §1 "Query information
+/// mass"): `auto` takes each component's mean and SD from the calibration where it has them,
+/// else from the running statistics once they cover `cfg.warmup` queries (a component with
+/// neither is left out of M); `minmax` returns None (the fixed ranges).
+pub fn standards(
+    cfg: &MassConfig,
+    calib: Option<&Calibration>,
+    running: &RunningMass,
+) -> Option<MassStats> {
+    match cfg.scale {
+        MassScale::MinMax => None,
+        MassScale::Auto => {
+            let c = calib.and_then(|c| c.mass);
+            let pick = |cal: Option<Standard>, run: &Welford| {
+                cal.or_else(|| run.standard(cfg.warmup as u64))
+            };
+            Some(MassStats {
+                h: pick(c.and_then(|c| c.h), &running.h),
+                d: pick(c.and_then(|c| c.d), &running.d),
+                n: pick(c.and_then(|c| c.n), &running.n),
+            })
+        }
+    }
+}
+
+/// Running mean and variance of one component (Welford 1962), O(1) memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Welford {
+    count: u64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Welford {
+    /// Add one finite value (others are ignored).
+    pub fn push(&mut self, x: f64) {
+        if !x.is_finite() {
+            return;
+        }
+        self.count += 1;
+        let d = x - self.mean;
+        self.mean += d / self.count as f64;
+        self.m2 += d * (x - self.mean);
+    }
+    /// Values seen.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+    /// Mean and (population) SD once at least `min_count` (≥ 2) values were seen and the SD
+    /// is at least [`MIN_STD`]: a constant component carries no information.
+    pub fn standard(&self, min_count: u64) -> Option<Standard> {
+        if self.count < min_count.max(2) {
+            return None;
+        }
+        let std = (self.m2 / self.count as f64).max(0.0).sqrt();
+        (std >= MIN_STD).then_some(Standard {
+            mean: self.mean,
+            std,
+        })
+    }
+}
+
+/// The running statistics of the raw components over the queries a processor has started
+/// decoding (each counted once, at its first step, when its query is complete).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunningMass {
+    pub h: Welford,
+    pub d: Welford,
+    pub n: Welford,
+}
+
+impl RunningMass {
+    /// Count one query's raw components (those present).
+    pub fn push(&mut self, q: &QueryMass) {
+        if let Some(h) = q.h {
+            self.h.push(h as f64);
+        }
+        if let Some(d) = q.d {
+            self.d.push(d as f64);
+        }
+        if let Some(n) = q.n_kl.or(q.n_surprisal) {
+            self.n.push(n as f64);
+        }
+    }
 }
 
 /// Bound of each standardised component, so M(Q) is always finite (|M| ≤ 10).
 pub const Z_LIMIT: f64 = 10.0;
 
-/// M over the present components: z-scores under a calibration (each clamped to ±[`Z_LIMIT`]),
-/// else min-max to [0, 1].
-fn combine(q: &QueryMass, cfg: &MassConfig, calib: Option<&Calibration>) -> Option<f32> {
-    let stats = calib.and_then(|c| c.mass.as_ref());
+/// M over the present components: with `stats` (the `auto` scale), z-scores (each clamped to
+/// ±[`Z_LIMIT`]) of the components that have a standard, the others left out; without, min-max
+/// to [0, 1].
+fn combine(q: &QueryMass, cfg: &MassConfig, stats: Option<&MassStats>) -> Option<f32> {
     let n = q.n_kl.or(q.n_surprisal);
     let parts = [
         (q.h, cfg.alpha, 1.0, stats.and_then(|s| s.h)),
@@ -156,10 +242,11 @@ fn combine(q: &QueryMass, cfg: &MassConfig, calib: Option<&Calibration>) -> Opti
         let (Some(x), true) = (x, w > 0.0) else {
             continue;
         };
-        let z = match st {
+        let z = match (stats, st) {
             // A z-score beyond ±Z_LIMIT says nothing more and would only push T to a clamp.
-            Some(s) => ((x as f64 - s.mean) / s.std).clamp(-Z_LIMIT, Z_LIMIT),
-            None => (x as f64 / max as f64).clamp(0.0, 1.0),
+            (_, Some(s)) => ((x as f64 - s.mean) / s.std).clamp(-Z_LIMIT, Z_LIMIT),
+            (Some(_), None) => continue,
+            (None, None) => (x as f64 / max as f64).clamp(0.0, 1.0),
         };
         num += w as f64 * z;
         den += w as f64;

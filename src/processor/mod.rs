@@ -301,6 +301,8 @@ pub struct GravityProcessor {
     core: Core,
     prior: Option<Prior>,
     calib: Option<Calibration>,
+    /// Running statistics of M(Q)'s components (`mass.scale = auto`).
+    running: mass::RunningMass,
     table: SeqTable,
     workers: Vec<Scratch>,
     pool: Option<rayon::ThreadPool>,
@@ -382,6 +384,7 @@ impl GravityProcessor {
             core,
             prior: None,
             calib: None,
+            running: mass::RunningMass::default(),
             table: SeqTable::default(),
             workers,
             pool,
@@ -522,12 +525,13 @@ impl GravityProcessor {
         let keep = limits.max_query_tokens as usize;
         let mut input = params.query;
         input.query_tokens = input.query_tokens.map(|q| &q[..q.len().min(keep)]);
+        let stats = mass::standards(&self.core.cfg.mass, self.calib.as_ref(), &self.running);
         let mass = mass::compute(
             &input,
             v,
             &self.core.cfg.mass,
             self.prior.as_ref(),
-            self.calib.as_ref(),
+            stats.as_ref(),
             &mut self.sort_scratch,
         )?;
         let mut anchors = self.base_anchors.clone();
@@ -560,6 +564,8 @@ impl GravityProcessor {
         let mut st = self.table.seqs[slot].clone();
         st.id = dst;
         st.batch_epoch = 0;
+        // The same query: counted once, by its source.
+        st.mass_counted = true;
         self.table.insert(st);
         for p in &mut self.pre {
             p.fork(src, dst);
@@ -573,15 +579,22 @@ impl GravityProcessor {
         for &id in seqs {
             let slot = self.table.slot(id)?;
             let st = &mut self.table.seqs[slot];
-            if !st.query_pending {
-                continue;
+            if st.query_pending {
+                st.query_pending = false;
+                if let (Some(p), false) = (&self.prior, st.query.is_empty()) {
+                    let s = self.core.cfg.mass.prior_smoothing as f64;
+                    st.mass.n_kl = Some(p.novelty_kl(&st.query, s, &mut self.sort_scratch)? as f32);
+                }
+                let cfg = &self.core.cfg.mass;
+                let stats = mass::standards(cfg, self.calib.as_ref(), &self.running);
+                st.mass = mass::with_mass(st.mass, cfg, stats.as_ref());
             }
-            st.query_pending = false;
-            if let (Some(p), false) = (&self.prior, st.query.is_empty()) {
-                let s = self.core.cfg.mass.prior_smoothing as f64;
-                st.mass.n_kl = Some(p.novelty_kl(&st.query, s, &mut self.sort_scratch)? as f32);
+            // The query is complete at its first step: count it into the running statistics
+            // (once: reset and fork keep the mark).
+            if !st.mass_counted {
+                st.mass_counted = true;
+                self.running.push(&st.mass);
             }
-            st.mass = mass::with_mass(st.mass, &self.core.cfg.mass, self.calib.as_ref());
         }
         Ok(())
     }

@@ -132,6 +132,8 @@ pub struct SeqState {
     pub(crate) query: Vec<u32>,
     /// Tokens joined the query after `begin`: N(Q) and M(Q) are recomputed before the step.
     pub(crate) query_pending: bool,
+    /// This query is in the processor's running M(Q) statistics.
+    pub(crate) mass_counted: bool,
     /// The mass and query length as `begin` left them (what `reset` returns to).
     begun: (QueryMass, usize),
     /// The handle's step clock when this sequence was last begun, stepped or accepted.
@@ -172,6 +174,7 @@ impl SeqState {
             begun: (mass, query.len()),
             query,
             query_pending: false,
+            mass_counted: false,
             touched: 0,
         }
     }
@@ -185,8 +188,10 @@ impl SeqState {
         query.truncate(len);
         let (epoch, touched) = (self.batch_epoch, self.touched);
         let concept = self.concept.take();
+        let counted = self.mass_counted;
         *self = SeqState::new(self.id, self.seed, anchors, mass, query, cfg);
         self.concept = concept;
+        self.mass_counted = counted;
         self.batch_epoch = epoch;
         self.touched = touched;
     }

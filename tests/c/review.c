@@ -65,7 +65,8 @@ static void write_file(const char *path, const char *text) {
 /* F1: a valid configuration must never give a NaN temperature (EDT on a peaked row with a
  * huge mass exponent gave inf·0), in either mode; nor through a calibration. */
 static void f1(void) {
-    IgProcessor *p = make("{\"temperature\":{\"response\":\"edt\",\"mass_gain\":10,\"mass_ref\":-10}}", 4);
+    IgProcessor *p = make("{\"temperature\":{\"response\":\"edt\",\"mass_gain\":10,\"mass_ref\":-10},"
+                          "\"mass\":{\"scale\":\"minmax\"}}", 4);
     IgSeqParams sp;
     ig_seq_params_init(&sp);
     sp.has_context_gain = 1;
@@ -282,7 +283,7 @@ static void f8(void) {
     const char *cal = "f8-calibration.json";
     write_file(cal, "{\"format\":\"infogravity-calibration\",\"version\":1,"
                     "\"mass\":{\"d\":{\"mean\":0.8,\"std\":1e-300}}}");
-    p = make("{}", 4);
+    p = make("{\"mass\":{\"scale\":\"minmax\"}}", 4);
     CHECK(ig_processor_load_calibration(p, cal) == IG_STATUS_CORRUPT_FILE, "tiny std refused");
     IgSeqParams sp;
     ig_seq_params_init(&sp);

@@ -428,7 +428,7 @@ pub fn void_scores(
     records
         .iter()
         .map(|r| {
-            let m = mass::with_mass(r.mass(), cfg, calib).m;
+            let m = mass::with_mass(r.mass(), cfg, calib.and_then(|c| c.mass.as_ref())).m;
             VoidFeatures::new(&r.field(0), 0.0, None, m).score(w) as f64
         })
         .collect()
@@ -444,7 +444,7 @@ pub fn void_features(
     records
         .iter()
         .map(|r| {
-            let m = mass::with_mass(r.mass(), cfg, calib).m;
+            let m = mass::with_mass(r.mass(), cfg, calib.and_then(|c| c.mass.as_ref())).m;
             let f = VoidFeatures::new(&r.field(0), 0.0, None, m);
             vec![
                 f.entropy as f64,

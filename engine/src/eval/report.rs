@@ -184,9 +184,13 @@ pub fn analyse(
     values.push(
         test.iter()
             .map(|r| {
-                infogravity::mass::with_mass(r.mass(), &cfg.mass, calib.as_ref())
-                    .m
-                    .unwrap_or(0.0) as f64
+                infogravity::mass::with_mass(
+                    r.mass(),
+                    &cfg.mass,
+                    calib.as_ref().and_then(|c| c.mass.as_ref()),
+                )
+                .m
+                .unwrap_or(0.0) as f64
             })
             .collect(),
     );
