@@ -111,7 +111,7 @@ head -6 target/eval-smoke.log && tail -1 target/eval-smoke.log
 cargo run --quiet -- eval loops "${smoke[@]}" --limit 3 --max-tokens 32 --out target/eval-smoke \
     --judge-model smollm2-135m --judge-weights fp32 --qa-records target/eval-smoke/qa.jsonl >target/eval-smoke.log
 cat target/eval-smoke.log
-cargo run --quiet -- eval temperature "${smoke[@]}" --limit 6 --open-limit 2 --open-tokens 16 --resamples 200 \
+cargo run --quiet -- eval temperature "${smoke[@]}" --limit 6 --open-limit 2 --open-tokens 16 --bases 0.5,2.0 --resamples 200 \
     --out target/eval-smoke >target/eval-smoke.log
 tail -1 target/eval-smoke.log
 cargo run --quiet -- eval phase "${smoke[@]}" --limit 4 --samples 1 --grid 6 --few-samples 2 --resamples 200 \

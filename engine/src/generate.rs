@@ -152,6 +152,8 @@ pub struct Generation {
     /// Per report, T* of the raw field (only with `critical_temperature`).
     pub t_star: Vec<f32>,
     pub prompt_tokens: usize,
+    /// M(Q) and its raw components as the processor computed them at `begin`.
+    pub mass: infogravity::QueryMass,
     /// Why it stopped.
     pub stop: StopReason,
     /// Wall time of the prompt's prefill.
@@ -303,11 +305,12 @@ impl Engine {
         let prompt_logits = self.lm.forward_batch(&mut cache, &refs)?;
         let prefill = t0.elapsed();
         let mut rows = vec![0f32; b * v];
+        let mut masses = Vec::with_capacity(b);
         for (r, logits) in prompt_logits.iter().enumerate() {
             let seq = r as u64 + 1;
             let _ = processor.end(seq);
             // The last prompt row is the first answer position: H(Q) comes from the prompt logits.
-            processor.begin(
+            let mass = processor.begin(
                 seq,
                 &SeqParams {
                     seed: opts.seed.wrapping_add(r as u64),
@@ -320,18 +323,21 @@ impl Engine {
                     context: &prompts[r],
                 },
             )?;
+            masses.push(mass);
             rows[r * v..(r + 1) * v].copy_from_slice(&logits[logits.len() - v..]);
         }
         drop(prompt_logits);
         let eos = self.lm.info().eos_token_id;
         let mut out: Vec<Generation> = prompts
             .iter()
-            .map(|p| Generation {
+            .zip(masses)
+            .map(|(p, mass)| Generation {
                 text: String::new(),
                 tokens: vec![],
                 reports: vec![],
                 t_star: vec![],
                 prompt_tokens: p.len(),
+                mass,
                 stop: StopReason::MaxTokens,
                 prefill,
                 model: std::time::Duration::ZERO,

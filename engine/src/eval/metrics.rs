@@ -122,7 +122,7 @@ pub fn bootstrap(
 }
 
 /// `value` with the 2.5% and 97.5% percentiles of the bootstrap draws `d` (None without draws).
-fn percentile_interval(value: f64, mut d: Vec<f64>) -> Option<Interval> {
+pub(crate) fn percentile_interval(value: f64, mut d: Vec<f64>) -> Option<Interval> {
     if d.is_empty() {
         return None;
     }

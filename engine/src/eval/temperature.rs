@@ -1,16 +1,23 @@
-//! Adaptive temperature (docs/EVALUATION.md §3): accuracy on the QA bank and diversity on
-//! open-ended prompts for temperature rules compared at a matched mean temperature — fixed T,
-//! EDT, llama.cpp dynatemp, and the gravity temperature T_base(M) in each direction (docs/DESIGN.md
-//! §1 "Adaptive temperature"). Pure temperature sampling: no interventions, no truncation.
-//! M(Q) is standardised by the calibration `eval qa` fits (z-scores of H and N over the
-//! training split), so a gain of ±0.5 moves T by a factor e^{±0.5} per standard deviation of M;
-//! with the default min–max scaling M varies too little over the bank (its standard deviation
-//! is under 0.1) for any moderate gain to matter.
+//! Temperature rules under the protocol of SCIENCE.md §3.4 (docs/EVALUATION.md §3): each rule
+//! — fixed T, EDT, llama.cpp dynatemp, and the gravity temperature T_base(M) = T0·e^{±0.5·M} in
+//! each direction (docs/DESIGN.md §1 "Adaptive temperature") — is swept over the same base
+//! temperatures T0, with the same truncation for every rule (top-nσ by default), on a mixed bank:
+//! the QA items and the open-ended prompts run under one configuration per rule and T0. Quality
+//! (QA accuracy) is read against diversity (disagreement between an item's samples; 1 − self-BLEU
+//! across a prompt's samples), and the rules are compared at matched diversity by interpolating
+//! each rule's sweep, with paired bootstrap intervals. Greedy is the reference; fixed T without
+//! truncation at the top of the sweep shows what the cut buys.
 //!
-//! Matching: each rule's base T0 is tuned on a pilot set (the first rows of each task) so that
-//! its mean temperature over the counted tokens equals the target, by the fixed-point update
-//! T0 ← T0 · target / mean T (T is proportional to T0 away from the clamps); the full run then
-//! reports the mean temperature it actually realised.
+//! M(Q) is standardised as the processor does by default (`mass.scale = auto`): against the
+//! running statistics of the queries it has seen, which on this bank converge to the mean and
+//! SD of the raw components over every row of the mixed bank. The evaluation computes those
+//! once, from the greedy pass, and hands them to every gravity run as a calibration (the eval's
+//! processors are rebuilt per batch, so their own running statistics would never warm up).
+//! So M is in standard deviations of this workload, and ±0.5 is a factor e^{±0.5} per SD.
+//!
+//! Tuning budget: every rule gets the same T0 grid and nothing else is tuned (the gravity gain
+//! is fixed at ±0.5 per SD, EDT and dynatemp at their published defaults), so no dev/test split
+//! is needed: nothing is selected on the data.
 
 use std::path::Path;
 
@@ -20,40 +27,115 @@ use super::metrics::{self, Interval};
 use super::qa::{self, Item};
 use super::{Prompt, read_jsonl, run_batches, write_line};
 use crate::{Engine, Generation};
-use infogravity::Result;
+use infogravity::sampler::Rng;
+use infogravity::{Calibration, Result};
 
-/// The rules compared: (name, the temperature settings besides `base`).
-pub const METHODS: [(&str, &str); 5] = [
-    ("fixed T", r#""response":"none""#),
-    ("EDT (θ = 1, n = 0.8)", r#""response":"edt""#),
+/// The rules compared: (key for `--rules`, name, the temperature settings besides `base`).
+/// Fixed T comes first: it is what every other rule is compared with.
+pub const RULES: [(&str, &str, &str); 5] = [
+    ("fixed", "fixed T", r#""response":"none""#),
+    ("edt", "EDT (θ = 1, n = 0.8)", r#""response":"edt""#),
     (
+        "dynatemp",
         "dynatemp (range ±50%)",
         r#""response":"dynatemp","dyn_range":0.5"#,
     ),
     (
-        "gravity, heavy → hotter (gain +0.5)",
+        "hotter",
+        "gravity, heavy → hotter (+0.5/SD)",
         r#""response":"none","mass_gain":0.5,"mass_ref":0"#,
     ),
     (
-        "gravity, heavy → colder (gain −0.5)",
+        "colder",
+        "gravity, heavy → colder (−0.5/SD)",
         r#""response":"none","mass_gain":-0.5,"mass_ref":0"#,
     ),
 ];
 
-/// The processor configuration of a rule at base temperature `base`: the neutral preset (no
-/// interventions, no truncation) with the clamps opened to [0.01, 4].
-pub fn config(settings: &str, base: f64) -> String {
+/// The rules of `keys` (fixed T always included, first), or an error naming an unknown key.
+pub fn rules(keys: &[String]) -> std::result::Result<Vec<(&'static str, &'static str)>, String> {
+    if let Some(k) = keys
+        .iter()
+        .find(|k| !RULES.iter().any(|r| r.0 == k.as_str()))
+    {
+        let known: Vec<&str> = RULES.iter().map(|r| r.0).collect();
+        return Err(format!("unknown rule `{k}` (known: {})", known.join(", ")));
+    }
+    Ok(RULES
+        .iter()
+        .filter(|r| r.0 == "fixed" || keys.is_empty() || keys.iter().any(|k| k == r.0))
+        .map(|r| (r.1, r.2))
+        .collect())
+}
+
+/// The reference rule's name (greedy decoding).
+pub const GREEDY: &str = "greedy";
+/// The name of fixed T without truncation.
+pub const NO_CUT: &str = "fixed T, no truncation";
+
+/// The truncation every rule runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub enum Cut {
+    #[default]
+    None,
+    /// top-nσ with this n.
+    NSigma(f32),
+    /// min-p with this threshold.
+    MinP(f32),
+}
+
+impl Cut {
+    /// Parse `none`, `nsigma:N` or `minp:P`.
+    pub fn parse(s: &str) -> std::result::Result<Cut, String> {
+        let num = |v: &str| {
+            v.parse::<f32>()
+                .ok()
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .ok_or_else(|| format!("`{v}` is not a positive number"))
+        };
+        match s.split_once(':') {
+            None if s == "none" => Ok(Cut::None),
+            Some(("nsigma", v)) => Ok(Cut::NSigma(num(v)?)),
+            Some(("minp", v)) => Ok(Cut::MinP(num(v)?.min(1.0))),
+            _ => Err(format!("`{s}`: expected none, nsigma:N or minp:P")),
+        }
+    }
+    fn sampler(&self) -> String {
+        match self {
+            Cut::None => r#""min_p":0"#.into(),
+            Cut::NSigma(n) => format!(r#""min_p":0,"top_nsigma":{n}"#),
+            Cut::MinP(p) => format!(r#""min_p":{p}"#),
+        }
+    }
+    /// A label for tables.
+    pub fn label(&self) -> String {
+        match self {
+            Cut::None => "no truncation".into(),
+            Cut::NSigma(n) => format!("top-nσ, n = {n}"),
+            Cut::MinP(p) => format!("min-p {p}"),
+        }
+    }
+}
+
+/// The processor configuration of a rule at base temperature `base` under `cut`: the neutral
+/// preset (no interventions) with the clamps opened to [0.01, 4].
+pub fn config(settings: &str, base: f64, cut: Cut) -> String {
     format!(
-        r#"{{"preset":"neutral","temperature":{{"base":{base},"min":0.01,"max":4,{settings}}}}}"#
+        r#"{{"preset":"neutral","temperature":{{"base":{base},"min":0.01,"max":4,{settings}}},"sampler":{{{}}}}}"#,
+        cut.sampler()
     )
 }
 
 /// Settings of a run.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The mean temperature every rule is matched to.
-    pub target: f64,
-    /// Samples per QA item and per open-ended prompt.
+    /// The rules swept (name, settings), fixed T first.
+    pub rules: Vec<(&'static str, &'static str)>,
+    /// The T0 grid every rule is swept over.
+    pub bases: Vec<f64>,
+    /// The truncation of every rule.
+    pub cut: Cut,
+    /// Samples per QA item and per open-ended prompt (≥ 2: diversity is across samples).
     pub qa_samples: usize,
     pub open_samples: usize,
     /// Tokens generated per QA answer (graded on its first sentence) and per open-ended text.
@@ -61,22 +143,59 @@ pub struct Options {
     pub open_tokens: usize,
     /// Rows per batch.
     pub batch: usize,
-    /// Pilot rows per task for the matching.
-    pub pilot: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            target: 0.7,
+            rules: RULES.iter().map(|r| (r.1, r.2)).collect(),
+            bases: vec![0.3, 0.5, 0.7, 1.0, 1.4, 2.0],
+            cut: Cut::NSigma(1.0),
             qa_samples: 2,
-            open_samples: 5,
+            open_samples: 3,
             qa_tokens: 12,
-            open_tokens: 64,
+            open_tokens: 48,
             batch: 24,
-            pilot: 24,
         }
     }
+}
+
+/// One configuration of the sweep.
+#[derive(Debug, Clone, PartialEq)]
+struct Run {
+    rule: String,
+    settings: String,
+    base: f64,
+    cut: Cut,
+}
+
+fn runs(o: &Options) -> Vec<Run> {
+    let mut v = vec![Run {
+        rule: GREEDY.into(),
+        settings: r#""response":"none""#.into(),
+        base: 0.0,
+        cut: Cut::None,
+    }];
+    for &(rule, settings) in &o.rules {
+        for &base in &o.bases {
+            v.push(Run {
+                rule: rule.into(),
+                settings: settings.into(),
+                base,
+                cut: o.cut,
+            });
+        }
+    }
+    if o.cut != Cut::None {
+        let top = o.bases.iter().copied().fold(f64::NAN, f64::max);
+        v.push(Run {
+            rule: NO_CUT.into(),
+            settings: RULES[0].2.into(),
+            base: top,
+            cut: Cut::None,
+        });
+    }
+    v
 }
 
 /// One sampled output.
@@ -84,7 +203,9 @@ impl Default for Options {
 pub struct TempRecord {
     /// "qa" or "open".
     pub task: String,
-    pub method: String,
+    pub rule: String,
+    pub base: f64,
+    pub cut: Cut,
     /// Row index within the task (item or prompt × samples).
     pub row: usize,
     /// QA item id, or open-ended prompt index.
@@ -98,14 +219,10 @@ pub struct TempRecord {
     pub steps: usize,
     pub t_sum: f64,
     pub logp_sum: f64,
-}
-
-/// The base temperatures found by the matching, per task and rule.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Bases {
-    pub target: f64,
-    /// (task, method, base, pilot mean T).
-    pub bases: Vec<(String, String, f64, f64)>,
+    /// The query's raw M(Q) components as the processor measured them (H at the answer
+    /// position, normalised; N), for the standardisation.
+    pub h: Option<f32>,
+    pub n: Option<f32>,
 }
 
 /// Counted steps of a generation and (steps, ΣT, Σ log p).
@@ -125,7 +242,7 @@ fn counted(e: &Engine, task: &str, g: &Generation) -> Result<(usize, f64, f64)> 
     ))
 }
 
-/// The rows of both tasks: (task, rows, source of each row, max tokens).
+/// The rows of one task.
 struct Task<'a> {
     name: &'static str,
     rows: Vec<Prompt>,
@@ -176,115 +293,76 @@ fn tasks<'a>(
     ])
 }
 
-/// Seed of the sampling rows (the same for every rule: common random numbers).
+/// Seed of the sampling rows (the same for every rule and T0: common random numbers).
 const SEED: u64 = 20_241_123;
 
-/// Match every rule's base to `o.target` on the pilot rows of each task (3 fixed-point steps).
-fn match_bases(
-    e: &mut Engine,
-    tasks: &[Task<'_>],
-    prior: Option<&infogravity::Prior>,
-    calib: Option<&infogravity::Calibration>,
-    o: &Options,
-) -> Result<Bases> {
-    let mut bases = vec![];
-    for t in tasks {
-        // Pilot: evenly spaced rows, one per source.
-        let step = (t.rows.len() / o.pilot.max(1)).max(1);
-        let pilot: Vec<Prompt> = t.rows.iter().step_by(step).take(o.pilot).cloned().collect();
-        for (name, settings) in METHODS {
-            let mut base = o.target;
-            let mut mean = f64::NAN;
-            for _ in 0..3 {
-                let (mut n, mut sum) = (0usize, 0.0);
-                let done = vec![false; pilot.len()];
-                run_batches(
-                    e,
-                    &config(settings, base),
-                    prior,
-                    calib,
-                    &pilot,
-                    t.tokens,
-                    o.batch,
-                    SEED + 1_000_000,
-                    &done,
-                    |_| None,
-                    |e, _, g| {
-                        let (k, ts, _) = counted(e, t.name, &g)?;
-                        n += k;
-                        sum += ts;
-                        Ok(())
-                    },
-                )?;
-                mean = sum / n.max(1) as f64;
-                if mean.is_nan() || mean <= 0.0 {
-                    break;
-                }
-                base *= o.target / mean;
-            }
-            bases.push((t.name.to_string(), name.to_string(), base, mean));
-        }
+/// The M(Q) standardisation of the mixed bank: the mean and SD of each raw component over every
+/// row of both tasks (what the processor's running statistics converge to on this stream).
+pub fn bank_standardisation(records: &[TempRecord]) -> Calibration {
+    let mut run = infogravity::mass::RunningMass::default();
+    for r in records.iter().filter(|r| r.rule == GREEDY) {
+        run.push(&infogravity::QueryMass {
+            h: r.h,
+            n_kl: r.n,
+            ..Default::default()
+        });
     }
-    Ok(Bases {
-        target: o.target,
-        bases,
-    })
+    let std = |w: &infogravity::mass::Welford| w.standard(2);
+    Calibration {
+        format: infogravity::calibration::CALIBRATION_FORMAT.into(),
+        version: infogravity::calibration::CALIBRATION_VERSION,
+        provenance: "eval temperature: mean and SD of M(Q)'s components over the mixed bank".into(),
+        void: None,
+        mass: Some(infogravity::calibration::MassStats {
+            h: std(&run.h),
+            d: None,
+            n: std(&run.n),
+        }),
+    }
 }
 
-/// Run part 3: match the bases (or reuse `temperature_bases.json` in `dir` when it was made for
-/// the same target), then sample every row of both tasks with every rule, appending to
-/// `temperature.jsonl` (resumable). `progress(done, total)` counts rows.
+/// Run the sweep: greedy first (its records give the M(Q) standardisation), then every rule at
+/// every T0, appending to `temperature.jsonl` (resumable). `progress(done, total)` counts rows.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     e: &mut Engine,
     items: &[Item],
     prompts: &[String],
     prior: Option<&infogravity::Prior>,
-    calib: Option<&infogravity::Calibration>,
     o: &Options,
     dir: &Path,
     mut progress: impl FnMut(usize, usize),
-) -> Result<(Bases, Vec<TempRecord>)> {
+) -> Result<Vec<TempRecord>> {
     let tasks = tasks(e, items, prompts, o)?;
-    let bases_path = dir.join("temperature_bases.json");
-    let bases = match std::fs::read_to_string(&bases_path)
-        .ok()
-        .and_then(|s| serde_json::from_str::<Bases>(&s).ok())
-    {
-        Some(b) if b.target == o.target && b.bases.len() == tasks.len() * METHODS.len() => b,
-        _ => {
-            let b = match_bases(e, &tasks, prior, calib, o)?;
-            std::fs::write(
-                &bases_path,
-                serde_json::to_string_pretty(&b).expect("serialises"),
-            )
-            .map_err(|err| infogravity::Error::Io(format!("{}: {err}", bases_path.display())))?;
-            b
-        }
-    };
     let path = dir.join("temperature.jsonl");
     let mut have: Vec<TempRecord> = read_jsonl(&path, "temperature results")?;
     let mut file = super::append(&path)?;
-    let total: usize = tasks.iter().map(|t| t.rows.len()).sum::<usize>() * METHODS.len();
-    for t in &tasks {
-        for (name, settings) in METHODS {
-            let base = bases
-                .bases
-                .iter()
-                .find(|b| b.0 == t.name && b.1 == name)
-                .map(|b| b.2)
-                .expect("a base per task and rule");
+    let runs = runs(o);
+    let total: usize = tasks.iter().map(|t| t.rows.len()).sum::<usize>() * runs.len();
+    let mut calib: Option<Calibration> = None;
+    for run in &runs {
+        if run.rule != GREEDY && calib.is_none() {
+            let c = bank_standardisation(&have);
+            let p = dir.join("temperature_standardisation.json");
+            std::fs::write(&p, serde_json::to_string_pretty(&c).expect("serialises"))
+                .map_err(|err| infogravity::Error::Io(format!("{}: {err}", p.display())))?;
+            calib = Some(c);
+        }
+        let json = config(&run.settings, run.base, run.cut);
+        for t in &tasks {
             let mut done = vec![false; t.rows.len()];
-            for r in have.iter().filter(|r| r.task == t.name && r.method == name) {
+            for r in have.iter().filter(|r| {
+                r.task == t.name && r.rule == run.rule && r.base == run.base && r.cut == run.cut
+            }) {
                 if let Some(d) = done.get_mut(r.row) {
                     *d = true;
                 }
             }
             run_batches(
                 e,
-                &config(settings, base),
+                &json,
                 prior,
-                calib,
+                calib.as_ref(),
                 &t.rows,
                 t.tokens,
                 o.batch,
@@ -302,7 +380,9 @@ pub fn run(
                     });
                     let r = TempRecord {
                         task: t.name.into(),
-                        method: name.into(),
+                        rule: run.rule.clone(),
+                        base: run.base,
+                        cut: run.cut,
                         row,
                         source: t.source[row],
                         text: g.text,
@@ -311,6 +391,8 @@ pub fn run(
                         steps,
                         t_sum,
                         logp_sum,
+                        h: g.mass.h,
+                        n: g.mass.n_kl.or(g.mass.n_surprisal),
                     };
                     write_line(&mut file, &path, &r)?;
                     have.push(r);
@@ -320,211 +402,455 @@ pub fn run(
             )?;
         }
     }
-    // Keep the rows of this run's tasks (a smaller --limit reuses a bigger run's file).
+    // Keep the rows of this run (a smaller --limit reuses a bigger run's file).
     have.retain(|r| {
-        tasks
-            .iter()
-            .find(|t| t.name == r.task)
-            .is_some_and(|t| r.row < t.rows.len() && t.source[r.row] == r.source)
+        runs.iter()
+            .any(|x| x.rule == r.rule && x.base == r.base && x.cut == r.cut)
+            && tasks
+                .iter()
+                .find(|t| t.name == r.task)
+                .is_some_and(|t| r.row < t.rows.len() && t.source[r.row] == r.source)
     });
-    Ok((bases, have))
+    Ok(have)
 }
 
-/// The part-3 tables (markdown) and their numbers (JSON). QA: realised mean T, accuracy with a
-/// bootstrap interval over items, and the paired difference to fixed T; open-ended: distinct-2,
-/// self-BLEU over each prompt's samples, log-likelihood per token, with paired differences to
-/// fixed T over prompts. The two gravity directions are also compared with each other.
+/// Per-unit values of one configuration: QA items (accuracy, disagreement) and open-ended
+/// prompts (1 − self-BLEU, distinct-2, log-likelihood per token), each in a fixed unit order.
+#[derive(Debug, Clone, Default)]
+struct Point {
+    rule: String,
+    base: f64,
+    cut: Cut,
+    acc: Vec<f64>,
+    disagree: Vec<f64>,
+    div: Vec<f64>,
+    d2: Vec<f64>,
+    ll_sum: Vec<f64>,
+    ll_n: Vec<f64>,
+    mean_t: f64,
+}
+
+fn points(records: &[TempRecord], items: &[u32], prompts: &[u32]) -> Vec<Point> {
+    let mut keys: Vec<(String, f64, Cut)> = vec![];
+    for r in records {
+        if !keys
+            .iter()
+            .any(|k| k.0 == r.rule && k.1 == r.base && k.2 == r.cut)
+        {
+            keys.push((r.rule.clone(), r.base, r.cut));
+        }
+    }
+    keys.iter()
+        .map(|(rule, base, cut)| {
+            let rs: Vec<&TempRecord> = records
+                .iter()
+                .filter(|r| &r.rule == rule && r.base == *base && r.cut == *cut)
+                .collect();
+            let mut p = Point {
+                rule: rule.clone(),
+                base: *base,
+                cut: *cut,
+                ..Default::default()
+            };
+            for &s in items {
+                let xs: Vec<&&TempRecord> = rs
+                    .iter()
+                    .filter(|r| r.task == "qa" && r.source == s)
+                    .collect();
+                let right = xs.iter().filter(|r| r.correct == Some(true)).count();
+                p.acc.push(right as f64 / xs.len().max(1) as f64);
+                let answers: Vec<String> = xs.iter().map(|r| answer_key(&r.text)).collect();
+                let pairs = answers.len() * answers.len().saturating_sub(1) / 2;
+                let differ = (0..answers.len())
+                    .flat_map(|i| (i + 1..answers.len()).map(move |j| (i, j)))
+                    .filter(|&(i, j)| answers[i] != answers[j])
+                    .count();
+                p.disagree.push(differ as f64 / pairs.max(1) as f64);
+            }
+            for &s in prompts {
+                let xs: Vec<&&TempRecord> = rs
+                    .iter()
+                    .filter(|r| r.task == "open" && r.source == s)
+                    .collect();
+                let toks: Vec<&[u32]> = xs.iter().map(|r| r.tokens.as_slice()).collect();
+                p.div.push(1.0 - metrics::self_bleu(&toks));
+                p.d2.push(
+                    toks.iter()
+                        .map(|t| metrics::distinct_n(&[t], 2))
+                        .sum::<f64>()
+                        / toks.len().max(1) as f64,
+                );
+                p.ll_sum.push(xs.iter().map(|r| r.logp_sum).sum());
+                p.ll_n.push(xs.iter().map(|r| r.steps as f64).sum());
+            }
+            let steps: usize = rs.iter().map(|r| r.steps).sum();
+            p.mean_t = rs.iter().map(|r| r.t_sum).sum::<f64>() / steps.max(1) as f64;
+            p
+        })
+        .collect()
+}
+
+/// What two samples of an item are compared on: the first sentence up to its first clause
+/// break (`,` `;` `:` `(`), normalised — the named answer, not the words sampled after it
+/// (" Sao Paulo." and " Sao Paulo, a vibrant city" give the same answer).
+fn answer_key(text: &str) -> String {
+    let s = qa::first_sentence(text);
+    let end = s.find([',', ';', ':', '(']).unwrap_or(s.len());
+    qa::normalise(&s[..end])
+}
+
+/// Quality at diversity `level` on a rule's sweep (points in T0 order), by linear
+/// interpolation on the first segment that brackets it; None outside the sweep's range.
+fn at_level(curve: &[(f64, f64)], level: f64) -> Option<f64> {
+    curve.windows(2).find_map(|w| {
+        let ((d0, q0), (d1, q1)) = (w[0], w[1]);
+        let (lo, hi) = (d0.min(d1), d0.max(d1));
+        (lo <= level && level <= hi).then(|| {
+            if d1 == d0 {
+                (q0 + q1) / 2.0
+            } else {
+                q0 + (q1 - q0) * (level - d0) / (d1 - d0)
+            }
+        })
+    })
+}
+
+/// A resample: indices into the QA items and into the open-ended prompts.
+struct Draw<'a> {
+    items: &'a [usize],
+    prompts: &'a [usize],
+}
+
+/// Paired bootstrap over items and prompts, resampled independently.
+fn bootstrap2(
+    n_items: usize,
+    n_prompts: usize,
+    resamples: usize,
+    seed: u64,
+    mut stat: impl FnMut(&Draw<'_>) -> Option<f64>,
+) -> Option<Interval> {
+    let (ai, ap): (Vec<usize>, Vec<usize>) = ((0..n_items).collect(), (0..n_prompts).collect());
+    let value = stat(&Draw {
+        items: &ai,
+        prompts: &ap,
+    })?;
+    let mut rng = Rng::new(seed);
+    let (mut ii, mut pp) = (vec![0; n_items], vec![0; n_prompts]);
+    let mut d = vec![];
+    let mut tries = 0;
+    while d.len() < resamples && tries < resamples * 10 {
+        tries += 1;
+        for i in ii.iter_mut() {
+            *i = (rng.uniform() * n_items as f64) as usize % n_items.max(1);
+        }
+        for i in pp.iter_mut() {
+            *i = (rng.uniform() * n_prompts as f64) as usize % n_prompts.max(1);
+        }
+        if let Some(v) = stat(&Draw {
+            items: &ii,
+            prompts: &pp,
+        }) {
+            d.push(v);
+        }
+    }
+    metrics::percentile_interval(value, d)
+}
+
+/// The diversity axes the rules are matched on.
+#[derive(Clone, Copy)]
+enum Axis {
+    /// QA alone: the disagreement between an item's samples on the named answer (T9).
+    QaDisagreement,
+    /// The mixed bank: QA accuracy against the open-ended prompts' 1 − self-BLEU (T10).
+    OpenDiversity,
+}
+
+impl Axis {
+    fn label(self) -> &'static str {
+        match self {
+            Axis::QaDisagreement => "QA disagreement between samples",
+            Axis::OpenDiversity => "open-ended 1 − self-BLEU (mixed bank)",
+        }
+    }
+    fn key(self) -> &'static str {
+        match self {
+            Axis::QaDisagreement => "qa_disagreement",
+            Axis::OpenDiversity => "open_diversity",
+        }
+    }
+    fn value(self, p: &Point, d: &Draw<'_>) -> f64 {
+        match self {
+            Axis::QaDisagreement => metrics::mean_at(&p.disagree, d.items),
+            Axis::OpenDiversity => metrics::mean_at(&p.div, d.prompts),
+        }
+    }
+}
+
+/// The report (markdown) and its numbers (JSON): the sweep table, the matched-diversity
+/// comparisons against fixed T on both axes (three levels at 25/50/75% of fixed T's range),
+/// and the truncation check (fixed T at the top of the grid against greedy, with and without
+/// the cut).
 pub fn report(
-    bases: &Bases,
     records: &[TempRecord],
     items: &[Item],
+    o: &Options,
     resamples: usize,
 ) -> (String, serde_json::Value) {
     use std::fmt::Write;
     let mut md = String::new();
-    let mut json = serde_json::json!({ "target_mean_t": bases.target });
-    let base_of = |task: &str, m: &str| {
-        bases
-            .bases
-            .iter()
-            .find(|b| b.0 == task && b.1 == m)
-            .map_or(f64::NAN, |b| b.2)
+    let mut json = serde_json::json!({ "bases": o.bases, "cut": o.cut.label() });
+    let mut qa_src: Vec<u32> = records
+        .iter()
+        .filter(|r| r.task == "qa")
+        .map(|r| r.source)
+        .collect();
+    qa_src.sort_unstable();
+    qa_src.dedup();
+    let mut open_src: Vec<u32> = records
+        .iter()
+        .filter(|r| r.task == "open")
+        .map(|r| r.source)
+        .collect();
+    open_src.sort_unstable();
+    open_src.dedup();
+    let pts = points(records, &qa_src, &open_src);
+    let (ni, np) = (qa_src.len(), open_src.len());
+    let all_i: Vec<usize> = (0..ni).collect();
+    let all_p: Vec<usize> = (0..np).collect();
+    let full = Draw {
+        items: &all_i,
+        prompts: &all_p,
     };
     let fmt = |i: &Option<Interval>| {
         i.map_or("–".into(), |i| {
-            format!("{:.3} [{:.3}, {:.3}]", i.value, i.lo, i.hi)
+            format!("{:+.3} [{:+.3}, {:+.3}]", i.value, i.lo, i.hi)
         })
     };
-    let mean_t = |rs: &[&TempRecord]| {
-        rs.iter().map(|r| r.t_sum).sum::<f64>()
-            / rs.iter().map(|r| r.steps).sum::<usize>().max(1) as f64
-    };
-    let loglik = |rs: &[&TempRecord]| {
-        rs.iter().map(|r| r.logp_sum).sum::<f64>()
-            / rs.iter().map(|r| r.steps).sum::<usize>().max(1) as f64
+    let ll = |p: &Point, d: &Draw<'_>| {
+        let s: f64 = d.prompts.iter().map(|&k| p.ll_sum[k]).sum();
+        let n: f64 = d.prompts.iter().map(|&k| p.ll_n[k]).sum();
+        s / n.max(1.0)
     };
 
-    // QA: per item, the fraction of its samples that are right, per rule.
-    let qa: Vec<&TempRecord> = records.iter().filter(|r| r.task == "qa").collect();
-    let mut sources: Vec<u32> = qa.iter().map(|r| r.source).collect();
-    sources.sort_unstable();
-    sources.dedup();
-    let per_item = |m: &str| -> Vec<f64> {
-        sources
-            .iter()
-            .map(|&s| {
-                let rs: Vec<bool> = qa
-                    .iter()
-                    .filter(|r| r.method == m && r.source == s)
-                    .filter_map(|r| r.correct)
-                    .collect();
-                rs.iter().filter(|&&c| c).count() as f64 / rs.len().max(1) as f64
-            })
-            .collect()
-    };
-    let fixed = per_item(METHODS[0].0);
     let _ = writeln!(
         md,
-        "**QA bank** ({} items × samples; accuracy of sampled answers; differences paired by item)\n\n\
-         | rule | base T0 | realised mean T | accuracy [95% CI] | − fixed T [95% CI] |\n|---|---|---|---|---|",
-        sources.len()
+        "**The sweep** ({ni} QA items × {} samples, {np} open-ended prompts × {} samples of {} \
+         tokens; every rule under {}; realised mean T over the counted tokens of both tasks; QA disagreement: \
+         the share of an item's sample pairs that name different answers; 1 − self-BLEU: BLEU-4 of \
+         each sample against the prompt's others)\n\n\
+         | rule | T0 | mean T | QA accuracy | QA disagreement | open 1 − self-BLEU | open distinct-2 | open log-lik (nats/token) |\n\
+         |---|---|---|---|---|---|---|---|",
+        o.qa_samples,
+        o.open_samples,
+        o.open_tokens,
+        o.cut.label()
     );
-    let mut qa_json = serde_json::json!({});
-    let mut acc_of = vec![];
-    for (i, (m, _)) in METHODS.iter().enumerate() {
-        let rs: Vec<&TempRecord> = qa.iter().copied().filter(|r| r.method == *m).collect();
-        let a = per_item(m);
-        let acc = metrics::bootstrap(a.len(), resamples, 31 + i as u64, |idx| {
-            Some(metrics::mean_at(&a, idx))
-        });
-        let diff = metrics::bootstrap(a.len(), resamples, 31, |idx| {
-            Some(metrics::mean_at(&a, idx) - metrics::mean_at(&fixed, idx))
-        });
-        let t = mean_t(&rs);
+    let mut sweep = vec![];
+    for p in &pts {
+        let row = (
+            metrics::mean_at(&p.acc, &all_i),
+            metrics::mean_at(&p.disagree, &all_i),
+            metrics::mean_at(&p.div, &all_p),
+            metrics::mean_at(&p.d2, &all_p),
+            ll(p, &full),
+        );
+        let rule = if p.rule == NO_CUT || p.rule == GREEDY {
+            format!("*{}*", p.rule)
+        } else {
+            p.rule.clone()
+        };
         let _ = writeln!(
             md,
-            "| {m} | {:.3} | {t:.3} | {} | {} |",
-            base_of("qa", m),
-            fmt(&acc),
-            if i == 0 { "–".into() } else { fmt(&diff) }
+            "| {rule} | {:.2} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            p.base, p.mean_t, row.0, row.1, row.2, row.3, row.4
         );
-        qa_json[*m] = serde_json::json!({
-            "base": base_of("qa", m), "mean_t": t, "accuracy": acc, "minus_fixed": diff,
-            "samples": rs.len(),
-        });
-        acc_of.push(a);
+        sweep.push(serde_json::json!({
+            "rule": p.rule, "base": p.base, "cut": p.cut.label(), "mean_t": p.mean_t,
+            "accuracy": row.0, "qa_disagreement": row.1, "open_diversity": row.2,
+            "open_distinct2": row.3, "open_loglik": row.4,
+        }));
     }
-    let (hot, cold) = (&acc_of[3], &acc_of[4]);
-    let dir = metrics::bootstrap(hot.len(), resamples, 37, |idx| {
-        Some(metrics::mean_at(hot, idx) - metrics::mean_at(cold, idx))
-    });
-    let _ = writeln!(md, "\nGravity hotter − colder, accuracy: {}", fmt(&dir));
-    qa_json["hotter_minus_colder"] = serde_json::json!(dir);
-    // Per relation: each rule's accuracy, and the direction's difference.
-    let relation = |s: u32| {
+    json["sweep"] = serde_json::json!(sweep);
+
+    // Matched diversity: per rule, the sweep as (diversity, accuracy) in T0 order.
+    let curve = |rule: &str, axis: Axis, d: &Draw<'_>| -> Vec<(f64, f64)> {
+        let mut c: Vec<&Point> = pts
+            .iter()
+            .filter(|p| p.rule == rule && p.cut == o.cut)
+            .collect();
+        c.sort_by(|a, b| a.base.total_cmp(&b.base));
+        c.iter()
+            .map(|p| (axis.value(p, d), metrics::mean_at(&p.acc, d.items)))
+            .collect()
+    };
+    let fixed = RULES[0].1;
+    for (ai, axis) in [Axis::QaDisagreement, Axis::OpenDiversity]
+        .into_iter()
+        .enumerate()
+    {
+        let fc = curve(fixed, axis, &full);
+        let (lo, hi) = fc
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| {
+                (l.min(p.0), h.max(p.0))
+            });
+        let levels: Vec<f64> = [0.25, 0.5, 0.75]
+            .iter()
+            .map(|f| lo + f * (hi - lo))
+            .collect();
+        let _ = writeln!(
+            md,
+            "\n**QA accuracy at matched {}** (levels at 25/50/75% of fixed T's range; each rule's \
+             sweep interpolated linearly; difference to fixed T, paired bootstrap over items and \
+             prompts)\n\n| rule | {} | wins (interval above 0) |\n|---|{}---|",
+            axis.label(),
+            levels
+                .iter()
+                .map(|l| format!("at {l:.3}"))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            "---|".repeat(levels.len())
+        );
+        let mut aj = serde_json::json!({ "levels": levels });
+        for (ri, (rule, _)) in o.rules.iter().enumerate().skip(1) {
+            let diffs: Vec<Option<Interval>> = levels
+                .iter()
+                .enumerate()
+                .map(|(li, &level)| {
+                    bootstrap2(
+                        ni,
+                        np,
+                        resamples,
+                        101 + (ai * 100 + ri * 10 + li) as u64,
+                        |d| {
+                            let a = at_level(&curve(rule, axis, d), level)?;
+                            let f = at_level(&curve(fixed, axis, d), level)?;
+                            Some(a - f)
+                        },
+                    )
+                })
+                .collect();
+            let wins = diffs.iter().flatten().filter(|i| i.lo > 0.0).count();
+            let _ = writeln!(
+                md,
+                "| {rule} | {} | {wins} of {} |",
+                diffs.iter().map(fmt).collect::<Vec<_>>().join(" | "),
+                levels.len()
+            );
+            aj[*rule] = serde_json::json!({ "minus_fixed": diffs, "wins": wins });
+        }
+        json[axis.key()] = aj;
+    }
+
+    // The cut: fixed T at the top of the grid, with and without it, against greedy.
+    let greedy = pts.iter().find(|p| p.rule == GREEDY);
+    let top = o.bases.iter().copied().fold(f64::NAN, f64::max);
+    let with_cut = pts
+        .iter()
+        .find(|p| p.rule == fixed && p.base == top && p.cut == o.cut);
+    let no_cut = pts.iter().find(|p| p.rule == NO_CUT);
+    if let Some(g) = greedy {
+        let _ = writeln!(
+            md,
+            "\n**Truncation at T0 = {top}** (QA accuracy minus greedy's {:.3}, paired over items)\n",
+            metrics::mean_at(&g.acc, &all_i)
+        );
+        for (label, p) in [
+            (format!("fixed T, {}", o.cut.label()), with_cut),
+            ("fixed T, no truncation".to_string(), no_cut),
+        ] {
+            let Some(p) = p else { continue };
+            let d = metrics::bootstrap(ni, resamples, 203, |idx| {
+                Some(metrics::mean_at(&p.acc, idx) - metrics::mean_at(&g.acc, idx))
+            });
+            let _ = writeln!(md, "- {label}: {}", fmt(&d));
+            json["truncation"][&label] = serde_json::json!(d);
+        }
+    }
+
+    // Per relation, each rule's accuracy at every T0.
+    let mut rels: Vec<&str> = items.iter().map(|i| i.relation.as_str()).collect();
+    rels.sort_unstable();
+    rels.dedup();
+    let rel_of = |s: u32| {
         items
             .iter()
             .find(|i| i.id == s)
             .map(|i| i.relation.as_str())
     };
-    let _ = writeln!(md, "\n| rule | capital | region |\n|---|---|---|");
-    for (i, (m, _)) in METHODS.iter().enumerate() {
-        let by = |rel: &str| {
-            let idx: Vec<usize> = (0..sources.len())
-                .filter(|&k| relation(sources[k]) == Some(rel))
-                .collect();
-            metrics::mean_at(&acc_of[i], &idx)
-        };
-        let _ = writeln!(md, "| {m} | {:.3} | {:.3} |", by("capital"), by("region"));
-    }
-    for rel in ["capital", "region"] {
-        let idx: Vec<usize> = (0..sources.len())
-            .filter(|&k| relation(sources[k]) == Some(rel))
-            .collect();
-        let (h, c): (Vec<f64>, Vec<f64>) = idx.iter().map(|&k| (hot[k], cold[k])).unzip();
-        let d = metrics::bootstrap(idx.len(), resamples, 39, |ix| {
-            Some(metrics::mean_at(&h, ix) - metrics::mean_at(&c, ix))
-        });
-        let _ = writeln!(md, "\nGravity hotter − colder, {rel}: {}", fmt(&d));
-        qa_json[format!("hotter_minus_colder_{rel}")] = serde_json::json!(d);
-    }
-    md.push('\n');
-    json["qa"] = qa_json;
-
-    // Open-ended: per prompt, over its samples.
-    let open: Vec<&TempRecord> = records.iter().filter(|r| r.task == "open").collect();
-    let mut prompts: Vec<u32> = open.iter().map(|r| r.source).collect();
-    prompts.sort_unstable();
-    prompts.dedup();
-    let per_prompt = |m: &str| -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        let mut d2 = vec![];
-        let mut sb = vec![];
-        let mut ll = vec![];
-        for &p in &prompts {
-            let rs: Vec<&TempRecord> = open
-                .iter()
-                .copied()
-                .filter(|r| r.method == m && r.source == p)
-                .collect();
-            let toks: Vec<&[u32]> = rs.iter().map(|r| r.tokens.as_slice()).collect();
-            d2.push(
-                toks.iter()
-                    .map(|t| metrics::distinct_n(&[t], 2))
-                    .sum::<f64>()
-                    / toks.len().max(1) as f64,
-            );
-            sb.push(metrics::self_bleu(&toks));
-            ll.push(loglik(&rs));
-        }
-        (d2, sb, ll)
-    };
-    let (fd2, fsb, _) = per_prompt(METHODS[0].0);
     let _ = writeln!(
         md,
-        "**Open-ended prompts** ({} prompts × samples; differences paired by prompt; self-BLEU: \
-         lower = more diverse across a prompt's samples)\n\n\
-         | rule | base T0 | realised mean T | distinct-2 | − fixed T | self-BLEU | − fixed T | log-lik (nats/token) |\n\
-         |---|---|---|---|---|---|---|---|",
-        prompts.len()
+        "\n**QA accuracy per relation** (T0 across)\n\n| rule | relation | {} |\n|---|---|{}",
+        o.bases
+            .iter()
+            .map(|b| format!("{b}"))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---|".repeat(o.bases.len())
     );
-    let mut open_json = serde_json::json!({});
-    let mut per = vec![];
-    for (i, (m, _)) in METHODS.iter().enumerate() {
-        let rs: Vec<&TempRecord> = open.iter().copied().filter(|r| r.method == *m).collect();
-        let (d2, sb, _) = per_prompt(m);
-        let n = d2.len();
-        let dd2 = metrics::bootstrap(n, resamples, 41, |idx| {
-            Some(metrics::mean_at(&d2, idx) - metrics::mean_at(&fd2, idx))
-        });
-        let dsb = metrics::bootstrap(n, resamples, 43, |idx| {
-            Some(metrics::mean_at(&sb, idx) - metrics::mean_at(&fsb, idx))
-        });
-        let all: Vec<usize> = (0..n).collect();
-        let (md2, msb, t, ll) = (
-            metrics::mean_at(&d2, &all),
-            metrics::mean_at(&sb, &all),
-            mean_t(&rs),
-            loglik(&rs),
-        );
-        let _ = writeln!(
-            md,
-            "| {m} | {:.3} | {t:.3} | {md2:.3} | {} | {msb:.3} | {} | {ll:.3} |",
-            base_of("open", m),
-            if i == 0 { "–".into() } else { fmt(&dd2) },
-            if i == 0 { "–".into() } else { fmt(&dsb) },
-        );
-        open_json[*m] = serde_json::json!({
-            "base": base_of("open", m), "mean_t": t, "distinct2": md2, "self_bleu": msb,
-            "loglik": ll, "distinct2_minus_fixed": dd2, "self_bleu_minus_fixed": dsb,
-            "samples": rs.len(),
-        });
-        per.push((d2, sb));
+    for &(rule, _) in &o.rules {
+        for rel in &rels {
+            let idx: Vec<usize> = (0..ni)
+                .filter(|&k| rel_of(qa_src[k]) == Some(rel))
+                .collect();
+            let cells: Vec<String> = o
+                .bases
+                .iter()
+                .map(|&b| {
+                    pts.iter()
+                        .find(|p| p.rule == rule && p.base == b && p.cut == o.cut)
+                        .map_or("–".into(), |p| {
+                            format!("{:.3}", metrics::mean_at(&p.acc, &idx))
+                        })
+                })
+                .collect();
+            let _ = writeln!(md, "| {rule} | {rel} | {} |", cells.join(" | "));
+        }
     }
-    let dsb = metrics::bootstrap(per[3].1.len(), resamples, 47, |idx| {
-        Some(metrics::mean_at(&per[3].1, idx) - metrics::mean_at(&per[4].1, idx))
-    });
-    let _ = writeln!(md, "\nGravity hotter − colder, self-BLEU: {}", fmt(&dsb));
-    open_json["hotter_minus_colder_self_bleu"] = serde_json::json!(dsb);
-    json["open"] = open_json;
+    md.push('\n');
     (md, json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolation_reads_the_bracketing_segment() {
+        let c = [(0.1, 0.9), (0.3, 0.7), (0.5, 0.3)];
+        assert!((at_level(&c, 0.2).unwrap() - 0.8).abs() < 1e-12);
+        assert!((at_level(&c, 0.4).unwrap() - 0.5).abs() < 1e-12);
+        assert_eq!(at_level(&c, 0.6), None);
+        assert_eq!(at_level(&c, 0.05), None);
+    }
+
+    #[test]
+    fn samples_are_compared_on_the_named_answer() {
+        assert_eq!(
+            answer_key(" Sao Paulo."),
+            answer_key(" São Paulo, a vibrant city")
+        );
+        assert_ne!(answer_key(" Port-au-Prince."), answer_key(" Bridgetown."));
+        assert_eq!(
+            answer_key(" the island of Andorra"),
+            " the island of andorra "
+        );
+    }
+
+    #[test]
+    fn cuts_parse() {
+        assert_eq!(Cut::parse("none"), Ok(Cut::None));
+        assert_eq!(Cut::parse("nsigma:1"), Ok(Cut::NSigma(1.0)));
+        assert_eq!(Cut::parse("minp:0.1"), Ok(Cut::MinP(0.1)));
+        assert!(Cut::parse("nsigma:-1").is_err());
+        assert!(Cut::parse("topk:3").is_err());
+        assert_eq!(rules(&[]).unwrap().len(), RULES.len());
+        let r = rules(&["colder".into()]).unwrap();
+        assert_eq!((r[0].0, r[1].0, r.len()), (RULES[0].1, RULES[4].1, 2));
+        assert!(rules(&["warmer".into()]).is_err());
+        let c = config(RULES[0].2, 0.7, Cut::NSigma(1.0));
+        let cfg = infogravity::Config::from_json(&c).unwrap();
+        assert_eq!(cfg.sampler.top_nsigma, 1.0);
+        assert_eq!(cfg.sampler.min_p, 0.0);
+    }
 }

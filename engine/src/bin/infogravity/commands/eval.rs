@@ -36,9 +36,10 @@ enum Part {
     /// a random direction of the same norm, each tilt bounded in KL; answer-type compliance and
     /// accuracy with paired intervals.
     Concept(ConceptArgs),
-    /// Adaptive temperature at a matched mean T: fixed, EDT, dynatemp and the gravity
-    /// temperature in each direction; accuracy on the QA bank, diversity (distinct-2, self-BLEU)
-    /// on the open-ended prompts.
+    /// Temperature rules swept over T0 under one truncation (top-nσ by default) on a mixed bank:
+    /// fixed, EDT, dynatemp and the gravity temperature in each direction; QA accuracy against
+    /// diversity (answer disagreement, open-ended 1 − self-BLEU) at matched diversity, and
+    /// what the truncation keeps at the top of the sweep.
     Temperature(TemperatureArgs),
     /// Temperature phase scan: answers sampled on a log grid of temperatures over [0.02, 4];
     /// heat capacity and T*, accuracy per temperature, the dissimilarity indicator of arXiv
@@ -47,8 +48,8 @@ enum Part {
     /// Prompt sensitivity: every QA item in its bank wording and three rewordings; does low
     /// field stability S predict that the greedy answer changes?
     Sensitivity(SensitivityArgs),
-    /// Every part in turn with its defaults (qa, loops, temperature with the calibration qa
-    /// just wrote, phase, sensitivity): about 75 minutes on a 2-core machine; each part resumes.
+    /// Every part in turn with its defaults (qa, loops, temperature, phase, sensitivity); each
+    /// part resumes (docs/EVALUATION.md gives each part's time).
     All(EvalRun),
 }
 
@@ -157,11 +158,24 @@ struct TemperatureArgs {
     /// Only N open-ended prompts, evenly spaced.
     #[arg(long)]
     open_limit: Option<usize>,
-    /// The mean temperature every rule is matched to.
-    #[arg(long, default_value_t = 0.7)]
-    target: f64,
+    /// The base temperatures T0 every rule is swept over.
+    #[arg(long, value_delimiter = ',', default_value = "0.3,0.5,0.7,1.0,1.4,2.0")]
+    bases: Vec<f64>,
+    /// The rules besides fixed T (always run): fixed, edt, dynatemp, hotter, colder. Default:
+    /// all.
+    #[arg(long, value_delimiter = ',')]
+    rules: Vec<String>,
+    /// The truncation of every rule: `none`, `nsigma:N` (top-nσ) or `minp:P`.
+    #[arg(long, default_value = "nsigma:1", value_parser = temperature::Cut::parse)]
+    cut: temperature::Cut,
+    /// Samples per QA item (≥ 2).
+    #[arg(long, default_value_t = 2)]
+    qa_samples: usize,
+    /// Samples per open-ended prompt (≥ 2).
+    #[arg(long, default_value_t = 3)]
+    open_samples: usize,
     /// Tokens per open-ended sample.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 48)]
     open_tokens: usize,
     #[arg(long, default_value = "eval/qa_bank.jsonl")]
     bank: PathBuf,
@@ -169,9 +183,6 @@ struct TemperatureArgs {
     prompts: PathBuf,
     #[arg(long, default_value_t = 2000)]
     resamples: usize,
-    /// Calibration whose M(Q) standardisation the gravity rules use (written by `eval qa`).
-    #[arg(long, default_value = "docs/eval/calibration.json")]
-    calibration: PathBuf,
     #[command(flatten)]
     run: EvalRun,
 }
@@ -216,7 +227,7 @@ struct SensitivityArgs {
 const SENSITIVITY_TOKENS: usize = 12;
 const SENSITIVITY_BATCH: usize = 32;
 
-/// The parts `eval all` runs, in order (temperature uses the calibration qa writes).
+/// The parts `eval all` runs, in order.
 const PARTS: [&str; 5] = ["qa", "loops", "temperature", "phase", "sensitivity"];
 
 pub fn exec(a: Args) -> Result<(), CliError> {
@@ -253,9 +264,6 @@ fn all_part(part: &str, out: &Path, model: &ModelArgs) -> Part {
     args.extend(["--out".into(), out.into()]);
     args.extend(["--model".into(), (&model.model).into()]);
     args.extend(["--weights".into(), model.weights.name().into()]);
-    if part == "temperature" {
-        args.extend(["--calibration".into(), out.join("calibration.json").into()]);
-    }
     match EvalLine::try_parse_from(args) {
         Ok(line) => line.part,
         Err(e) => unreachable!("eval {part} parses with its defaults: {e}"),
@@ -520,39 +528,51 @@ fn loops(a: LoopsArgs) -> Result<(), CliError> {
 }
 
 fn temperature(a: TemperatureArgs) -> Result<(), CliError> {
-    let calib = infogravity::Calibration::load(&a.calibration)?;
     let items = evenly(qa::load_bank(&a.bank)?, a.limit);
     let list = evenly(read_prompts(&a.prompts)?, a.open_limit);
+    let mut bases = a.bases.clone();
+    if bases.is_empty()
+        || bases
+            .iter()
+            .any(|b| !(b.is_finite() && *b >= 0.01 && *b <= 4.0))
+    {
+        return Err(infogravity::Error::InvalidArgument(
+            "--bases: every T0 must be in [0.01, 4]".into(),
+        )
+        .into());
+    }
+    bases.sort_by(f64::total_cmp);
+    bases.dedup();
+    let rules = temperature::rules(&a.rules).map_err(infogravity::Error::InvalidArgument)?;
     let o = temperature::Options {
-        target: a.target,
+        rules,
+        bases,
+        cut: a.cut,
+        qa_samples: a.qa_samples.max(2),
+        open_samples: a.open_samples.max(2),
         open_tokens: a.open_tokens.max(1),
         ..Default::default()
     };
-    let rows =
-        (items.len() * o.qa_samples + list.len() * o.open_samples) * temperature::METHODS.len();
+    let configs = 1 + o.bases.len() * o.rules.len() + usize::from(o.cut != temperature::Cut::None);
+    let rows = (items.len() * o.qa_samples + list.len() * o.open_samples) * configs;
     run_part(
         &a.run,
         rows,
         "samples",
         |eng, out, bar| {
             let prior = shipped_prior(eng.lm.info().vocab)?;
-            bar.set_message("matching the mean temperature on the pilot rows");
             Ok(temperature::run(
                 eng,
                 &items,
                 &list,
                 prior.as_ref(),
-                Some(&calib),
                 &o,
                 out,
-                |done, _| {
-                    bar.set_message("");
-                    bar.set_position(done as u64)
-                },
+                |done, _| bar.set_position(done as u64),
             )?)
         },
-        |_, out, (bases, records)| {
-            let (markdown, json) = temperature::report(&bases, &records, &items, a.resamples);
+        |_, out, records| {
+            let (markdown, json) = temperature::report(&records, &items, &o, a.resamples);
             write_report(out, "temperature", &markdown, &json)?;
             Ok(Done {
                 markdown,
@@ -676,13 +696,8 @@ mod tests {
                 | Part::Loops(LoopsArgs { run, .. })
                 | Part::Concept(ConceptArgs { run, .. })
                 | Part::Phase(PhaseArgs { run, .. })
-                | Part::Sensitivity(SensitivityArgs { run, .. }) => run,
-                Part::Temperature(TemperatureArgs {
-                    run, calibration, ..
-                }) => {
-                    assert_eq!(calibration, &out.join("calibration.json"));
-                    run
-                }
+                | Part::Sensitivity(SensitivityArgs { run, .. })
+                | Part::Temperature(TemperatureArgs { run, .. }) => run,
                 Part::All(_) => panic!("eval all runs no eval all"),
             };
             assert_eq!(run.out, out, "{part}");
