@@ -312,7 +312,7 @@ fn query_spans_bring_novelty_into_the_temperature() {
     let (ids, start, end) =
         engine::prompt_with_span(&eng, None, "zebra quartz xylophone", "").unwrap();
     // T = base · exp(gain · (M − ref)) with no entropy response: T follows M(Q) alone.
-    let json = r#"{"preset":"neutral","temperature":{"base":1,"mass_gain":2,"max":10}}"#;
+    let json = r#"{"preset":"neutral","temperature":{"base":1,"mass_gain":2,"max":10},"mass":{"scale":"minmax"}}"#;
     let mut p = engine::processor_for(&eng, json).unwrap();
     // A prior that has seen only token 0: every query token is novel, N_KL is large.
     let mut counts = vec![0u32; v];
