@@ -34,10 +34,11 @@ pub struct TemperatureConfig {
     /// Upper clamp. Default 2.0. Unit: temperature, in [0.001, 100] and ≥ `min`.
     pub max: f32,
     /// Signed gain of T_base on M(Q): positive makes heavy queries hotter (escape a deep
-    /// well), negative colder (stay in it). Default +0.25. Unit: log-temperature per unit of M,
-    /// i.e. per standard deviation of the query mass under `mass.scale = auto` (+0.25: a query
-    /// one SD heavier than the average runs e^0.25 = 1.28× hotter). Off: 0. Cost: O(1) (M is
-    /// computed once per sequence).
+    /// well), negative colder (stay in it). Default 0 (off): at matched diversity neither sign
+    /// beats a fixed temperature, and the better sign differs between models (docs/EVALUATION.md
+    /// §3). Unit: log-temperature per unit of M, i.e. per standard deviation of the query mass
+    /// under `mass.scale = auto` (+0.25: a query one SD heavier than the average runs
+    /// e^0.25 = 1.28× hotter). Cost: O(1) (M is computed once per sequence).
     pub mass_gain: f32,
     /// M at which T_base = base. Default 0 (the average query under `auto`; use about 0.5 with
     /// `mass.scale = minmax`). Unit: M.
@@ -60,7 +61,7 @@ impl Default for TemperatureConfig {
             base: 0.8,
             min: 0.05,
             max: 2.0,
-            mass_gain: 0.25,
+            mass_gain: 0.0,
             mass_ref: 0.0,
             response: Response::Dynatemp,
             edt_theta: 1.0,
