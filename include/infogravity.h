@@ -145,6 +145,17 @@
 #define IG_FLAG_CONCEPT 256
 
 /*
+ `IgStepReport.flags`: the step advises rewinding the copy the guard ended
+ (`escape.rollback`; how many tokens: `ig_processor_rollback_advice`).
+ */
+#define IG_FLAG_ROLLBACK 512
+
+/*
+ `IgStepReport.flags`: a token an earlier rewind banned at this position was masked.
+ */
+#define IG_FLAG_BANNED 1024
+
+/*
  sizeof(IgSeqParams) in ABI v1 (LP64): the smallest `struct_size` accepted.
  */
 #define IG_SEQ_PARAMS_V1_SIZE 88
@@ -842,6 +853,41 @@ IG_NODISCARD IgStatus ig_processor_sweep(struct IgProcessor *p, uint64_t idle, s
  `p` must be a live handle.
  */
 IG_NODISCARD IgStatus ig_processor_accept(struct IgProcessor *p, uint64_t seq, uint32_t token);
+
+/*
+ The rewind the last step of `seq` advised, into `*n` (0 when none or no step is pending):
+ read it when a report carries IG_FLAG_ROLLBACK (`escape.rollback`), then truncate the KV
+ cache by `*n` tokens and call `ig_processor_rollback(p, seq, *n)` instead of accepting the
+ step's token.
+
+ Errors: NULL_POINTER, UNKNOWN_SEQUENCE.
+
+ Safety:
+ `p` must be a live handle; `n` NULL or writable.
+ */
+IG_NODISCARD
+IgStatus ig_processor_rollback_advice(struct IgProcessor *p,
+                                      uint64_t seq,
+                                      uint32_t *n);
+
+/*
+ Rewind `seq` by its last `n` accepted tokens (a host that truncated its KV cache: llama.cpp
+ `llama_memory_seq_rm`): its state returns to what it was before them, and the pending step
+ is discarded. When the last step advised exactly this rewind (`IgStepReport.rollback` = n,
+ IG_FLAG_ROLLBACK), the token that began the repeated copy is masked when that position is
+ stepped again. Other rewinds (a speculative draft rejected) ban nothing. `n` = 0 does
+ nothing.
+
+ Errors: NULL_POINTER, UNKNOWN_SEQUENCE, INVALID_ARGUMENT (`n` beyond the tokens that can be
+ rewound: at most `escape.rollback`, none before the first step or a reset; or a host
+ processor in the chain that cannot rewind). Nothing changes on error.
+ (`IgStepReport` is frozen at version 1: the advised count comes from
+ `ig_processor_rollback_advice`.)
+
+ Safety:
+ `p` must be a live handle.
+ */
+IG_NODISCARD IgStatus ig_processor_rollback(struct IgProcessor *p, uint64_t seq, uint32_t n);
 
 /*
  End sequence `seq`, freeing its slot. Errors: NULL_POINTER, UNKNOWN_SEQUENCE.

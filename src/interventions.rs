@@ -8,7 +8,8 @@
 //! - **escape** (`escape`): before a loop completes, a graded penalty on the tokens that would
 //!   extend a running back-to-back repeat and a guard on the token that would complete one;
 //!   while in a black hole, a temperature kick and a penalty on the token that would extend the
-//!   detected cycle.
+//!   detected cycle; with `escape.rollback`, where the guard fires the step also advises the host
+//!   to rewind the copy, and a rewound position masks the token that began it.
 //!
 //! Anchoring and the escape penalties are sparse `Edit`s that selection overlays on the row; the
 //! edited values are rounded to the row's element type here, once, so every later stage sees
@@ -76,6 +77,19 @@ pub(crate) struct Plan {
     pub kick: f32,
     /// [`flags`] bits of the interventions applied.
     pub flags: u32,
+    /// Tokens the step advises rewinding (0: none).
+    pub rollback: u32,
+}
+
+/// What a plan reads of the sequence.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SeqView<'a> {
+    pub loops: &'a LoopDetector,
+    pub anchors: &'a [u32],
+    /// The most tokens a rewind advised now may drop (0: advise none).
+    pub allow: u32,
+    /// Tokens an earlier rewind banned at this position.
+    pub banned: &'a [u32],
 }
 
 /// The would-close guard's penalty: far below any logit a model produces, yet finite, so a row
@@ -87,12 +101,11 @@ const MAX_MATCH: usize = 64;
 
 /// Anchor bias and escape for one step: fills `edits` (sorted by id, values rounded to `E`).
 /// `pens` is scratch for the escape penalties (capacity `black_hole.max_period +
-/// escape.repeat_window + 1`).
+/// escape.repeat_window + 1` and the bans).
 pub(crate) fn plan<E: Logit>(
     cfg: &Config,
     reg: &Regimes,
-    loops: &LoopDetector,
-    anchors: &[u32],
+    seq: SeqView<'_>,
     row: &[E],
     edits: &mut Vec<Edit>,
     pens: &mut Vec<(u32, f32)>,
@@ -101,8 +114,9 @@ pub(crate) fn plan<E: Logit>(
     let mut out = Plan {
         kick: 1.0,
         flags: 0,
+        rollback: 0,
     };
-    let ac = &cfg.anchor;
+    let (ac, anchors) = (&cfg.anchor, seq.anchors);
     if ac.enabled && ac.lambda != 0.0 && reg.void_score >= ac.min_void && !anchors.is_empty() {
         let delta = ac.lambda * reg.void_score;
         // `anchors` is sorted and deduplicated, so the edits are in id order.
@@ -112,7 +126,9 @@ pub(crate) fn plan<E: Logit>(
     if !cfg.escape.enabled {
         return out;
     }
-    out.flags |= escape_penalties(cfg, reg, loops, pens);
+    let (bits, rollback) = escape_penalties(cfg, reg, seq, pens);
+    out.flags |= bits;
+    out.rollback = rollback;
     if reg.in_black_hole() {
         out.kick = cfg.escape.kick;
         out.flags |= flags::KICK;
@@ -130,16 +146,23 @@ pub(crate) fn plan<E: Logit>(
 }
 
 /// The escape penalties of this step into `pens` (unsorted; a token may appear more than
-/// once); returns their flags. O(P).
+/// once); returns their flags and the rewind advised (the longest guarded copy that `seq.allow`
+/// allows, 0 for none). O(P + banned).
 fn escape_penalties(
     cfg: &Config,
     reg: &Regimes,
-    loops: &LoopDetector,
+    seq: SeqView<'_>,
     pens: &mut Vec<(u32, f32)>,
-) -> u32 {
+) -> (u32, u32) {
+    let loops = seq.loops;
     let ec = &cfg.escape;
     let mut bits = 0;
+    let mut rollback = 0;
     pens.clear();
+    for &t in seq.banned {
+        pens.push((t, GUARD_PENALTY));
+        bits |= flags::BANNED;
+    }
     let reps = cfg.black_hole.repeats.saturating_sub(1).max(1) as f32;
     let since_break = loops.since_break();
     let graded = |n: u32, strength: f32| {
@@ -154,6 +177,12 @@ fn escape_penalties(
         {
             pens.push((r.next, GUARD_PENALTY));
             bits |= flags::GUARD;
+            // Rollback: rather than end the copy on its last token, drop the copy (the run(p)
+            // tokens that repeat the unit) and take another path where it began.
+            if r.run > rollback && r.run <= seq.allow {
+                rollback = r.run;
+                bits |= flags::ROLLBACK;
+            }
             continue;
         }
         // Graded penalty on the running repeat: its length counts from the last breaker.
@@ -178,7 +207,7 @@ fn escape_penalties(
         pens.push((reg.cycle.next, ec.cycle_penalty));
         bits |= flags::CYCLE_PENALTY;
     }
-    bits
+    (bits, rollback)
 }
 
 /// Token `id` moved by `delta` nats.

@@ -49,9 +49,13 @@ pub mod flags {
     pub const GUARD: u32 = 128;
     /// The row was tilted toward the concept (see `StepReport::concept_kl`).
     pub const CONCEPT: u32 = 256;
+    /// The step advises rewinding the copy the guard ended (see `StepReport::rollback`).
+    pub const ROLLBACK: u32 = 512;
+    /// A token an earlier rewind banned at this position was masked.
+    pub const BANNED: u32 = 1024;
 
     /// Every flag with its printable name, in bit order.
-    pub const NAMES: [(u32, &str); 9] = [
+    pub const NAMES: [(u32, &str); 11] = [
         (ANCHOR, "anchor"),
         (KICK, "kick"),
         (CYCLE_PENALTY, "cycle-penalty"),
@@ -61,6 +65,8 @@ pub mod flags {
         (REPEAT_PENALTY, "repeat-penalty"),
         (GUARD, "guard"),
         (CONCEPT, "concept"),
+        (ROLLBACK, "rollback"),
+        (BANNED, "banned"),
     ];
 
     /// The names of the flags set in `bits`, joined with `sep` ("" when none is set).
@@ -175,6 +181,10 @@ pub struct StepReport {
     pub answer: AnswerStats,
     /// KL(tilted ‖ measured) of the concept tilt, nats (0 when the row was not tilted).
     pub concept_kl: f32,
+    /// Tokens the processor advises rewinding (0: none; `escape.rollback`): a host that can
+    /// truncate its KV cache drops its last `rollback` tokens and calls `rollback(seq, n)`
+    /// instead of accepting this step's token (which the guard has made valid either way).
+    pub rollback: u32,
 }
 
 impl Default for StepReport {
@@ -200,6 +210,7 @@ impl Default for StepReport {
             stop: false,
             answer: AnswerStats::default(),
             concept_kl: 0.0,
+            rollback: 0,
         }
     }
 }

@@ -948,3 +948,139 @@ fn concept_tilt_onset_only() {
     let r = p.step(1, &mut row.clone(), StepMode::Sample).unwrap();
     assert_eq!((r.token, r.flags & flags::CONCEPT), (Some(3), 0));
 }
+
+/// `rollback(seq, n)` returns a sequence exactly to where it was before its last n tokens:
+/// stepping on afterwards gives the reports, tokens and answer aggregates of a sequence that
+/// never took them — every preset, sampling at T > 0 included (the stream is rewound too).
+#[test]
+fn rollback_is_exact() {
+    let v = 64;
+    let mut checked = 0;
+    for json in CONFIGS {
+        let json = json.replacen('{', r#"{"escape":{"rollback":16},"#, 1);
+        let mut a = proc(&json, v);
+        let mut b = proc(&json, v);
+        begin(&mut a, 1, &[3, 4]);
+        begin(&mut b, 1, &[3, 4]);
+        let mut i = 0;
+        checked += 1;
+        // Both take 9 steps; `a` then 5 more (a detour through every regime), rewound.
+        let go = |p: &mut GravityProcessor, i: usize| -> Option<String> {
+            let row = scripted_row(v, i);
+            let r = p.step(1, &mut row.clone(), StepMode::Sample).unwrap();
+            if r.stop {
+                return None;
+            }
+            p.accept(1, r.token.unwrap()).unwrap();
+            Some(format!("{r:?}"))
+        };
+        while i < 9 && go(&mut a, i).is_some() && go(&mut b, i).is_some() {
+            i += 1;
+        }
+        if i < 9 {
+            checked -= 1;
+            continue; // abstained: nothing to rewind
+        }
+        for k in 0..5 {
+            go(&mut a, 30 + k);
+        }
+        a.rollback(1, 5).unwrap();
+        assert_eq!(format!("{:?}", a.answer(1)), format!("{:?}", b.answer(1)));
+        for i in 9..24 {
+            assert_eq!(go(&mut a, i), go(&mut b, i), "{json} step {i}");
+        }
+    }
+    assert!(checked >= 5, "{checked} configurations rewound");
+}
+
+/// Where the guard fires with rollback on, the step advises dropping the copy so far; after the
+/// host rewinds, the token that began the copy is masked at that position, and the budget
+/// bounds how much a sequence rewinds before the guard acts alone.
+#[test]
+fn rollback_advice_bans_the_copy_start() {
+    let v = 40;
+    let esc = r#""escape":{"kick":1.0,"cycle_penalty":0,"repeat_penalty":0,"rollback":8,"rollback_budget":6}"#;
+    let mut p = proc(&format!(r#"{{{T_ONE},{esc}}}"#), v);
+    begin(&mut p, 1, &[]);
+    let mut out = vec![];
+    // "1 2 20 21 22 23 24 20 21 22 23": 24 would complete the second copy.
+    for t in [1u32, 2, 20, 21, 22, 23, 24, 20, 21, 22, 23] {
+        let r = p.step(1, &mut flat(v), StepMode::Logits).unwrap();
+        assert_eq!(r.rollback, 0);
+        p.accept(1, t).unwrap();
+        out.push(t);
+    }
+    let mut row = peaked(v, 24);
+    let r = p.step(1, &mut row, StepMode::Sample).unwrap();
+    assert_eq!(
+        r.flags & (flags::GUARD | flags::ROLLBACK),
+        flags::GUARD | flags::ROLLBACK
+    );
+    assert_eq!(r.rollback, 4, "the copy so far: 20 21 22 23");
+    assert_eq!(p.rollback_advice(1), Ok(4));
+    assert_ne!(
+        r.token,
+        Some(24),
+        "the guarded token is valid for a host that does not rewind"
+    );
+    // A rewind other than the advised one bans nothing (and cannot reach the query).
+    assert!(matches!(p.rollback(1, 12), Err(Error::InvalidArgument(_))));
+    p.rollback(1, 4).unwrap();
+    assert_eq!(p.rollback_advice(1), Ok(0));
+    // Back after "… 24": the row wants 20 again, which began the copy: banned here only.
+    let r = p.step(1, &mut peaked(v, 20), StepMode::Sample).unwrap();
+    assert_eq!(r.step, 7);
+    assert_eq!(r.flags & flags::BANNED, flags::BANNED);
+    assert_ne!(r.token, Some(20));
+    p.accept(1, r.token.unwrap()).unwrap();
+    let r = p.step(1, &mut peaked(v, 20), StepMode::Sample).unwrap();
+    assert_eq!((r.flags & flags::BANNED, r.token), (0, Some(20)));
+    p.accept(1, 20).unwrap();
+    // The budget: 4 of 6 spent, so a second copy of 4 is guarded but not rewound.
+    for t in [30u32, 31, 32, 33, 20, 30, 31, 32] {
+        p.step(1, &mut flat(v), StepMode::Logits).unwrap();
+        p.accept(1, t).unwrap();
+    }
+    let r = p.step(1, &mut peaked(v, 33), StepMode::Sample).unwrap();
+    assert_eq!(r.flags & (flags::GUARD | flags::ROLLBACK), flags::GUARD);
+    assert_eq!(r.rollback, 0);
+    // A plain rewind (a rejected draft) is still allowed and bans nothing.
+    p.rollback(1, 3).unwrap();
+    let r = p.step(1, &mut peaked(v, 30), StepMode::Sample).unwrap();
+    assert_eq!((r.flags & flags::BANNED, r.token), (0, Some(30)));
+}
+
+/// Rollback errors: off (depth 0), more than held, a host processor that cannot rewind, an
+/// unknown sequence; nothing changes on error.
+#[test]
+fn rollback_errors() {
+    let v = 16;
+    let mut off = proc(r#"{"preset":"balanced"}"#, v);
+    begin(&mut off, 1, &[]);
+    off.step(1, &mut flat(v), StepMode::Sample).unwrap();
+    off.accept(1, 3).unwrap();
+    assert!(matches!(off.rollback(1, 1), Err(Error::InvalidArgument(_))));
+    assert_eq!(off.rollback(1, 0), Ok(()));
+    assert_eq!(off.rollback(2, 1), Err(Error::UnknownSequence(2)));
+    let mut p = proc(r#"{"escape":{"rollback":2}}"#, v);
+    begin(&mut p, 1, &[]);
+    p.accept(1, 5).unwrap(); // a query token: not rewindable
+    assert!(matches!(p.rollback(1, 1), Err(Error::InvalidArgument(_))));
+    for t in [1, 2, 3] {
+        p.step(1, &mut flat(v), StepMode::Sample).unwrap();
+        p.accept(1, t).unwrap();
+    }
+    assert!(matches!(p.rollback(1, 3), Err(Error::InvalidArgument(_))));
+    let before = format!("{:?}", p.answer(1));
+    p.push_pre(Box::new(Host {
+        calls: Default::default(),
+    }));
+    let e = p.rollback(1, 1).unwrap_err();
+    assert!(e.to_string().contains("cannot rewind"), "{e}");
+    assert_eq!(format!("{:?}", p.answer(1)), before);
+    assert!(
+        Config::from_json(r#"{"escape":{"rollback":4,"guard_min_period":0}}"#).is_err(),
+        "rollback without the guard"
+    );
+    assert!(Config::from_json(r#"{"escape":{"rollback":1025}}"#).is_err());
+}

@@ -479,6 +479,19 @@ pub struct EscapeConfig {
     pub guard_min_period: u32,
     /// Copies the guard lets no unit complete. Default 2; 2..=64.
     pub guard_repeats: u32,
+    /// Rollback depth D (SCIENCE.md §2.3 item 4; docs/DESIGN.md §1 "Interventions"). 0
+    /// (default): off. D > 0: where the guard fires on a repeat whose copy so far is n ≤ D
+    /// tokens (and n fits the budget), the step also advises rewinding them
+    /// (`StepReport::rollback` = n, flag `rollback`): a host that can truncate its KV cache
+    /// drops its last n tokens and calls `rollback(seq, n)` instead of `accept`, and the step
+    /// at that position again masks the token that began the copy. A host that does not rewind
+    /// accepts the guarded token as before. Needs `guard_min_period` > 0. ≤ 1024. Cost: a
+    /// snapshot per accepted token, D·(4·black_hole.max_period + ~100) bytes and D more history
+    /// tokens per sequence; O(black_hole.max_period) per accepted token.
+    pub rollback: u32,
+    /// Tokens one sequence may rewind on advice in all (its recompute budget); past it the
+    /// guard alone acts. Default 32; ≤ 2^20.
+    pub rollback_budget: u32,
     /// Sequence breakers (host-tokenised ids): a repeat's length for the graded penalty counts
     /// only tokens after the last one (DRY's breakers are "\n", ":", "\"", "*"). Default none:
     /// line-by-line loops stay visible. At most 256.
@@ -497,6 +510,8 @@ impl Default for EscapeConfig {
             repeat_window: 0,
             guard_min_period: 4,
             guard_repeats: 2,
+            rollback: 0,
+            rollback_budget: 32,
             breakers: vec![],
         }
     }
@@ -522,6 +537,18 @@ impl EscapeConfig {
         }
         if !(2..=64).contains(&self.guard_repeats) {
             return oor("escape.guard_repeats", "must be in [2, 64]");
+        }
+        if self.rollback > 1024 {
+            return oor("escape.rollback", "must be in [0, 1024]");
+        }
+        if self.rollback > 0 && self.guard_min_period == 0 {
+            return oor(
+                "escape.rollback",
+                "advises rewinds where the guard fires: set escape.guard_min_period > 0",
+            );
+        }
+        if self.rollback_budget > 1 << 20 {
+            return oor("escape.rollback_budget", "must be in [0, 1048576]");
         }
         if self.breakers.len() > Self::MAX_BREAKERS {
             return oor("escape.breakers", "holds at most 256 tokens");

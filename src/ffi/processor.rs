@@ -614,6 +614,65 @@ pub unsafe extern "C" fn ig_processor_accept(
     unsafe { on_handle(p, body) }
 }
 
+/// The rewind the last step of `seq` advised, into `*n` (0 when none or no step is pending):
+/// read it when a report carries IG_FLAG_ROLLBACK (`escape.rollback`), then truncate the KV
+/// cache by `*n` tokens and call `ig_processor_rollback(p, seq, *n)` instead of accepting the
+/// step's token.
+///
+/// Errors: NULL_POINTER, UNKNOWN_SEQUENCE.
+///
+/// # Safety
+/// `p` must be a live handle; `n` NULL or writable.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_rollback_advice(
+    p: *mut IgProcessor,
+    seq: u64,
+    n: *mut u32,
+) -> IgStatus {
+    let body = || {
+        if n.is_null() {
+            return Err(null("n"));
+        }
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        let g = unsafe { lock(p)? };
+        let k = g.proc.rollback_advice(seq)?;
+        // SAFETY: `n` is non-NULL and writable (contract).
+        unsafe { n.write(k) };
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
+/// Rewind `seq` by its last `n` accepted tokens (a host that truncated its KV cache: llama.cpp
+/// `llama_memory_seq_rm`): its state returns to what it was before them, and the pending step
+/// is discarded. When the last step advised exactly this rewind (`IgStepReport.rollback` = n,
+/// IG_FLAG_ROLLBACK), the token that began the repeated copy is masked when that position is
+/// stepped again. Other rewinds (a speculative draft rejected) ban nothing. `n` = 0 does
+/// nothing.
+///
+/// Errors: NULL_POINTER, UNKNOWN_SEQUENCE, INVALID_ARGUMENT (`n` beyond the tokens that can be
+/// rewound: at most `escape.rollback`, none before the first step or a reset; or a host
+/// processor in the chain that cannot rewind). Nothing changes on error.
+/// (`IgStepReport` is frozen at version 1: the advised count comes from
+/// `ig_processor_rollback_advice`.)
+///
+/// # Safety
+/// `p` must be a live handle.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_rollback(p: *mut IgProcessor, seq: u64, n: u32) -> IgStatus {
+    let body = || {
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        let mut g = unsafe { lock(p)? };
+        g.proc.rollback(seq, n)?;
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
 /// End sequence `seq`, freeing its slot. Errors: NULL_POINTER, UNKNOWN_SEQUENCE.
 ///
 /// # Safety

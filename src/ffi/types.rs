@@ -59,6 +59,11 @@ pub const IG_FLAG_GUARD: u32 = 128;
 /// nats of KL (the frozen v1 report has no field for the KL itself; the Rust and Python reports
 /// carry it).
 pub const IG_FLAG_CONCEPT: u32 = 256;
+/// `IgStepReport.flags`: the step advises rewinding the copy the guard ended
+/// (`escape.rollback`; how many tokens: `ig_processor_rollback_advice`).
+pub const IG_FLAG_ROLLBACK: u32 = 512;
+/// `IgStepReport.flags`: a token an earlier rewind banned at this position was masked.
+pub const IG_FLAG_BANNED: u32 = 1024;
 
 // The C constants are the Rust definitions (one source of truth, checked at compile time).
 const _: () = {
@@ -74,7 +79,9 @@ const _: () = {
     assert!(IG_FLAG_REPEAT_PENALTY == flags::REPEAT_PENALTY);
     assert!(IG_FLAG_GUARD == flags::GUARD);
     assert!(IG_FLAG_CONCEPT == flags::CONCEPT);
-    assert!(flags::NAMES.len() == 9);
+    assert!(IG_FLAG_ROLLBACK == flags::ROLLBACK);
+    assert!(IG_FLAG_BANNED == flags::BANNED);
+    assert!(flags::NAMES.len() == 11);
 };
 
 /// sizeof(IgSeqParams) in ABI v1 (LP64): the smallest `struct_size` accepted.

@@ -63,9 +63,10 @@ impl LoopDetector {
         }
     }
 
-    /// The token `back` positions before the next one (back = 1 is the last token).
+    /// The token `back` positions before the next one (back = 1 is the last token; at most
+    /// the tokens pushed and the ring's size).
     #[inline]
-    fn back(&self, back: usize) -> u32 {
+    pub(crate) fn back(&self, back: usize) -> u32 {
         let n = self.ring.len() as u64;
         self.ring[((self.len - back as u64) % n) as usize]
     }
@@ -161,6 +162,28 @@ impl LoopDetector {
             .iter()
             .enumerate()
             .all(|(i, &t)| self.back(k - i) == t)
+    }
+
+    /// Tokens pushed so far.
+    pub fn pushed(&self) -> u64 {
+        self.len
+    }
+
+    /// The counters a rewind restores, into `run` (length P): returns (tokens pushed, tokens
+    /// since the last breaker). The ring itself is not copied: a ring of H + D tokens still
+    /// holds the last H of any point up to D tokens back. O(P).
+    pub(crate) fn save(&self, run: &mut [u32]) -> (u64, u32) {
+        run.copy_from_slice(&self.run);
+        (self.len, self.since_break)
+    }
+
+    /// Back to what [`save`](Self::save) returned, at most `ring − H` tokens ago (the caller's
+    /// bound). O(P).
+    pub(crate) fn restore(&mut self, (len, since_break): (u64, u32), run: &[u32]) {
+        debug_assert!(len <= self.len && self.len - len <= self.ring.len() as u64);
+        self.len = len;
+        self.since_break = since_break;
+        self.run.copy_from_slice(run);
     }
 
     /// Forget everything.

@@ -36,6 +36,7 @@
 //! most max_candidates each). Nothing is allocated per step once the buffers have grown.
 
 mod batch;
+mod rewind;
 mod state;
 mod step;
 
@@ -84,6 +85,16 @@ pub trait LogitsProcessor: Send {
     }
     /// `dst` starts as a copy of `src` (see [`GravityProcessor::fork`]).
     fn fork(&mut self, _src: u64, _dst: u64) {}
+    /// Whether [`rollback`](Self::rollback) works: a processor that keeps per-token state must
+    /// be able to drop its last tokens for its host to rewind. The default: no.
+    fn can_rollback(&self) -> bool {
+        false
+    }
+    /// Forget the last `n` tokens `seq` accepted (see [`GravityProcessor::rollback`]); called
+    /// only when [`can_rollback`](Self::can_rollback) is true.
+    fn rollback(&mut self, _seq: u64, _n: u32) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Per-sequence inputs at `begin`.
@@ -689,6 +700,41 @@ impl GravityProcessor {
         Ok(())
     }
 
+    /// Rewind `seq` by its last `n` accepted tokens, for a host that truncated its KV cache
+    /// (`escape.rollback`; SCIENCE.md §2.3 item 4): every per-sequence state returns to what it
+    /// was before them, exactly, and the pending step is discarded. When the last step advised
+    /// this rewind ([`StepReport::rollback`] = n), the token that began the repeated copy is
+    /// masked when the position is stepped again, and n is charged to `escape.rollback_budget`.
+    /// Any other rewind (a rejected speculative draft) bans nothing. At most
+    /// `escape.rollback` tokens, none from before the first step or a reset; every host
+    /// processor must be able to rewind too. Nothing changes on error.
+    pub fn rollback(&mut self, seq: u64, n: u32) -> Result<()> {
+        let slot = self.table.slot(seq)?;
+        if n > 0
+            && let Some(i) = self.pre.iter().position(|p| !p.can_rollback())
+        {
+            return Err(Error::InvalidArgument(format!(
+                "sequence {seq}: host processor {i} in the chain cannot rewind"
+            )));
+        }
+        let st = &mut self.table.seqs[slot];
+        st.touched = self.table.clock;
+        st.rollback(n, &self.core.cfg)?;
+        if n > 0 {
+            for p in &mut self.pre {
+                p.rollback(seq, n)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The rewind the last step of `seq` advised ([`StepReport::rollback`]; 0 when none or
+    /// when no step is pending) — for hosts that read the report through a channel without
+    /// the count (the C report's flag `IG_FLAG_ROLLBACK`).
+    pub fn rollback_advice(&self, seq: u64) -> Result<u32> {
+        Ok(self.table.seqs[self.table.slot(seq)?].advice())
+    }
+
     /// End sequence `seq` and free its slot.
     pub fn end(&mut self, seq: u64) -> Result<()> {
         let slot = self
@@ -742,9 +788,9 @@ impl GravityProcessor {
 fn new_scratch(core: &Core) -> Result<Scratch> {
     let c = &core.cfg;
     let cap = c.sampler.max_candidates as usize;
-    // Edits: every anchor, one escape penalty per period or window position, and the cycle
-    // penalty.
-    let pens = (c.black_hole.max_period + c.escape.repeat_window) as usize + 1;
+    // Edits: every anchor, one escape penalty per period or window position, the cycle
+    // penalty and the rollback bans at this position.
+    let pens = (c.black_hole.max_period + c.escape.repeat_window) as usize + 1 + rewind::BANS;
     let extra = c.limits.max_anchors as usize + pens;
     let cands =
         Candidates::try_with_capacity(cap, extra, core.vocab).map_err(|_| Error::OutOfMemory {

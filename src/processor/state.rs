@@ -13,6 +13,8 @@ use crate::policy::{LoopDetector, Tracks, Trend};
 use crate::report::{AnswerStats, FirstContent};
 use crate::sampler::Rng;
 
+use super::rewind::Rewind;
+
 /// How many of the last step's top tokens are remembered for `accept` in `Logits` mode.
 const TOP: usize = 8;
 
@@ -110,6 +112,8 @@ struct Proposal {
     /// `Logits` mode: the largest kept candidates and their potentials.
     top: [(u32, f32); TOP],
     top_n: usize,
+    /// The rewind this step advised: (tokens, the token that began the copy).
+    advice: Option<(u32, u32)>,
 }
 
 /// The state of one live sequence.
@@ -122,6 +126,8 @@ pub struct SeqState {
     pub(crate) loops: LoopDetector,
     pub(crate) trend: Trend,
     pub(crate) answer: Answer,
+    /// Snapshots for `rollback` (empty unless `escape.rollback` > 0).
+    pub(crate) rewind: Rewind,
     pub(crate) mass: QueryMass,
     pub(crate) anchors: Vec<u32>,
     /// This sequence's own concept (else the processor's).
@@ -153,7 +159,8 @@ impl SeqState {
         let longest = b.attractors.iter().map(Vec::len).max().unwrap_or(0);
         let history = longest
             .max(b.max_period as usize)
-            .max(cfg.escape.repeat_window as usize);
+            .max(cfg.escape.repeat_window as usize)
+            + cfg.escape.rollback as usize;
         SeqState {
             id,
             seed,
@@ -167,6 +174,7 @@ impl SeqState {
             loops: LoopDetector::new(b.max_period as usize, history),
             trend: Trend::default(),
             answer: Answer::default(),
+            rewind: Rewind::new(cfg.escape.rollback as usize, b.max_period as usize),
             mass,
             anchors,
             concept: None,
@@ -211,6 +219,7 @@ impl SeqState {
             chosen,
             top: [(0, f32::NAN); TOP],
             top_n: 0,
+            advice: None,
         });
     }
 
@@ -243,6 +252,7 @@ impl SeqState {
             chosen: None,
             top: [(0, f32::NAN); TOP],
             top_n: 0,
+            advice: None,
         };
         for c in best.iter().flatten() {
             p.top[p.top_n] = (c.id, phi(c));
@@ -265,6 +275,8 @@ impl SeqState {
             }
             return;
         }
+        self.rewind
+            .save(&self.now, &self.answer, &self.trend, &self.loops);
         let phi = match self.proposal.take() {
             Some(p) => {
                 let step = self.now.step;
@@ -288,5 +300,49 @@ impl SeqState {
         if cfg.black_hole.enabled || cfg.escape.enabled {
             self.loops.push(token, cfg.escape.breakers.contains(&token));
         }
+    }
+
+    /// The last step advised rewinding `n` tokens: remember which token began the copy (the
+    /// first of the `n`), for [`rollback`](Self::rollback) to ban.
+    pub(crate) fn advise(&mut self, n: u32) {
+        if let Some(p) = self.proposal.as_mut() {
+            p.advice = Some((n, self.loops.back(n as usize)));
+        }
+    }
+
+    /// The rewind the pending step advised (0: none).
+    pub(crate) fn advice(&self) -> u32 {
+        self.proposal.and_then(|p| p.advice).map_or(0, |(n, _)| n)
+    }
+
+    /// Drop the last `n` accepted tokens: back to the state before them (the pending step
+    /// is discarded). When the last step advised exactly this rewind, the token that began the
+    /// copy is masked at the position returned to, and `n` is charged to the budget.
+    pub(crate) fn rollback(&mut self, n: u32, cfg: &Config) -> crate::error::Result<()> {
+        if n as usize > self.rewind.held() {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "sequence {}: cannot rewind {n} tokens, {} can be (escape.rollback = {}; tokens \
+                 accepted before the first step or before a reset cannot be)",
+                self.id,
+                self.rewind.held(),
+                cfg.escape.rollback
+            )));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let advice = self.proposal.take().and_then(|p| p.advice);
+        self.rewind.restore(
+            n as usize,
+            &mut self.now,
+            &mut self.answer,
+            &mut self.trend,
+            &mut self.loops,
+        );
+        if let Some((k, token)) = advice.filter(|&(k, _)| k == n) {
+            self.rewind.spent = self.rewind.spent.saturating_add(k);
+            self.rewind.ban(self.now.step, token);
+        }
+        Ok(())
     }
 }

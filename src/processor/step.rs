@@ -5,12 +5,13 @@
 use crate::concept;
 use crate::error::{Error, Result};
 use crate::field::{self, Cand, Candidates, Field, Logit};
-use crate::interventions::{self, Abstain};
+use crate::interventions::{self, Abstain, SeqView};
 use crate::policy::{self, Regimes, Running};
 use crate::report::{StepReport, flags};
 use crate::sampler::{self, Edit, Selection, StepMode};
 
 use super::Core;
+use super::rewind::Banned;
 use super::state::{Dyn, SeqState, StepField};
 
 /// Buffers of one worker, allocated once (see `GravityProcessor::new` for their sizes).
@@ -159,16 +160,22 @@ fn finish<R: Logit, E: Logit>(
     rep: &mut StepReport,
 ) {
     let cfg = &core.cfg;
-    let plan = interventions::plan(
-        cfg,
-        reg,
-        &st.loops,
-        &st.anchors,
-        row,
-        &mut w.edits,
-        &mut w.pens,
-    );
+    let mut banned = Banned::default();
+    let n_banned = st.rewind.banned(st.now.step, &mut banned);
+    let view = SeqView {
+        loops: &st.loops,
+        anchors: &st.anchors,
+        allow: if cfg.escape.rollback > 0 {
+            let left = cfg.escape.rollback_budget.saturating_sub(st.rewind.spent);
+            (st.rewind.held() as u32).min(left)
+        } else {
+            0
+        },
+        banned: &banned[..n_banned],
+    };
+    let plan = interventions::plan(cfg, reg, view, row, &mut w.edits, &mut w.pens);
     rep.flags |= plan.flags;
+    rep.rollback = plan.rollback;
 
     // 5. Temperature.
     rep.temperature = policy::temperature(&cfg.temperature, st.mass.m, f, plan.kick);
@@ -197,6 +204,9 @@ fn finish<R: Logit, E: Logit>(
     match orig {
         None => remember(st, next, f, row, &w.edits, &sel, rep),
         Some(orig) => remember_tilted(st, next, f, orig, &sel, rep),
+    }
+    if plan.rollback > 0 {
+        st.advise(plan.rollback);
     }
 }
 

@@ -179,8 +179,59 @@ static void conventions(void) {
     ig_processor_free(p);
 }
 
+/* One greedy step on a row peaked at `at`; returns the report. */
+static IgStepReport peak_step(IgProcessor *p, int at) {
+    float row[SC_VOCAB];
+    for (int i = 0; i < SC_VOCAB; i++) row[i] = 0.0f;
+    row[at] = 25.0f;
+    IgStepReport r;
+    ig_step_report_init(&r);
+    CHECK(ig_processor_step(p, 1, row, IG_DTYPE_F32, SC_VOCAB, IG_MODE_SAMPLE, &r) == IG_STATUS_OK,
+          "step at %d", at);
+    return r;
+}
+
+/* escape.rollback: the advice (flag, count), the rewind, the ban, and the errors. */
+static void rollback(void) {
+    IgProcessor *p = NULL;
+    CHECK(ig_processor_new("{\"preset\":\"balanced\",\"temperature\":{\"base\":0},"
+                           "\"escape\":{\"rollback\":8,\"repeat_penalty\":0}}",
+                           SC_VOCAB, &p) == IG_STATUS_OK,
+          "new (rollback)");
+    CHECK(ig_processor_begin(p, 1, NULL, NULL) == IG_STATUS_OK, "begin");
+    const int loop[] = {10, 11, 12, 13, 10, 11, 12};
+    for (int i = 0; i < 7; i++) {
+        IgStepReport r = peak_step(p, loop[i]);
+        CHECK(r.token == loop[i] && !(r.flags & IG_FLAG_ROLLBACK), "loop step %d: token %lld", i,
+              (long long)r.token);
+        CHECK(ig_processor_accept(p, 1, (uint32_t)r.token) == IG_STATUS_OK, "accept");
+    }
+    IgStepReport r = peak_step(p, 13);
+    CHECK((r.flags & IG_FLAG_GUARD) && (r.flags & IG_FLAG_ROLLBACK) && r.token != 13,
+          "guarded, rollback advised: flags %u token %lld", r.flags, (long long)r.token);
+    uint32_t n = 99;
+    CHECK(ig_processor_rollback_advice(p, 1, NULL) == IG_STATUS_NULL_POINTER, "advice NULL");
+    CHECK(ig_processor_rollback_advice(p, 9, &n) == IG_STATUS_UNKNOWN_SEQUENCE, "advice seq");
+    CHECK(ig_processor_rollback_advice(p, 1, &n) == IG_STATUS_OK && n == 3,
+          "the copy so far (10 11 12): %u", n);
+    CHECK(ig_processor_rollback(NULL, 1, 3) == IG_STATUS_NULL_POINTER, "rollback NULL");
+    CHECK(ig_processor_rollback(p, 9, 3) == IG_STATUS_UNKNOWN_SEQUENCE, "rollback unknown seq");
+    CHECK(ig_processor_rollback(p, 1, 100) == IG_STATUS_INVALID_ARGUMENT &&
+              strstr(ig_last_error(), "cannot rewind") != NULL,
+          "rollback beyond the depth: %s", ig_last_error());
+    CHECK(ig_processor_rollback(p, 1, 3) == IG_STATUS_OK, "rollback");
+    CHECK(ig_processor_rollback_advice(p, 1, &n) == IG_STATUS_OK && n == 0,
+          "no step pending after the rewind: %u", n);
+    r = peak_step(p, 10);
+    CHECK(r.step == 4 && (r.flags & IG_FLAG_BANNED) && r.token != 10,
+          "the copy's first token is banned where it began: step %u flags %u token %lld", r.step,
+          r.flags, (long long)r.token);
+    ig_processor_free(p);
+}
+
 int main(void) {
     conventions();
+    rollback();
     run("{\"preset\":\"neutral\"}", 1);
     run("{\"preset\":\"balanced\"}", 2);
     run("{\"preset\":\"factual\",\"sampler\":{\"top_k\":40,\"top_p\":0.9}}", 3);

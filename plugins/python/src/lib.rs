@@ -143,6 +143,8 @@ struct PyStepReport {
     stop: bool,
     /// KL(tilted ‖ measured) of the concept tilt, nats (0 when not tilted).
     concept_kl: f32,
+    /// Tokens the processor advises rewinding (0: none; `escape.rollback`).
+    rollback: u32,
 }
 
 impl From<&StepReport> for PyStepReport {
@@ -172,6 +174,7 @@ impl From<&StepReport> for PyStepReport {
             cycle_period: r.cycle_period,
             stop: r.stop,
             concept_kl: r.concept_kl,
+            rollback: r.rollback,
         }
     }
 }
@@ -471,6 +474,22 @@ impl Processor {
             unsafe { std::ptr::write_unaligned(chunk.as_mut_ptr().cast::<IgStepReport>(), c) };
         }
         Ok(())
+    }
+
+    /// Rewind `seq` by its last `n` accepted tokens (see `GravityProcessor::rollback`).
+    fn rollback(&mut self, py: Python<'_>, seq: u64, n: u32) -> PyResult<()> {
+        self.inner_mut()
+            .rollback(seq, n)
+            .map_err(|e| raise(py, e))
+    }
+
+    /// The rewind the last step of `seq` advised (0: none).
+    fn rollback_advice(&self, py: Python<'_>, seq: u64) -> PyResult<u32> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .rollback_advice(seq)
+            .map_err(|e| raise(py, e))
     }
 
     /// The token sequence `seq` emitted (after a step, whichever mode).

@@ -239,6 +239,30 @@ def test_fork_and_lifecycle():
     assert p.live == 1 and p.end_all() == 1 and p.live == 0
 
 
+def test_rollback_rewinds_and_bans_the_copy_start():
+    v = 64
+    p = ig.Processor(v, {"temperature": {"base": 0}, "escape": {"rollback": 8, "repeat_penalty": 0}})
+    p.begin(1)
+
+    def peak(at):
+        row = np.zeros(v, np.float32)
+        row[at] = 25.0
+        return row
+
+    for t in (10, 11, 12, 13, 10, 11, 12):
+        r = p.step(1, peak(t))
+        assert r.token == t and r.rollback == 0
+        p.accept(1, t)
+    r = p.step(1, peak(13))
+    assert "rollback" in r.flags and "guard" in r.flags and r.token != 13
+    assert r.rollback == 3 and p.rollback_advice(1) == 3
+    with pytest.raises(ig.InfogravityError, match="cannot rewind"):
+        p.rollback(1, 9)
+    p.rollback(1, 3)
+    r = p.step(1, peak(10))
+    assert r.step == 4 and "banned" in r.flags and r.token != 10
+
+
 def test_answer_aggregates_and_content_table():
     """The streamed answer aggregates equal the ones computed from the step reports; the
     content table moves the first content token past a function token; bad tables raise."""
@@ -362,7 +386,7 @@ def test_buffers_sharing_memory_are_refused():
     # and numpy's own borrow tracking: the same array twice
     a = np.zeros((1, 64), np.float32)
     with pytest.raises(ig.InfogravityError):
-        p._p.step_batch(np.array([1], np.uint64), a, a.view(np.uint8).reshape(-1)[:88], "sample", None, None)
+        p._p.step_batch(np.array([1], np.uint64), a, a.view(np.uint8).reshape(-1)[: ig.REPORT_DTYPE.itemsize], "sample", None, None)
     with pytest.raises(ig.InfogravityError, match="requires grad"):
         p.step(1, torch.zeros(64, requires_grad=True))
 

@@ -265,6 +265,17 @@ class Processor:
         """The token ``seq`` emitted (after each step, whichever mode)."""
         self._p.accept(int(seq), int(token))
 
+    def rollback(self, seq: int, n: int) -> None:
+        """Rewind ``seq`` by its last ``n`` accepted tokens, after the host truncated its KV
+        cache (``escape.rollback``: a report whose ``rollback`` is n advises it, instead of
+        accepting that step's token; ``step_batch`` records carry the flag only, and
+        ``rollback_advice(seq)`` the count). At most ``escape.rollback`` tokens."""
+        self._p.rollback(int(seq), int(n))
+
+    def rollback_advice(self, seq: int) -> int:
+        """The rewind the last step of ``seq`` advised (0: none)."""
+        return self._p.rollback_advice(int(seq))
+
     def end(self, seq: int) -> None:
         """End ``seq`` and free its state."""
         self._p.end(int(seq))
