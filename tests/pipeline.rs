@@ -957,7 +957,7 @@ fn rollback_is_exact() {
     let v = 64;
     let mut checked = 0;
     for json in CONFIGS {
-        let json = json.replacen('{', r#"{"escape":{"rollback":16},"#, 1);
+        let json = json.replacen('{', r#"{"escape":{"rollback":64},"#, 1);
         let mut a = proc(&json, v);
         let mut b = proc(&json, v);
         begin(&mut a, 1, &[3, 4]);
@@ -981,12 +981,21 @@ fn rollback_is_exact() {
             checked -= 1;
             continue; // abstained: nothing to rewind
         }
+        // A detour, rewound; the main path on; a second detour, rewound to a position saved
+        // after the first rewind.
         for k in 0..5 {
             go(&mut a, 30 + k);
         }
         a.rollback(1, 5).unwrap();
+        for i in 9..15 {
+            assert_eq!(go(&mut a, i), go(&mut b, i), "{json} step {i}");
+        }
+        for k in 0..3 {
+            go(&mut a, 50 + k);
+        }
+        a.rollback(1, 3).unwrap();
         assert_eq!(format!("{:?}", a.answer(1)), format!("{:?}", b.answer(1)));
-        for i in 9..24 {
+        for i in 15..26 {
             assert_eq!(go(&mut a, i), go(&mut b, i), "{json} step {i}");
         }
     }
@@ -1044,6 +1053,23 @@ fn rollback_advice_bans_the_copy_start() {
     let r = p.step(1, &mut peaked(v, 33), StepMode::Sample).unwrap();
     assert_eq!(r.flags & (flags::GUARD | flags::ROLLBACK), flags::GUARD);
     assert_eq!(r.rollback, 0);
+    // llama.cpp's order: the guarded token is accepted at once; the advice then counts it too.
+    let esc2 = esc.replace("\"rollback_budget\":6", "\"rollback_budget\":32");
+    let mut q = proc(&format!(r#"{{{T_ONE},{esc2}}}"#), v);
+    begin(&mut q, 1, &[]);
+    for t in [1u32, 2, 20, 21, 22, 23, 24, 20, 21, 22, 23] {
+        q.step(1, &mut flat(v), StepMode::Logits).unwrap();
+        q.accept(1, t).unwrap();
+    }
+    let r = q.step(1, &mut peaked(v, 24), StepMode::Sample).unwrap();
+    q.accept(1, r.token.unwrap()).unwrap();
+    assert_eq!(q.rollback_advice(1), Ok(5));
+    q.rollback(1, 5).unwrap();
+    let r = q.step(1, &mut peaked(v, 20), StepMode::Sample).unwrap();
+    assert_eq!(r.step, 7);
+    assert_eq!(r.flags & flags::BANNED, flags::BANNED);
+    // The next step clears the advice.
+    assert_eq!(q.rollback_advice(1), Ok(0));
     // A plain rewind (a rejected draft) is still allowed and bans nothing.
     p.rollback(1, 3).unwrap();
     let r = p.step(1, &mut peaked(v, 30), StepMode::Sample).unwrap();

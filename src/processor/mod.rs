@@ -702,10 +702,12 @@ impl GravityProcessor {
 
     /// Rewind `seq` by its last `n` accepted tokens, for a host that truncated its KV cache
     /// (`escape.rollback`; SCIENCE.md §2.3 item 4): every per-sequence state returns to what it
-    /// was before them, exactly, and the pending step is discarded. When the last step advised
-    /// this rewind ([`StepReport::rollback`] = n), the token that began the repeated copy is
-    /// masked when the position is stepped again, and n is charged to `escape.rollback_budget`.
-    /// Any other rewind (a rejected speculative draft) bans nothing. At most
+    /// was before them, exactly, and the pending step is discarded. When the rewind lands where
+    /// the last step's advised copy began ([`rollback_advice`](Self::rollback_advice) tokens:
+    /// [`StepReport::rollback`] before its token is accepted, one more after), the token that
+    /// began the copy is masked when the position is stepped again, and n is charged to
+    /// `escape.rollback_budget`. Any other rewind (a rejected speculative draft) bans nothing.
+    /// At most
     /// `escape.rollback` tokens, none from before the first step or a reset; every host
     /// processor must be able to rewind too. Nothing changes on error.
     pub fn rollback(&mut self, seq: u64, n: u32) -> Result<()> {
@@ -728,9 +730,11 @@ impl GravityProcessor {
         Ok(())
     }
 
-    /// The rewind the last step of `seq` advised ([`StepReport::rollback`]; 0 when none or
-    /// when no step is pending) — for hosts that read the report through a channel without
-    /// the count (the C report's flag `IG_FLAG_ROLLBACK`).
+    /// The tokens `seq` must drop now to return to where the copy its last step advised
+    /// rewinding began: [`StepReport::rollback`] until the step's token is accepted, one more
+    /// after (llama.cpp's `llama_sampler_sample` accepts at once); 0 when the last step advised
+    /// nothing. For hosts that read the report through a channel without the count (the C
+    /// report's flag `IG_FLAG_ROLLBACK`).
     pub fn rollback_advice(&self, seq: u64) -> Result<u32> {
         Ok(self.table.seqs[self.table.slot(seq)?].advice())
     }

@@ -82,10 +82,11 @@ impl Rewind {
             trend: *trend,
             loops: loops.save(run),
         };
-        if self.snaps.len() < self.depth {
-            self.snaps.push(snap);
-        } else {
+        // The ring fills once (no allocation: capacity D); after a rewind `head` is inside it.
+        if self.head < self.snaps.len() {
             self.snaps[self.head] = snap;
+        } else {
+            self.snaps.push(snap);
         }
         self.head = (self.head + 1) % self.depth;
         self.held = (self.held + 1).min(self.depth);

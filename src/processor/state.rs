@@ -112,8 +112,14 @@ struct Proposal {
     /// `Logits` mode: the largest kept candidates and their potentials.
     top: [(u32, f32); TOP],
     top_n: usize,
-    /// The rewind this step advised: (tokens, the token that began the copy).
-    advice: Option<(u32, u32)>,
+}
+
+/// A rewind the last step advised.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Advice {
+    /// The position where the copy began, and its first token.
+    began: u32,
+    token: u32,
 }
 
 /// The state of one live sequence.
@@ -128,6 +134,8 @@ pub struct SeqState {
     pub(crate) answer: Answer,
     /// Snapshots for `rollback` (empty unless `escape.rollback` > 0).
     pub(crate) rewind: Rewind,
+    /// The rewind the last step advised (cleared by the next step and by a rewind).
+    pub(crate) advice: Option<Advice>,
     pub(crate) mass: QueryMass,
     pub(crate) anchors: Vec<u32>,
     /// This sequence's own concept (else the processor's).
@@ -175,6 +183,7 @@ impl SeqState {
             trend: Trend::default(),
             answer: Answer::default(),
             rewind: Rewind::new(cfg.escape.rollback as usize, b.max_period as usize),
+            advice: None,
             mass,
             anchors,
             concept: None,
@@ -219,7 +228,6 @@ impl SeqState {
             chosen,
             top: [(0, f32::NAN); TOP],
             top_n: 0,
-            advice: None,
         });
     }
 
@@ -252,7 +260,6 @@ impl SeqState {
             chosen: None,
             top: [(0, f32::NAN); TOP],
             top_n: 0,
-            advice: None,
         };
         for c in best.iter().flatten() {
             p.top[p.top_n] = (c.id, phi(c));
@@ -302,22 +309,26 @@ impl SeqState {
         }
     }
 
-    /// The last step advised rewinding `n` tokens: remember which token began the copy (the
-    /// first of the `n`), for [`rollback`](Self::rollback) to ban.
+    /// The step being decided advises rewinding the `n` tokens of the copy so far (0: none):
+    /// remember where the copy began and its first token.
     pub(crate) fn advise(&mut self, n: u32) {
-        if let Some(p) = self.proposal.as_mut() {
-            p.advice = Some((n, self.loops.back(n as usize)));
-        }
+        self.advice = (n > 0).then(|| Advice {
+            began: self.now.step - n,
+            token: self.loops.back(n as usize),
+        });
     }
 
-    /// The rewind the pending step advised (0: none).
+    /// Tokens to drop now to return to where the advised copy began (0: no advice): the
+    /// advised count before the step's token is accepted, one more after.
     pub(crate) fn advice(&self) -> u32 {
-        self.proposal.and_then(|p| p.advice).map_or(0, |(n, _)| n)
+        self.advice
+            .map_or(0, |a| self.now.step.saturating_sub(a.began))
     }
 
     /// Drop the last `n` accepted tokens: back to the state before them (the pending step
-    /// is discarded). When the last step advised exactly this rewind, the token that began the
-    /// copy is masked at the position returned to, and `n` is charged to the budget.
+    /// is discarded). When the rewind lands where the last step's advised copy began (n tokens
+    /// before the step's token is accepted, n + 1 after), the token that began the copy is
+    /// masked at that position, and n is charged to the budget.
     pub(crate) fn rollback(&mut self, n: u32, cfg: &Config) -> crate::error::Result<()> {
         if n as usize > self.rewind.held() {
             return Err(crate::error::Error::InvalidArgument(format!(
@@ -331,7 +342,8 @@ impl SeqState {
         if n == 0 {
             return Ok(());
         }
-        let advice = self.proposal.take().and_then(|p| p.advice);
+        self.proposal = None;
+        let advice = self.advice.take();
         self.rewind.restore(
             n as usize,
             &mut self.now,
@@ -339,9 +351,9 @@ impl SeqState {
             &mut self.trend,
             &mut self.loops,
         );
-        if let Some((k, token)) = advice.filter(|&(k, _)| k == n) {
-            self.rewind.spent = self.rewind.spent.saturating_add(k);
-            self.rewind.ban(self.now.step, token);
+        if let Some(a) = advice.filter(|a| a.began == self.now.step) {
+            self.rewind.spent = self.rewind.spent.saturating_add(n);
+            self.rewind.ban(a.began, a.token);
         }
         Ok(())
     }

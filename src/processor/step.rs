@@ -70,6 +70,7 @@ pub(super) fn decide<E: Logit>(
     mode: StepMode,
 ) -> StepReport {
     let cfg = &core.cfg;
+    st.advice = None;
     let mut next = st.now;
     next.step = next.step.saturating_add(1);
 
@@ -205,9 +206,7 @@ fn finish<R: Logit, E: Logit>(
         None => remember(st, next, f, row, &w.edits, &sel, rep),
         Some(orig) => remember_tilted(st, next, f, orig, &sel, rep),
     }
-    if plan.rollback > 0 {
-        st.advise(plan.rollback);
-    }
+    st.advise(plan.rollback);
 }
 
 /// The report's measurement and regime fields.
