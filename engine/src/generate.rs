@@ -91,6 +91,12 @@ pub struct GenerateOptions {
     /// includes the novelty N_KL when the processor has a Prior (docs/DESIGN.md §1); without them
     /// M(Q) comes from the prompt's entropy alone.
     pub query_spans: Vec<std::ops::Range<usize>>,
+    /// Rewind when the processor advises it (`escape.rollback`, [`StepReport::rollback`]): the
+    /// row's KV cache drops the copy (its slots are masked for good, as padding is), the
+    /// processor is rolled back, and decoding resumes where the copy began. `max_tokens` still
+    /// counts the tokens kept. Pieces of a rewound span were already passed to `on_token`; the
+    /// returned [`Generation`] holds the final text and what was rewound.
+    pub rollback: bool,
 }
 
 impl Default for GenerateOptions {
@@ -101,6 +107,7 @@ impl Default for GenerateOptions {
             anchors: vec![],
             critical_temperature: false,
             query_spans: vec![],
+            rollback: false,
         }
     }
 }
@@ -156,6 +163,9 @@ pub struct Generation {
     pub mass: infogravity::QueryMass,
     /// Why it stopped.
     pub stop: StopReason,
+    /// Rewinds taken ([`GenerateOptions::rollback`]) and the tokens they dropped.
+    pub rollbacks: usize,
+    pub rewound: usize,
     /// Wall time of the prompt's prefill.
     pub prefill: std::time::Duration,
     /// Wall time in the model's decode steps.
@@ -339,6 +349,8 @@ impl Engine {
                 prompt_tokens: p.len(),
                 mass,
                 stop: StopReason::MaxTokens,
+                rollbacks: 0,
+                rewound: 0,
                 prefill,
                 model: std::time::Duration::ZERO,
                 processor: std::time::Duration::ZERO,
@@ -352,7 +364,14 @@ impl Engine {
         let mut shown = vec![0usize; b];
         let mut next: Vec<u32> = vec![eos; b];
         let mut t_star = infogravity::field::thermo::CriticalTemperature::default();
-        for _ in 0..opts.max_tokens {
+        // Per row, tokens to drop from the cache before the next call (a rewind), else 0.
+        let mut rewind = vec![0usize; b];
+        // A row ends at `max_tokens` kept tokens; each step keeps one or (rewinding) spends the
+        // processor's rollback budget, so this ends.
+        if opts.max_tokens == 0 {
+            live.clear();
+        }
+        while !live.is_empty() {
             let n = live.len();
             if opts.critical_temperature {
                 for (i, &r) in live.iter().enumerate() {
@@ -378,6 +397,20 @@ impl Engine {
                     done.push(r);
                     continue;
                 }
+                if opts.rollback && rep.rollback > 0 {
+                    // Drop the copy: the processor and the cache go back to where it began;
+                    // the last kept token is fed again for that position's logits.
+                    let k = rep.rollback as usize;
+                    processor.rollback(seqs[i], rep.rollback)?;
+                    g.tokens.truncate(g.tokens.len() - k);
+                    g.reports.truncate(g.reports.len() - k);
+                    g.t_star.truncate(g.reports.len());
+                    g.rollbacks += 1;
+                    g.rewound += k;
+                    rewind[r] = k + 1;
+                    next[r] = *g.tokens.last().unwrap_or(&prompts[r][prompts[r].len() - 1]);
+                    continue;
+                }
                 let tok = rep.token.expect("Sample mode selects a token");
                 processor.accept(seqs[i], tok)?;
                 g.reports.push(rep);
@@ -388,6 +421,9 @@ impl Engine {
                     continue;
                 }
                 g.tokens.push(tok);
+                if g.tokens.len() >= opts.max_tokens {
+                    done.push(r);
+                }
                 // Stream whole characters: decode the tail and print what is new.
                 let text = self.decode(&g.tokens)?;
                 if !text.ends_with('\u{fffd}') {
@@ -414,6 +450,12 @@ impl Engine {
                     out[r].stop = StopReason::Context;
                 }
                 break;
+            }
+            for (r, k) in rewind.iter_mut().enumerate() {
+                if *k > 0 {
+                    cache.rewind(r, *k)?;
+                    *k = 0;
+                }
             }
             let t = std::time::Instant::now();
             let feed: Vec<[u32; 1]> = next.iter().map(|&t| [t]).collect();

@@ -288,6 +288,33 @@ impl BatchCache {
     pub fn len(&self, b: usize) -> usize {
         self.next_pos[b] as usize
     }
+
+    /// Drop row `b`'s last `k` tokens (`llama_memory_seq_rm` for this cache): their slots are
+    /// masked for good, as padding is, and the row's next position is theirs again. The other
+    /// rows are untouched; the slots stay allocated until the cache is dropped.
+    pub fn rewind(&mut self, b: usize, k: usize) -> Result<()> {
+        if b >= self.rows() || k > self.len(b) {
+            return Err(Error::InvalidArgument(format!(
+                "cannot rewind row {b} by {k} tokens ({} rows, {} tokens in it)",
+                self.rows(),
+                self.next_pos.get(b).copied().unwrap_or(0)
+            )));
+        }
+        let mut left = k;
+        for m in self.mask[b].iter_mut().rev() {
+            if left == 0 {
+                break;
+            }
+            if *m != 0 {
+                *m = 0;
+                left -= 1;
+            }
+        }
+        self.next_pos[b] -= k as i64;
+        let h = &mut self.history[b];
+        h.truncate(h.len().saturating_sub(k));
+        Ok(())
+    }
 }
 
 /// A causal LM session.

@@ -355,3 +355,117 @@ fn query_spans_bring_novelty_into_the_temperature() {
     let e = eng.generate_batch(&mut p, std::slice::from_ref(&ids), &outside, |_, _, _| {});
     assert!(matches!(e, Err(Error::InvalidArgument(_))), "{e:?}");
 }
+
+/// `BatchCache::rewind` drops a row's last tokens as if they had never been decoded: the next
+/// logits equal those of a cache that never saw them, the other rows are untouched, and a model
+/// without a KV cache (history re-run) agrees.
+#[test]
+fn a_rewound_cache_gives_the_logits_of_a_fresh_one() {
+    let Some(dir) = tiny() else { return };
+    for dir in [dir.clone(), dir.with_file_name("tiny-nocache")] {
+        let mut lm = CausalLm::load(&dir, &EngineOptions::default()).unwrap();
+        let prompts: [&[u32]; 2] = [&[5, 17, 33, 40, 8], &[90, 12]];
+        let mut batch = lm.new_batch_cache(2).unwrap();
+        lm.forward_batch(&mut batch, &prompts).unwrap();
+        for k in 0..3u32 {
+            lm.forward_batch(&mut batch, &[&[60 + k], &[70 + k]])
+                .unwrap();
+        }
+        // Row 0 drops its three decoded tokens and its last prompt token, then re-feeds it.
+        batch.rewind(0, 4).unwrap();
+        assert_eq!((batch.len(0), batch.len(1)), (4, 5));
+        let got = lm.forward_batch(&mut batch, &[&[8], &[99]]).unwrap();
+        let mut fresh = lm.new_cache().unwrap();
+        let want0 = lm.forward(&mut fresh, prompts[0]).unwrap();
+        let v = lm.info().vocab;
+        let mut fresh1 = lm.new_cache().unwrap();
+        let want1 = lm.forward(&mut fresh1, &[90, 12, 70, 71, 72, 99]).unwrap();
+        let worst = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max)
+        };
+        let (d0, d1) = (
+            worst(&got[0], &want0[want0.len() - v..]),
+            worst(&got[1], &want1[want1.len() - v..]),
+        );
+        assert!(
+            d0 <= 1e-4 && d1 <= 1e-4,
+            "{dir:?}: rewound {d0}, other row {d1}"
+        );
+        assert!(batch.rewind(0, 6).is_err() && batch.rewind(2, 1).is_err());
+    }
+}
+
+/// With `rollback` on, generation rewinds where the processor advises: every kept token's
+/// report was measured on the logits of exactly the kept prefix (checked against one fresh
+/// prefill of the final text), and positions run without a gap.
+#[test]
+fn generation_rewinds_where_the_processor_advises() {
+    let Some(dir) = tiny() else { return };
+    let mut eng = engine::Engine::load(&dir, &EngineOptions::default()).unwrap();
+    let prompts: Vec<Vec<u32>> = ["hello there", "one two three four five", "x y"]
+        .iter()
+        .map(|t| {
+            eng.chat_prompt(&[engine::Message::new("user", t)], "")
+                .unwrap()
+        })
+        .collect();
+    let cfg = r#"{"preset":"balanced","temperature":{"base":0},"escape":{"rollback":32,"rollback_budget":64,"repeat_penalty":0}}"#;
+    let opts = engine::GenerateOptions {
+        max_tokens: 48,
+        rollback: true,
+        ..Default::default()
+    };
+    let mut p = engine::processor_for(&eng, cfg).unwrap();
+    let gens = eng
+        .generate_batch(&mut p, &prompts, &opts, |_, _, _| {})
+        .unwrap();
+    let v = eng.lm.info().vocab;
+    let mut rewinds = 0;
+    for (r, g) in gens.iter().enumerate() {
+        rewinds += g.rollbacks;
+        assert!(g.rewound >= g.rollbacks, "row {r}");
+        assert!(
+            g.tokens.len() == 48 || g.stop == "eos",
+            "row {r}: {}",
+            g.tokens.len()
+        );
+        let all: Vec<u32> = prompts[r].iter().chain(&g.tokens).copied().collect();
+        let (logits, _) = eng.prefill(&all).unwrap();
+        for (i, rep) in g.reports.iter().enumerate() {
+            assert_eq!(rep.step as usize, i, "row {r}: positions run without a gap");
+            if i < g.tokens.len() {
+                assert_eq!(rep.token, Some(g.tokens[i]));
+            }
+            let at = prompts[r].len() - 1 + i;
+            let f = infogravity::field::measure(&logits[at * v..(at + 1) * v]).unwrap();
+            assert!(
+                (rep.entropy - f.entropy as f32).abs() < 1e-3,
+                "row {r} position {i}: the report's field is not the kept prefix's"
+            );
+        }
+    }
+    assert!(
+        rewinds > 0,
+        "the tiny model's greedy text never looped here"
+    );
+    // Off: the same configuration without the host rewinding takes the guarded token instead.
+    let off = eng
+        .generate_batch(
+            &mut p,
+            &prompts,
+            &engine::GenerateOptions {
+                rollback: false,
+                ..opts.clone()
+            },
+            |_, _, _| {},
+        )
+        .unwrap();
+    assert!(off.iter().all(|g| g.rollbacks == 0));
+    assert_ne!(
+        off.iter().map(|g| &g.tokens).collect::<Vec<_>>(),
+        gens.iter().map(|g| &g.tokens).collect::<Vec<_>>()
+    );
+}

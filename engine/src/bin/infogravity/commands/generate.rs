@@ -104,6 +104,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
         anchors: a.anchor.clone(),
         critical_temperature: a.tstar,
         query_spans,
+        ..Default::default()
     };
     let prior = shipped_prior(eng.lm.info().vocab)?;
     let config = |preset: &str| {
