@@ -248,13 +248,20 @@ pub struct LoopRecord {
     pub stop: String,
     /// log p(token | context) under the unmodified model at T = 1, per generated token.
     pub logprobs: Vec<f32>,
+    /// Rewinds taken (`escape.rollback`) and the tokens they dropped.
+    #[serde(default)]
+    pub rollbacks: usize,
+    #[serde(default)]
+    pub rewound: usize,
 }
 
 /// The methods compared, with the processor configuration each runs under. `balanced` carries
 /// the escape's defaults (graded repeat penalty, would-close guard, black-hole kick and cycle
 /// penalty); the two ablations keep one of the two parts that act before a loop completes; the
-/// last runs the graded penalty under DRY's own rule over the last 64 tokens (`repeat_window`).
-pub const METHODS: [(&str, &str); 6] = [
+/// fifth runs the graded penalty under DRY's own rule over the last 64 tokens (`repeat_window`);
+/// the last two rewind where the guard fires (`escape.rollback`, the host truncating its KV
+/// cache), with and without the graded penalty.
+pub const METHODS: [(&str, &str); 8] = [
     ("greedy", r#"{"preset":"neutral","temperature":{"base":0}}"#),
     ("DRY", r#"{"preset":"neutral","temperature":{"base":0}}"#),
     (
@@ -272,6 +279,14 @@ pub const METHODS: [(&str, &str); 6] = [
     (
         "escape: DRY rule, window 64",
         r#"{"preset":"balanced","temperature":{"base":0},"escape":{"repeat_window":64,"repeat_allowed":3}}"#,
+    ),
+    (
+        "escape + rollback (balanced, T = 0)",
+        r#"{"preset":"balanced","temperature":{"base":0},"escape":{"rollback":32}}"#,
+    ),
+    (
+        "rollback only (T = 0)",
+        r#"{"preset":"balanced","temperature":{"base":0},"escape":{"repeat_penalty":0,"rollback":32}}"#,
     ),
 ];
 
@@ -330,6 +345,7 @@ pub fn run_loops(
             }
             let opts = crate::GenerateOptions {
                 max_tokens,
+                rollback: p.config().escape.rollback > 0,
                 ..Default::default()
             };
             let gens = e.generate_batch(&mut p, &batch_ids, &opts, |_, _, _| {})?;
@@ -342,6 +358,8 @@ pub fn run_loops(
                     stop: g.stop.as_str().into(),
                     tokens: g.tokens,
                     logprobs: lp,
+                    rollbacks: g.rollbacks,
+                    rewound: g.rewound,
                 };
                 let line = serde_json::to_string(&r).expect("records serialise");
                 writeln!(file, "{line}")
@@ -459,8 +477,9 @@ pub fn report(
     judge: &[JudgeRecord],
 ) -> (String, serde_json::Value) {
     use std::fmt::Write;
-    /// (tokens, log-probs, ended by EOS, the judge's log-probs) of one output.
-    type Output = (Vec<u32>, Vec<f32>, bool, Option<Vec<f32>>);
+    /// (tokens, log-probs, ended by EOS, the judge's log-probs, tokens decoded beyond the kept
+    /// ones: each rewind's dropped tokens and the one fed again) of one output.
+    type Output = (Vec<u32>, Vec<f32>, bool, Option<Vec<f32>>, usize);
     let mut rows: Vec<(String, Vec<Output>)> = vec![];
     for (m, _) in methods {
         let rs: Vec<Output> = records
@@ -471,18 +490,31 @@ pub fn report(
                     .iter()
                     .find(|j| j.method == *m && j.prompt == r.prompt)
                     .map(|j| j.logprobs.clone());
-                (r.tokens.clone(), r.logprobs.clone(), r.stop == "eos", j)
+                let extra = r.rewound + r.rollbacks;
+                (
+                    r.tokens.clone(),
+                    r.logprobs.clone(),
+                    r.stop == "eos",
+                    j,
+                    extra,
+                )
             })
             .collect();
         if m == "greedy" {
             let (a, b, c) = REP_STOP;
             let cut = rs
                 .iter()
-                .map(|(t, lp, eos, _)| {
+                .map(|(t, lp, eos, _, _)| {
                     let n = repetition_stop(t, a, b, c);
                     // The judge re-tokenises the whole text; a cut one has no judge score.
                     let j = None;
-                    (t[..n].to_vec(), lp[..n].to_vec(), *eos && n == t.len(), j)
+                    (
+                        t[..n].to_vec(),
+                        lp[..n].to_vec(),
+                        *eos && n == t.len(),
+                        j,
+                        0,
+                    )
                 })
                 .collect();
             rows.push((m.to_string(), rs));
@@ -492,7 +524,7 @@ pub fn report(
         }
     }
     let mut md = String::from(
-        "| method | outputs | loop rate | distinct-2 | distinct-3 | mean log-likelihood (nats/token) | under the judge model | mean length (tokens) | ended by EOS |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| method | outputs | loop rate | distinct-2 | distinct-3 | mean log-likelihood (nats/token) | under the judge model | mean length (tokens) | ended by EOS | extra tokens decoded |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut json = serde_json::json!({});
     for (name, rs) in &rows {
@@ -523,14 +555,24 @@ pub fn report(
         let len = rs.iter().map(|r| r.0.len()).sum::<usize>() as f64 / n;
         let eos = rs.iter().filter(|r| r.2).count() as f64 / n;
         let (d2, d3) = (d(2), d(3));
+        // Rewinds' recompute: tokens decoded beyond those kept, per kept token.
+        let kept = rs.iter().map(|r| r.0.len()).sum::<usize>();
+        let extra = rs.iter().map(|r| r.4).sum::<usize>();
+        let overhead = extra as f64 / kept.max(1) as f64;
+        let extra_md = if extra == 0 {
+            "–".to_string()
+        } else {
+            format!("{:.1}%", 100.0 * overhead)
+        };
         let _ = writeln!(
             md,
-            "| {name} | {} | {loop_rate:.3} | {d2:.3} | {d3:.3} | {ll:.3} | {judged_md} | {len:.1} | {eos:.2} |",
+            "| {name} | {} | {loop_rate:.3} | {d2:.3} | {d3:.3} | {ll:.3} | {judged_md} | {len:.1} | {eos:.2} | {extra_md} |",
             rs.len()
         );
         json[name] = serde_json::json!({
             "outputs": rs.len(), "loop_rate": loop_rate, "distinct2": d2, "distinct3": d3,
             "loglik": ll, "judge_loglik": judged, "length": len, "eos": eos,
+            "extra_tokens": overhead,
         });
     }
     (md, json)
