@@ -272,3 +272,23 @@ extern "C" IgProcessor * llama_sampler_infogravity_processor(const llama_sampler
     }
     return ((const ig_sampler *) smpl->ctx)->shared->p;
 }
+
+extern "C" uint32_t llama_sampler_infogravity_rollback_advice(const llama_sampler * smpl) {
+    if (!llama_sampler_infogravity_processor(smpl)) {
+        return 0;
+    }
+    const auto * s = (const ig_sampler *) smpl->ctx;
+    uint32_t n = 0;
+    if (ig_processor_rollback_advice(s->shared->p, s->seq, &n) != IG_STATUS_OK) {
+        return 0;
+    }
+    return n;
+}
+
+extern "C" IgStatus llama_sampler_infogravity_rollback(llama_sampler * smpl, uint32_t n) {
+    if (!llama_sampler_infogravity_processor(smpl)) {
+        return IG_STATUS_NULL_POINTER;
+    }
+    auto * s = (ig_sampler *) smpl->ctx;
+    return ig_processor_rollback(s->shared->p, s->seq, n);
+}

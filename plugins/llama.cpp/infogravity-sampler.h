@@ -43,6 +43,23 @@ struct llama_sampler * llama_sampler_init_infogravity(const struct llama_vocab *
 // Prior), or NULL if `smpl` is not one.
 IgProcessor * llama_sampler_infogravity_processor(const struct llama_sampler * smpl);
 
+// Rollback (`escape.rollback` > 0; the host rewinds its KV cache). Where the would-close guard
+// fires, the report carries IG_FLAG_ROLLBACK and this returns how many tokens to drop to return
+// to where the repeated copy began (llama_sampler_sample has already accepted the guarded token,
+// so it is counted too); 0 when the last apply advised nothing or `smpl` is not a gravity
+// sampler.
+uint32_t llama_sampler_infogravity_rollback_advice(const struct llama_sampler * smpl);
+
+// Drop the sampler's last `n` accepted tokens (ig_processor_rollback; a rewind to where the
+// advised copy began also bans its first token there). The host drops the same tokens: with
+// `n_past` positions decoded (the last sampled token not yet), the last kept token sits at
+// position n_past - n, so
+//     llama_memory_seq_rm(llama_get_memory(ctx), seq_id, n_past - n, -1);
+// then decode that token again for the logits where the copy began
+// (plugins/llama.cpp/tests/e2e.cpp, mode `rollback`). Returns IG_STATUS_OK, or an error with
+// the reason in ig_last_error() (nothing changed then).
+IgStatus llama_sampler_infogravity_rollback(struct llama_sampler * smpl, uint32_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -465,6 +465,95 @@ int decode_timed(Model & m, int n) {
 
 }  // namespace
 
+// Entropy (nats) of a logits row, in double.
+double entropy_of(const float * z, int n) {
+    double mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = std::max(mx, (double) z[i]);
+    double zs = 0, s1 = 0;
+    for (int i = 0; i < n; i++) {
+        const double e = std::exp((double) z[i] - mx);
+        zs += e;
+        s1 += e * ((double) z[i] - mx);
+    }
+    return std::log(zs) - s1 / zs;
+}
+
+// Each report's entropy, by position (a rewound position is overwritten when stepped again).
+void entropy_by_step(const IgStepReport * r, void * user) {
+    auto * h = static_cast<std::vector<double> *>(user);
+    if (h->size() <= r->step) h->resize(r->step + 1);
+    (*h)[r->step] = r->entropy;
+}
+
+// escape.rollback through llama.cpp's memory: greedy poems SmolLM2 loops on, 160 tokens, the
+// host rewinding where the sampler advises (llama_memory_seq_rm, then the last kept token decoded
+// again). Then one fresh decode of each final text: every kept token's entropy as the sampler
+// saw it must be that of the kept prefix. Prints "rollback rewinds <k> dropped <d> max_dH <x>".
+// `off`: the same without rollback (the baseline of prefill against step-by-step decoding).
+int rollback(Model & m, bool off) {
+    const char * poems[] = {"Write a long poem about friendship.", "Write a long poem about coffee.",
+                            "Write a long poem about a robot.", "Write a long poem about the moon."};
+    const int n_vocab = llama_vocab_n_tokens(m.vocab);
+    int rewinds = 0, dropped = 0;
+    double worst = 0;
+    for (const char * q : poems) {
+        std::vector<double> seen;
+        llama_sampler * g = gravity(m,
+                                    off ? "{\"preset\":\"balanced\",\"temperature\":{\"base\":0},"
+                                          "\"escape\":{\"repeat_penalty\":0}}"
+                                        : "{\"preset\":\"balanced\",\"temperature\":{\"base\":0},"
+                                          "\"escape\":{\"repeat_penalty\":0,\"rollback\":32}}",
+                                    1, entropy_by_step, &seen);
+        const auto prompt = m.chat(q);
+        m.clear();
+        m.decode(prompt);
+        std::vector<llama_token> out;
+        while (out.size() < 160) {
+            const llama_token t = llama_sampler_sample(g, m.ctx, -1);
+            out.push_back(t);
+            const uint32_t d = llama_sampler_infogravity_rollback_advice(g);
+            if (d > 0) {
+                // Decoded: the prompt and every sampled token but t.
+                const llama_pos n_past = (llama_pos) (prompt.size() + out.size() - 1);
+                if (llama_sampler_infogravity_rollback(g, d) != IG_STATUS_OK ||
+                    !llama_memory_seq_rm(llama_get_memory(m.ctx), 0, n_past - (llama_pos) d, -1)) {
+                    std::fprintf(stderr, "rollback failed: %s\n", ig_last_error());
+                    return 2;
+                }
+                out.resize(out.size() - d);
+                m.decode({out.empty() ? prompt.back() : out.back()});
+                rewinds++;
+                dropped += (int) d;
+                continue;
+            }
+            if (llama_vocab_is_eog(m.vocab, t)) break;
+            m.decode({t});
+        }
+        llama_sampler_free(g);
+        // One fresh decode of the prompt and the kept tokens, logits at every answer position.
+        std::vector<llama_token> all(prompt);
+        all.insert(all.end(), out.begin(), out.end());
+        m.clear();
+        llama_batch b = llama_batch_init((int32_t) all.size(), 0, 1);
+        for (size_t i = 0; i < all.size(); i++) {
+            b.token[i] = all[i];
+            b.pos[i] = (llama_pos) i;
+            b.n_seq_id[i] = 1;
+            b.seq_id[i][0] = 0;
+            b.logits[i] = i + 1 >= prompt.size();
+        }
+        b.n_tokens = (int32_t) all.size();
+        if (llama_decode(m.ctx, b) != 0) return 2;
+        for (size_t k = 0; k < out.size() && k < seen.size(); k++) {
+            const float * z = llama_get_logits_ith(m.ctx, (int32_t) (prompt.size() - 1 + k));
+            worst = std::max(worst, std::fabs(entropy_of(z, n_vocab) - seen[k]));
+        }
+        llama_batch_free(b);
+    }
+    std::printf("rollback rewinds %d dropped %d max_dH %.3g\n", rewinds, dropped, worst);
+    return 0;
+}
+
 int main(int argc, char ** argv) {
     if (argc < 3) {
         std::fprintf(stderr, "usage: e2e greedy|report|clone|bench|tokenize|logits|decode MODEL [N|OUT]\n");
@@ -475,6 +564,7 @@ int main(int argc, char ** argv) {
     if (mode == "greedy") return greedy(m);
     if (mode == "report") return report(m, argc > 3 ? std::atoi(argv[3]) : 16);
     if (mode == "clone") return clone(m);
+    if (mode == "rollback") return rollback(m, argc > 3 && std::strcmp(argv[3], "off") == 0);
     if (mode == "bench") return bench(m);
     if (mode == "tokenize") return tokenize(m);
     if (mode == "logits" && argc > 3) return logits(m, argv[3]);
