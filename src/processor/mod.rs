@@ -30,8 +30,9 @@
 //! pass only in the cases listed in [`crate::sampler`], and in `Logits` mode a write pass
 //! unless T = 1 and nothing is truncated.
 //!
-//! Memory: per live sequence ~200 bytes + 4 bytes per history token and per anchor, bounded by
-//! the limits in the configuration; per worker thread 8 bytes × (max_candidates + anchors) plus
+//! Memory: per live sequence ~200 bytes + 4 bytes per history token and per anchor, with
+//! `escape.rollback` = D another D·(4·max_period + 140) bytes, bounded by the limits in the
+//! configuration; per worker thread 8 bytes × (max_candidates + anchors) plus
 //! 8 bytes × V for the exact fallback, and for batches 8 bytes per candidate of its rows (at
 //! most max_candidates each). Nothing is allocated per step once the buffers have grown.
 

@@ -151,3 +151,16 @@ impl Rewind {
 
 /// Scratch for [`Rewind::banned`].
 pub(crate) type Banned = [u32; BANS];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-token memory `escape.rollback` documents: a snapshot (136 bytes on x86-64) plus 4
+    /// bytes per period.
+    #[test]
+    fn a_snapshot_is_small() {
+        let n = std::mem::size_of::<Snap>();
+        assert!(n <= 160, "{n} bytes");
+    }
+}
