@@ -88,6 +88,24 @@ struct Model {
 
     void clear() { llama_memory_clear(llama_get_memory(ctx), true); }
 
+    // A fresh decode of `ids` from position 0 in one batch, with logits at the positions from
+    // `first_logit` on (llama_get_logits_ith reads them). False when the decode fails.
+    bool decode_fresh(const std::vector<llama_token> & ids, size_t first_logit) {
+        clear();
+        llama_batch b = llama_batch_init((int32_t) ids.size(), 0, 1);
+        for (size_t i = 0; i < ids.size(); i++) {
+            b.token[i] = ids[i];
+            b.pos[i] = (llama_pos) i;
+            b.n_seq_id[i] = 1;
+            b.seq_id[i][0] = 0;
+            b.logits[i] = i >= first_logit;
+        }
+        b.n_tokens = (int32_t) ids.size();
+        const bool ok = llama_decode(ctx, b) == 0;
+        llama_batch_free(b);
+        return ok;
+    }
+
     // Decode `ids` (prefill or one step); the logits of the last position are then ready.
     void decode(std::vector<llama_token> ids) {
         if (llama_decode(ctx, llama_batch_get_one(ids.data(), (int32_t) ids.size())) != 0) {
@@ -420,21 +438,10 @@ int logits(Model & m, const char * out) {
     std::string line;
     while (read_line(line)) {
         auto ids = read_ids(line);
-        m.clear();
-        llama_batch b = llama_batch_init((int32_t) ids.size(), 0, 1);
-        for (size_t i = 0; i < ids.size(); i++) {
-            b.token[i] = ids[i];
-            b.pos[i] = (llama_pos) i;
-            b.n_seq_id[i] = 1;
-            b.seq_id[i][0] = 0;
-            b.logits[i] = 1;
-        }
-        b.n_tokens = (int32_t) ids.size();
-        if (llama_decode(m.ctx, b) != 0) return 2;
+        if (!m.decode_fresh(ids, 0)) return 2;
         for (size_t i = 0; i < ids.size(); i++) {
             std::fwrite(llama_get_logits_ith(m.ctx, (int32_t) i), sizeof(float), (size_t) n_vocab, f);
         }
-        llama_batch_free(b);
         std::printf("%zu positions\n", ids.size());
     }
     return std::fclose(f) == 0 ? 0 : 2;
@@ -533,22 +540,11 @@ int rollback(Model & m, bool off) {
         // One fresh decode of the prompt and the kept tokens, logits at every answer position.
         std::vector<llama_token> all(prompt);
         all.insert(all.end(), out.begin(), out.end());
-        m.clear();
-        llama_batch b = llama_batch_init((int32_t) all.size(), 0, 1);
-        for (size_t i = 0; i < all.size(); i++) {
-            b.token[i] = all[i];
-            b.pos[i] = (llama_pos) i;
-            b.n_seq_id[i] = 1;
-            b.seq_id[i][0] = 0;
-            b.logits[i] = i + 1 >= prompt.size();
-        }
-        b.n_tokens = (int32_t) all.size();
-        if (llama_decode(m.ctx, b) != 0) return 2;
+        if (!m.decode_fresh(all, prompt.size() - 1)) return 2;
         for (size_t k = 0; k < out.size() && k < seen.size(); k++) {
             const float * z = llama_get_logits_ith(m.ctx, (int32_t) (prompt.size() - 1 + k));
             worst = std::max(worst, std::fabs(entropy_of(z, n_vocab) - seen[k]));
         }
-        llama_batch_free(b);
     }
     std::printf("rollback rewinds %d dropped %d max_dH %.3g\n", rewinds, dropped, worst);
     return 0;
