@@ -713,8 +713,11 @@ impl GravityProcessor {
     /// processor must be able to rewind too. Nothing changes on error.
     pub fn rollback(&mut self, seq: u64, n: u32) -> Result<()> {
         let slot = self.table.slot(seq)?;
-        if n > 0
-            && let Some(i) = self.pre.iter().position(|p| !p.can_rollback())
+        if let Some(i) = self
+            .pre
+            .iter()
+            .position(|p| !p.can_rollback())
+            .filter(|_| n > 0)
         {
             return Err(Error::InvalidArgument(format!(
                 "sequence {seq}: host processor {i} in the chain cannot rewind"
