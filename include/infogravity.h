@@ -855,10 +855,12 @@ IG_NODISCARD IgStatus ig_processor_sweep(struct IgProcessor *p, uint64_t idle, s
 IG_NODISCARD IgStatus ig_processor_accept(struct IgProcessor *p, uint64_t seq, uint32_t token);
 
 /*
- The rewind the last step of `seq` advised, into `*n` (0 when none or no step is pending):
- read it when a report carries IG_FLAG_ROLLBACK (`escape.rollback`), then truncate the KV
- cache by `*n` tokens and call `ig_processor_rollback(p, seq, *n)` instead of accepting the
- step's token.
+ The tokens `seq` must drop now to return to where the copy its last step advised rewinding
+ began, into `*n`: read it when a report carries IG_FLAG_ROLLBACK (`escape.rollback`) — the
+ copy so far before the step's token is accepted, one more after (llama.cpp's
+ `llama_sampler_sample` accepts at once); 0 when the last step advised nothing. Then drop
+ them from the KV cache (llama.cpp: `llama_memory_seq_rm`) and call
+ `ig_processor_rollback(p, seq, *n)`.
 
  Errors: NULL_POINTER, UNKNOWN_SEQUENCE.
 
@@ -873,10 +875,10 @@ IgStatus ig_processor_rollback_advice(struct IgProcessor *p,
 /*
  Rewind `seq` by its last `n` accepted tokens (a host that truncated its KV cache: llama.cpp
  `llama_memory_seq_rm`): its state returns to what it was before them, and the pending step
- is discarded. When the last step advised exactly this rewind (`IgStepReport.rollback` = n,
- IG_FLAG_ROLLBACK), the token that began the repeated copy is masked when that position is
- stepped again. Other rewinds (a speculative draft rejected) ban nothing. `n` = 0 does
- nothing.
+ is discarded. When the rewind lands where the copy the last step advised rewinding began
+ (`n` = `ig_processor_rollback_advice`), the token that began it is masked when that
+ position is stepped again. Other rewinds (a speculative draft rejected) ban nothing. `n` = 0
+ does nothing.
 
  Errors: NULL_POINTER, UNKNOWN_SEQUENCE, INVALID_ARGUMENT (`n` beyond the tokens that can be
  rewound: at most `escape.rollback`, none before the first step or a reset; or a host
