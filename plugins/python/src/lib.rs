@@ -478,9 +478,7 @@ impl Processor {
 
     /// Rewind `seq` by its last `n` accepted tokens (see `GravityProcessor::rollback`).
     fn rollback(&mut self, py: Python<'_>, seq: u64, n: u32) -> PyResult<()> {
-        self.inner_mut()
-            .rollback(seq, n)
-            .map_err(|e| raise(py, e))
+        self.inner_mut().rollback(seq, n).map_err(|e| raise(py, e))
     }
 
     /// The rewind the last step of `seq` advised (0: none).
