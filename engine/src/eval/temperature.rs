@@ -599,20 +599,18 @@ pub fn report(
     use std::fmt::Write;
     let mut md = String::new();
     let mut json = serde_json::json!({ "bases": o.bases, "cut": o.cut.label() });
-    let mut qa_src: Vec<u32> = records
-        .iter()
-        .filter(|r| r.task == "qa")
-        .map(|r| r.source)
-        .collect();
-    qa_src.sort_unstable();
-    qa_src.dedup();
-    let mut open_src: Vec<u32> = records
-        .iter()
-        .filter(|r| r.task == "open")
-        .map(|r| r.source)
-        .collect();
-    open_src.sort_unstable();
-    open_src.dedup();
+    // The items (QA) or prompts (open) of a task, sorted, once each.
+    let sources = |task: &str| {
+        let mut v: Vec<u32> = records
+            .iter()
+            .filter(|r| r.task == task)
+            .map(|r| r.source)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let (qa_src, open_src) = (sources("qa"), sources("open"));
     let pts = points(records, &qa_src, &open_src);
     let (ni, np) = (qa_src.len(), open_src.len());
     let all_i: Vec<usize> = (0..ni).collect();
