@@ -104,7 +104,8 @@ step "evaluation smoke: every part on a few items/prompts of SmolLM2 fp32 (full 
 rm -rf target/eval-smoke
 # The small model CI provisions (--real); the default model is the 1.5B one.
 smoke=(--model smollm2-135m --weights fp32)
-cargo run --quiet -- eval qa "${smoke[@]}" --limit 30 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
+cargo run --quiet -- eval qa "${smoke[@]}" --limit 30 --resamples 200 --hidden --out target/eval-smoke >target/eval-smoke.log
+grep -q "hidden-state probe" target/eval-smoke/qa.md
 head -6 target/eval-smoke.log && tail -1 target/eval-smoke.log
 # The loops smoke also scores the outputs under a judge model (the same one here) and replays the
 # QA smoke's answers as the no-loop control.

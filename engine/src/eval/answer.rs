@@ -14,6 +14,14 @@
 //!   fit that saw it.
 //! - **Leave one relation out**: each relation's items are scored by the fit on all the other
 //!   relations' items: the transfer the shipped calibration needs.
+//! - **With the hidden state** (records of `eval qa --hidden`): the final hidden state ĥ = Γ⁺z
+//!   recovered from each answer step's logits (SCIENCE.md §5), averaged over the answer, and
+//!   projected on the **mass-mean direction** θ = mean ĥ(wrong) − mean ĥ(right) of the training
+//!   items (Marks & Tegmark 2023, "The Geometry of Truth": the difference of class means, no
+//!   covariance, the probe that transferred best across their data sets). The projection is
+//!   scored alone and as an eleventh feature of the logistic fit; there the training items'
+//!   projections are themselves out of fold (two halves of the training subjects, each
+//!   projected on the other's θ), so the fit does not learn to trust an in-sample probe.
 //!
 
 use std::fmt::Write;
@@ -95,25 +103,134 @@ fn fit_predict(x: &[Vec<f64>], wrong: &[bool], train: &[usize], test: &[usize]) 
         .collect()
 }
 
-fn fnv(s: &str, seed: u64) -> u64 {
+/// The mass-mean probe fitted on `train`: θ·(h − μ) for `test`, with μ the training mean and
+/// θ the difference of the wrong and the right items' means (0 when a class is empty).
+fn probe(h: &[&[f32]], wrong: &[bool], train: &[usize], test: &[usize]) -> Vec<f64> {
+    let d = h.first().map_or(0, |v| v.len());
+    let (mut all, mut bad, mut good) = (vec![0f64; d], vec![0f64; d], vec![0f64; d]);
+    let (mut nb, mut ng) = (0usize, 0usize);
+    for &i in train {
+        let sum = if wrong[i] { &mut bad } else { &mut good };
+        for ((a, s), &x) in all.iter_mut().zip(sum.iter_mut()).zip(h[i]) {
+            *a += x as f64;
+            *s += x as f64;
+        }
+        if wrong[i] { nb += 1 } else { ng += 1 }
+    }
+    if nb == 0 || ng == 0 {
+        return vec![0.0; test.len()];
+    }
+    let n = train.len() as f64;
+    let theta: Vec<f64> = bad
+        .iter()
+        .zip(&good)
+        .map(|(b, g)| b / nb as f64 - g / ng as f64)
+        .collect();
+    test.iter()
+        .map(|&i| {
+            h[i].iter()
+                .zip(&all)
+                .zip(&theta)
+                .map(|((&x, a), t)| (x as f64 - a / n) * t)
+                .sum()
+        })
+        .collect()
+}
+
+/// The inputs of one fit: the aggregate features, and the answers' mean hidden states with
+/// the subjects that split the training items for the out-of-fold probe (None: no states).
+struct Data<'a> {
+    x: Vec<Vec<f64>>,
+    wrong: Vec<bool>,
+    hidden: Option<(Vec<&'a [f32]>, Vec<&'a str>)>,
+}
+
+impl<'a> Data<'a> {
+    /// `with_hidden`: use the states (every record must have them).
+    fn new(records: &'a [Record], with_hidden: bool) -> Data<'a> {
+        let hidden = with_hidden.then(|| {
+            records
+                .iter()
+                .map(|r| {
+                    let h = r.hidden.as_ref().expect("records with hidden states");
+                    (h.mean.as_slice(), r.subject.as_str())
+                })
+                .unzip()
+        });
+        Data {
+            x: records.iter().map(features).collect(),
+            wrong: records.iter().map(|r| !r.correct).collect(),
+            hidden,
+        }
+    }
+
+    /// P(wrong) for `test` by the fit on `train`: the aggregates, plus the probe's projection
+    /// when there are states (out of fold on `train`, from all of `train` on `test`).
+    fn predict(&self, train: &[usize], test: &[usize]) -> Vec<f64> {
+        let Some((h, subjects)) = &self.hidden else {
+            return fit_predict(&self.x, &self.wrong, train, test);
+        };
+        let mut x = self.x.clone();
+        let (a, b): (Vec<usize>, Vec<usize>) = train.iter().partition(|&&i| half(subjects[i], 17));
+        for (fit, score) in [(&a, &b), (&b, &a)] {
+            for (&i, p) in score.iter().zip(probe(h, &self.wrong, fit, score)) {
+                x[i].push(p);
+            }
+        }
+        for (&i, p) in test.iter().zip(probe(h, &self.wrong, train, test)) {
+            x[i].push(p);
+        }
+        fit_predict(&x, &self.wrong, train, test)
+    }
+}
+
+/// Which half of split `seed` the subject `s` falls in: a bit of a seeded FNV-1a hash after
+/// MurmurHash3's finaliser. (FNV-1a alone mixes badly at both ends: its multiplier is odd, so
+/// its low bit is the parity of the bytes' low bits and the seed's — every seed gives the same
+/// split or its complement — and its top bit barely moves when names differ in a last digit.)
+fn half(s: &str, seed: u64) -> bool {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     for b in s.bytes() {
         h ^= b as u64;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    h
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    h & 1 == 0
 }
 
-/// 5×2 cross-fitted answer-level void scores, one per record.
-pub fn cross_fitted(records: &[Record]) -> Vec<f64> {
-    let x: Vec<Vec<f64>> = records.iter().map(features).collect();
-    let wrong: Vec<bool> = records.iter().map(|r| !r.correct).collect();
+/// The five splits of the subjects in halves.
+fn splits(records: &[Record]) -> impl Iterator<Item = (Vec<usize>, Vec<usize>)> + '_ {
+    (0..5u64).map(|rep| (0..records.len()).partition(|&i| half(&records[i].subject, rep)))
+}
+
+/// 5×2 cross-fitted answer-level void scores, one per record; `with_hidden`: the hidden-state
+/// probe is a feature too (every record must have states).
+pub fn cross_fitted(records: &[Record], with_hidden: bool) -> Vec<f64> {
+    let data = Data::new(records, with_hidden);
     let mut sum = vec![0.0; records.len()];
-    for rep in 0..5u64 {
-        let (a, b): (Vec<usize>, Vec<usize>) =
-            (0..records.len()).partition(|&i| fnv(&records[i].subject, rep).is_multiple_of(2));
+    for (a, b) in splits(records) {
         for (train, test) in [(&a, &b), (&b, &a)] {
-            for (&i, p) in test.iter().zip(fit_predict(&x, &wrong, train, test)) {
+            for (&i, p) in test.iter().zip(data.predict(train, test)) {
+                sum[i] += p;
+            }
+        }
+    }
+    sum.iter().map(|s| s / 5.0).collect()
+}
+
+/// The hidden-state probe alone, 5×2 cross-fitted: each item's mean projection on the
+/// mass-mean directions of the halves it was not in (every record must have states).
+pub fn probe_cross_fitted(records: &[Record]) -> Vec<f64> {
+    let data = Data::new(records, true);
+    let (h, _) = data.hidden.as_ref().expect("states");
+    let mut sum = vec![0.0; records.len()];
+    for (a, b) in splits(records) {
+        for (train, test) in [(&a, &b), (&b, &a)] {
+            for (&i, p) in test.iter().zip(probe(h, &data.wrong, train, test)) {
                 sum[i] += p;
             }
         }
@@ -122,14 +239,17 @@ pub fn cross_fitted(records: &[Record]) -> Vec<f64> {
 }
 
 /// Leave-one-relation-out scores: each record scored by the fit on the other relations.
-pub fn leave_one_relation_out(records: &[Record], relations: &[String]) -> Vec<f64> {
-    let x: Vec<Vec<f64>> = records.iter().map(features).collect();
-    let wrong: Vec<bool> = records.iter().map(|r| !r.correct).collect();
+pub fn leave_one_relation_out(
+    records: &[Record],
+    relations: &[String],
+    with_hidden: bool,
+) -> Vec<f64> {
+    let data = Data::new(records, with_hidden);
     let mut out = vec![0.0; records.len()];
     for rel in relations {
         let (test, train): (Vec<usize>, Vec<usize>) =
             (0..records.len()).partition(|&i| &records[i].relation == rel);
-        for (&i, p) in test.iter().zip(fit_predict(&x, &wrong, &train, &test)) {
+        for (&i, p) in test.iter().zip(data.predict(&train, &test)) {
             out[i] = p;
         }
     }
@@ -151,11 +271,21 @@ pub fn section(
     let mut values = base.values;
     let nb = names.len();
     names.push("**answer-level void, 5×2 cross-fitted**".into());
-    values.push(cross_fitted(records));
+    values.push(cross_fitted(records, false));
     let loro = relations.len() > 1;
     if loro {
         names.push("**answer-level void, leave one relation out**".into());
-        values.push(leave_one_relation_out(records, relations));
+        values.push(leave_one_relation_out(records, relations, false));
+    }
+    if records.iter().all(|r| r.hidden.is_some()) {
+        names.push("**hidden-state probe (mass-mean), 5×2 cross-fitted**".into());
+        values.push(probe_cross_fitted(records));
+        names.push("**answer-level void + hidden-state probe, 5×2 cross-fitted**".into());
+        values.push(cross_fitted(records, true));
+        if loro {
+            names.push("**answer-level void + hidden-state probe, leave one relation out**".into());
+            values.push(leave_one_relation_out(records, relations, true));
+        }
     }
     let wrong: Vec<bool> = records.iter().map(|r| !r.correct).collect();
     let best = (0..nb)
@@ -204,6 +334,149 @@ pub fn section(
         }
         json["answer_level"]["best_baseline"] = serde_json::json!(names[b]);
     }
+    md.push_str(&selective(records, &names, nb, &values, resamples, json));
+    md
+}
+
+/// Selective answering on every item (T4, T5): risk–coverage (AURC) for every score, and the
+/// Kalai-penalised score for those that are probabilities — the answer-level voids (1 − P(wrong),
+/// out of fold) beside the answer's own probability exp(−ΣΦ), its per-token geometric mean
+/// exp(−mean Φ) and the least likely token's probability. Paired 95% bootstrap intervals for
+/// each void's difference to the best baseline (AURC: lowest; Kalai S at t = 0.75: highest).
+fn selective(
+    records: &[Record],
+    names: &[String],
+    nb: usize,
+    values: &[Vec<f64>],
+    resamples: usize,
+    json: &mut serde_json::Value,
+) -> String {
+    const TS: [f64; 3] = [0.5, 0.75, 0.9];
+    let base = &names[..nb];
+    let correct: Vec<bool> = records.iter().map(|r| r.correct).collect();
+    let pick = |idx: &[usize], v: &[f64]| -> (Vec<f64>, Vec<bool>) {
+        idx.iter().map(|&i| (v[i], correct[i])).unzip()
+    };
+    let aurc_at = |v: &[f64], idx: &[usize]| {
+        let (s, c) = pick(idx, v);
+        metrics::aurc(&metrics::risk_coverage(&s, &c))
+    };
+    let kalai_at = |conf: &[f64], idx: &[usize], t: f64| {
+        let (s, c) = pick(idx, conf);
+        metrics::kalai_score(&s, &c, t)
+    };
+    // Confidences: the baselines that are probabilities, then every void.
+    let sum_phi = |r: &Record| r.steps.iter().map(|s| s.potential).sum::<f64>();
+    let tok = |r: &Record| r.steps.len().max(1) as f64;
+    let mut confs: Vec<(String, Vec<f64>)> = vec![
+        (
+            "exp(−ΣΦ): the answer's probability".into(),
+            records.iter().map(|r| (-sum_phi(r)).exp()).collect(),
+        ),
+        (
+            "exp(−mean Φ)".into(),
+            records
+                .iter()
+                .map(|r| (-sum_phi(r) / tok(r)).exp())
+                .collect(),
+        ),
+        (
+            "min token probability".into(),
+            records
+                .iter()
+                .map(|r| {
+                    r.steps
+                        .iter()
+                        .map(|s| (-s.potential).exp())
+                        .fold(1.0, f64::min)
+                })
+                .collect(),
+        ),
+    ];
+    let nc = confs.len();
+    let probability = |v: &[f64]| v.iter().all(|p| (0.0..=1.0).contains(p));
+    for v in &values[nb..] {
+        confs.push((String::new(), v.iter().map(|p| 1.0 - p).collect()));
+    }
+    let all: Vec<usize> = (0..records.len()).collect();
+    let mut md = format!(
+        "\nSelective answering on every item (answer when the score is low enough; AURC lower \
+         is better; Kalai S: answer when the confidence ≥ t, right +1, wrong −t/(1−t), \
+         abstain 0; a void's confidence is 1 − its out-of-fold P(wrong); the probe alone is \
+         not a probability):\n\n\
+         | score | AURC | accuracy at 50% coverage | at 80% | Kalai S, t = {} | t = {} | t = {} |\n\
+         |---|---|---|---|---|---|---|\n",
+        TS[0], TS[1], TS[2]
+    );
+    let row = |md: &mut String, name: &str, v: &[f64], conf: Option<&[f64]>| {
+        let curve = metrics::risk_coverage(v, &correct);
+        let k: Vec<String> = TS
+            .iter()
+            .map(|&t| {
+                conf.map_or("–".into(), |c| {
+                    format!("{:.3}", kalai_at(c, &all, t) + 0.0)
+                })
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {name} | {:.4} | {:.3} | {:.3} | {} |",
+            metrics::aurc(&curve),
+            metrics::accuracy_at(&curve, 0.5),
+            metrics::accuracy_at(&curve, 0.8),
+            k.join(" | ")
+        );
+    };
+    for (i, name) in base.iter().enumerate() {
+        row(&mut md, name, &values[i], None);
+    }
+    for (name, c) in &confs[..nc] {
+        let risk: Vec<f64> = c.iter().map(|p| -p).collect();
+        row(&mut md, name, &risk, Some(c));
+    }
+    let void_names: Vec<&str> = names[nb..].iter().map(|n| n.trim_matches('*')).collect();
+    for (k, v) in (nb..values.len()).enumerate() {
+        let conf = probability(&values[v]).then_some(confs[nc + k].1.as_slice());
+        row(&mut md, &names[v], &values[v], conf);
+    }
+    // The best baselines, by the point value on every item.
+    let best_aurc = (0..nb)
+        .min_by(|&a, &b| aurc_at(&values[a], &all).total_cmp(&aurc_at(&values[b], &all)))
+        .expect("baselines");
+    let best_kalai = (0..nc)
+        .max_by(|&a, &b| {
+            kalai_at(&confs[a].1, &all, 0.75).total_cmp(&kalai_at(&confs[b].1, &all, 0.75))
+        })
+        .expect("confidences");
+    for (k, v) in (nb..values.len()).enumerate() {
+        let d_aurc = metrics::bootstrap(records.len(), resamples, 2026 + k as u64, |idx| {
+            Some(aurc_at(&values[v], idx) - aurc_at(&values[best_aurc], idx))
+        });
+        let d_kalai = probability(&values[v])
+            .then(|| {
+                metrics::bootstrap(records.len(), resamples, 2036 + k as u64, |idx| {
+                    Some(
+                        kalai_at(&confs[nc + k].1, idx, 0.75)
+                            - kalai_at(&confs[best_kalai].1, idx, 0.75),
+                    )
+                })
+            })
+            .flatten();
+        let _ = writeln!(
+            md,
+            "
+{} − best baseline: AURC {} (against {}), Kalai S at t = 0.75 {} (against {}).",
+            void_names[k],
+            fmt_iv(&d_aurc),
+            base[best_aurc],
+            fmt_iv(&d_kalai),
+            confs[best_kalai].0
+        );
+        json["answer_level"]["selective"][void_names[k]] = serde_json::json!({
+            "aurc_difference": d_aurc,
+            "kalai_075_difference": d_kalai,
+        });
+    }
     md
 }
 
@@ -235,7 +508,70 @@ mod tests {
             n_kl: None,
             n_surprisal: None,
             streamed: None,
+            hidden: None,
         }
+    }
+
+    #[test]
+    fn the_five_splits_differ() {
+        // Each pair of splits (and the probe's inner split) must differ from each other and
+        // from each other's complement: the same halves five times are one 2-fold split.
+        let subjects: Vec<String> = (0..200).map(|i| format!("Country {i}")).collect();
+        let seeds = [0u64, 1, 2, 3, 4, 17];
+        let sides: Vec<Vec<bool>> = seeds
+            .iter()
+            .map(|&s| subjects.iter().map(|n| half(n, s)).collect())
+            .collect();
+        for (i, a) in sides.iter().enumerate() {
+            let ones = a.iter().filter(|&&x| x).count();
+            assert!(
+                (70..130).contains(&ones),
+                "seed {}: {ones} of 200",
+                seeds[i]
+            );
+            for b in &sides[i + 1..] {
+                let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
+                assert!((50..150).contains(&same), "{same} of 200 agree");
+            }
+        }
+    }
+
+    #[test]
+    fn the_probe_finds_what_the_aggregates_miss() {
+        // Aggregates carry nothing (same entropy for every item); the wrong answers' mean
+        // states lie along a direction. The probe alone and the void with it separate them,
+        // in and out of their relation; the void without it cannot.
+        let rs: Vec<Record> = (0..120)
+            .map(|i| {
+                let wrong = i % 3 == 0;
+                let mut r = rec(&format!("s{i}"), ["a", "b", "c"][(i / 3) % 3], 1.0, !wrong);
+                let noise = ((i * 37) % 11) as f32 / 11.0 - 0.5;
+                let s = if wrong { 1.0 } else { -1.0 };
+                let mean = vec![s + 0.3 * noise, noise, 2.0];
+                r.hidden = Some(crate::eval::qa::Hidden {
+                    first: mean.clone(),
+                    content: mean.clone(),
+                    mean,
+                });
+                r
+            })
+            .collect();
+        let wrong: Vec<bool> = rs.iter().map(|r| !r.correct).collect();
+        let auc = |v: &[f64]| metrics::auroc(v, &wrong).unwrap();
+        assert!(auc(&probe_cross_fitted(&rs)) > 0.99);
+        assert!(auc(&cross_fitted(&rs, true)) > 0.99);
+        assert!(auc(&cross_fitted(&rs, false)) < 0.7);
+        let rels: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let lo = leave_one_relation_out(&rs, &rels, true);
+        for rel in &rels {
+            let keep: Vec<usize> = (0..rs.len()).filter(|&i| &rs[i].relation == rel).collect();
+            let (v, w): (Vec<f64>, Vec<bool>) = keep.iter().map(|&i| (lo[i], wrong[i])).unzip();
+            assert!(metrics::auroc(&v, &w).unwrap() > 0.99, "{rel}");
+        }
+        let mut json = serde_json::json!({});
+        let md = section(&rs, &rels, 50, &mut json);
+        assert!(md.contains("hidden-state probe"), "{md}");
+        assert!(md.contains("Kalai S, t = 0.5"), "{md}");
     }
 
     #[test]
@@ -250,11 +586,11 @@ mod tests {
             })
             .collect();
         let wrong: Vec<bool> = rs.iter().map(|r| !r.correct).collect();
-        let cf = cross_fitted(&rs);
+        let cf = cross_fitted(&rs, false);
         assert_eq!(cf.len(), rs.len());
         assert!(metrics::auroc(&cf, &wrong).unwrap() > 0.99);
         let rels: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        let lo = leave_one_relation_out(&rs, &rels);
+        let lo = leave_one_relation_out(&rs, &rels, false);
         assert!(lo.iter().all(|p| (0.0..=1.0).contains(p)));
         assert!(metrics::auroc(&lo, &wrong).unwrap() > 0.99);
         let mut json = serde_json::json!({});

@@ -79,6 +79,20 @@ pub struct Record {
     /// records written before it did).
     #[serde(default)]
     pub streamed: Option<Streamed>,
+    /// The final hidden state recovered from the logits (`eval qa --hidden`; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Hidden>,
+}
+
+/// The final hidden state ĥ = Γ⁺z recovered from an answer's rows of logits
+/// ([`crate::unembed::Recovery`]): the state before the first answer token (what the model
+/// holds before it answers), the mean over the answer's steps, and the state before the first
+/// content token (the first token's where the answer has none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hidden {
+    pub first: Vec<f32>,
+    pub mean: Vec<f32>,
+    pub content: Vec<f32>,
 }
 
 /// What [`Record::streamed`] keeps of the processor's `AnswerStats` at the end of the answer.
@@ -204,16 +218,29 @@ pub fn grade(answer: &str, accepted: &[String]) -> bool {
     })
 }
 
+/// What an item records beside its answer: M(Q)'s components under `mass` (N against `prior`)
+/// and, with `recovery`, the hidden states ([`Hidden`]).
+#[derive(Clone, Copy)]
+pub struct Signals<'a> {
+    pub prior: Option<&'a Prior>,
+    pub mass: &'a MassConfig,
+    pub recovery: Option<&'a crate::unembed::Recovery>,
+}
+
 /// Answer `item` greedily (at most `max_tokens`, stopping at the end of the first sentence),
 /// with `stream` (see [`streaming_processor`]) stepping every row beside the decode.
 pub fn run_item(
     e: &mut Engine,
     stream: &mut infogravity::GravityProcessor,
     item: &Item,
-    prior: Option<&Prior>,
-    cfg: &MassConfig,
+    signals: Signals,
     max_tokens: usize,
 ) -> Result<Record> {
+    let Signals {
+        prior,
+        mass: cfg,
+        recovery,
+    } = signals;
     let seq = item.id as u64;
     stream.begin(seq, &Default::default())?;
     let v = e.lm.info().vocab;
@@ -223,6 +250,7 @@ pub fn run_item(
     let row = logits[logits.len() - v..].to_vec();
     drop(logits);
     let mut steps = vec![];
+    let mut states: Vec<Vec<f64>> = vec![];
     let answer = decode_answer(
         e,
         stream,
@@ -241,10 +269,27 @@ pub fn run_item(
                 varentropy: f.varentropy,
                 potential: f.potential(row[tok as usize]),
             });
+            if let Some(rc) = recovery {
+                states.push(rc.hidden(row)?);
+            }
             Ok(())
         },
     )?;
-    let streamed = Some(Streamed::from(&stream.answer(seq)?));
+    let stats = stream.answer(seq)?;
+    let hidden = (!states.is_empty()).then(|| {
+        let f32s = |h: &[f64]| h.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let n = states.len() as f64;
+        let mean: Vec<f64> = (0..states[0].len())
+            .map(|k| states.iter().map(|h| h[k]).sum::<f64>() / n)
+            .collect();
+        let c = stats.first_content.map_or(0, |f| f.step as usize);
+        Hidden {
+            first: f32s(&states[0]),
+            mean: f32s(&mean),
+            content: f32s(&states[c.min(states.len() - 1)]),
+        }
+    });
+    let streamed = Some(Streamed::from(&stats));
     stream.end(seq)?;
     Ok(Record {
         id: item.id,
@@ -259,6 +304,7 @@ pub fn run_item(
         n_kl: q.n_kl,
         n_surprisal: q.n_surprisal,
         streamed,
+        hidden,
     })
 }
 
@@ -328,8 +374,7 @@ pub fn item_prompt(
 pub fn run_bank(
     e: &mut Engine,
     items: &[Item],
-    prior: Option<&Prior>,
-    cfg: &MassConfig,
+    signals: Signals,
     decode: &str,
     out: &Path,
     mut progress: impl FnMut(usize, usize),
@@ -342,7 +387,7 @@ pub fn run_bank(
     progress(n, total);
     let mut stream = streaming_processor(e, decode)?;
     for item in items.iter().filter(|i| !done.contains(&i.id)) {
-        let r = run_item(e, &mut stream, item, prior, cfg, 16)?;
+        let r = run_item(e, &mut stream, item, signals, 16)?;
         let line = serde_json::to_string(&r).expect("records serialise");
         writeln!(file, "{line}").map_err(|err| Error::Io(format!("{}: {err}", out.display())))?;
         have.push(r);

@@ -77,6 +77,11 @@ struct QaArgs {
     /// records do not say which configuration wrote them).
     #[arg(long, default_value = qa::GREEDY)]
     config: String,
+    /// Also recover the final hidden state from each answer step's logits (h = Γ⁺z, with the
+    /// unembedding read from the model) and record it, for the hidden-state probe. Use its own
+    /// --out (records written without it have no states).
+    #[arg(long)]
+    hidden: bool,
     #[command(flatten)]
     run: EvalRun,
 }
@@ -331,11 +336,29 @@ fn qa(a: QaArgs) -> Result<(), CliError> {
         "items",
         |eng, out, bar| {
             let prior = shipped_prior(eng.lm.info().vocab)?;
+            let recovery = match a.hidden {
+                true => {
+                    let info = eng.lm.info();
+                    let u = infogravity_engine::unembed::Unembedding::load(
+                        &a.run.model.dir()?,
+                        info.vocab,
+                        info.hidden,
+                    )?;
+                    Some(infogravity_engine::unembed::Recovery::new(
+                        &u,
+                        2 * info.hidden,
+                    )?)
+                }
+                false => None,
+            };
             Ok(qa::run_bank(
                 eng,
                 &items,
-                prior.as_ref(),
-                &cfg.mass,
+                qa::Signals {
+                    prior: prior.as_ref(),
+                    mass: &cfg.mass,
+                    recovery: recovery.as_ref(),
+                },
                 &a.config,
                 &out.join("qa.jsonl"),
                 |done, _| bar.set_position(done as u64),
