@@ -110,7 +110,11 @@ fn steady_state_batches_do_not_allocate_single_threaded() {
     let v = 8_000;
     let b = 8;
     let data = rows(v, b);
-    let mut p = GravityProcessor::new(Config::default(), v).unwrap();
+    // One worker, as the name says: the default (`limits.threads` = 0) is one per core, and
+    // rayon's injector queue allocates a block every few dozen jobs sent into its pool (seen
+    // here as 2–14 allocations in 10 batches on 2 cores, with release builds).
+    let cfg = Config::from_json(r#"{"limits":{"threads":1}}"#).unwrap();
+    let mut p = GravityProcessor::new(cfg, v).unwrap();
     let ids: Vec<u64> = (0..b as u64).collect();
     for &id in &ids {
         p.begin(
