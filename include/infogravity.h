@@ -949,6 +949,57 @@ IgStatus ig_processor_answer(const struct IgProcessor *p,
                              struct IgAnswerStats *out);
 
 /*
+ The hidden-state probe's values for `seq` over its tokens accepted so far: `*first`, its
+ value at the first step (the hidden state before the answer), and `*mean`, its mean over the
+ answer (the answer's mean hidden state); NaN without a probe, before the first step, or
+ where a probe token's logit was not finite. Either pointer may be NULL. (`IgAnswerStats` is
+ frozen at version 1: the probe's values come from here.)
+
+ Errors: NULL_POINTER (p), UNKNOWN_SEQUENCE.
+
+ Safety:
+ `p` a live handle; `first`, `mean` NULL or writable.
+ */
+IG_NODISCARD
+IgStatus ig_processor_answer_probe(const struct IgProcessor *p,
+                                   uint64_t seq,
+                                   float *first,
+                                   float *mean);
+
+/*
+ Set the hidden-state probe read at every step: `bias + Σ weights[k]·z[tokens[k]]` on the
+ row's raw logits — a linear probe θ·ĥ of the final hidden state, since z = Γh (written by
+ `infogravity eval qa --hidden` as `probe.json`; `ig_processor_load_probe` reads one). `n`
+ terms, each token < V, weights and bias finite; copied. NULL pointers with `n` = 0 clear it.
+ Applies from the next step; `n` multiply-adds per step.
+
+ Errors: NULL_POINTER (p, or `tokens`/`weights` with n > 0), INVALID_ARGUMENT (a token ≥ V,
+ more than V terms, a non-finite number, a misaligned pointer).
+
+ Safety:
+ `p` a live handle; `tokens` and `weights` NULL or `n` readable elements each.
+ */
+IG_NODISCARD
+IgStatus ig_processor_set_probe(struct IgProcessor *p,
+                                const uint32_t *tokens,
+                                const float *weights,
+                                size_t n,
+                                float bias);
+
+/*
+ Load a probe file (`probe.json` of `infogravity eval qa --hidden`, format in the Rust docs
+ of `infogravity::probe`), read and checked before the handle is locked; only a regular file
+ of at most 16 MiB is read. Its vocabulary must be the processor's.
+
+ Errors: NULL_POINTER, IO (missing, unreadable, not a regular file, too large),
+ CORRUPT_FILE, SIZE_MISMATCH (another vocabulary).
+
+ Safety:
+ `p` a live handle; `path` a NUL-terminated string.
+ */
+IG_NODISCARD IgStatus ig_processor_load_probe(struct IgProcessor *p, const char *path);
+
+/*
  Set the content table of the answer aggregates: `content[t]` non-zero when token t carries
  content (words, names, numbers), zero for function words, whitespace and punctuation;
  `n` must be the vocabulary size. NULL with `n` = 0 clears it (every token is content).

@@ -76,6 +76,8 @@ pub mod plugin;
 /// cbindgen:ignore
 pub mod policy;
 /// cbindgen:ignore
+pub mod probe;
+/// cbindgen:ignore
 pub mod processor;
 /// cbindgen:ignore
 pub mod report;
@@ -89,6 +91,7 @@ pub use error::{Error, Result};
 pub use field::{Field, FieldError};
 pub use mass::{Prior, QueryInput, QueryMass};
 pub use plugin::{Plugin, PluginProcessor};
+pub use probe::Probe;
 pub use processor::{ContentTable, GravityProcessor, LogitsMut, LogitsProcessor, SeqParams};
 pub use report::{AnswerStats, FirstContent, Regime, StepReport, flags};
 pub use sampler::StepMode;

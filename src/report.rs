@@ -102,7 +102,8 @@ pub struct FirstContent {
 /// (docs/DESIGN.md §1 "Regimes"; SCIENCE.md §1.5): over every accepted token that had a step,
 /// the mean and max of H, the mean of √varentropy, Σ, mean and max of Φ, and the field at the
 /// first content token (per the processor's content table; without one, every token is
-/// content). O(1) per accepted token; 48 bytes per sequence.
+/// content), and with a [`crate::Probe`] set its value at the first step and its mean.
+/// O(1) per accepted token; 64 bytes per sequence.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AnswerStats {
     /// Accepted tokens with a step.
@@ -121,6 +122,12 @@ pub struct AnswerStats {
     pub max_potential: f32,
     /// The first content token, once there is one.
     pub first_content: Option<FirstContent>,
+    /// The probe's value at the first step (the hidden state before the answer; NaN without a
+    /// probe, before the first step, or where a probe token's logit was not finite).
+    pub probe_first: f32,
+    /// The probe's mean over the accepted tokens where it was finite (NaN when none): the
+    /// probe of the answer's mean hidden state.
+    pub probe_mean: f32,
 }
 
 impl Default for AnswerStats {
@@ -134,6 +141,8 @@ impl Default for AnswerStats {
             mean_potential: f32::NAN,
             max_potential: f32::NAN,
             first_content: None,
+            probe_first: f32::NAN,
+            probe_mean: f32::NAN,
         }
     }
 }
@@ -185,6 +194,9 @@ pub struct StepReport {
     /// truncate its KV cache drops its last `rollback` tokens and calls `rollback(seq, n)`
     /// instead of accepting this step's token (which the guard has made valid either way).
     pub rollback: u32,
+    /// The probe's value on this step's row as given (NaN without a [`crate::Probe`], or where
+    /// a probe token's logit is not finite).
+    pub probe: f32,
 }
 
 impl Default for StepReport {
@@ -211,6 +223,7 @@ impl Default for StepReport {
             answer: AnswerStats::default(),
             concept_kl: 0.0,
             rollback: 0,
+            probe: f32::NAN,
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::concept::Concept;
 use crate::config::Config;
 use crate::error::try_reserve;
 use crate::mass::{Prior, QueryInput};
+use crate::probe::Probe;
 use crate::processor::{ContentTable, LogitsMut, RawRow, SeqParams};
 use crate::report::StepReport;
 
@@ -796,6 +797,112 @@ pub unsafe extern "C" fn ig_processor_answer(
         let stats = unsafe { lock(p)? }.proc.answer(seq)?;
         // SAFETY: `out` is checked: non-NULL, aligned, `n` writable bytes.
         unsafe { write_versioned(out, &IgAnswerStats::from(&stats), n) };
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
+/// The hidden-state probe's values for `seq` over its tokens accepted so far: `*first`, its
+/// value at the first step (the hidden state before the answer), and `*mean`, its mean over the
+/// answer (the answer's mean hidden state); NaN without a probe, before the first step, or
+/// where a probe token's logit was not finite. Either pointer may be NULL. (`IgAnswerStats` is
+/// frozen at version 1: the probe's values come from here.)
+///
+/// Errors: NULL_POINTER (p), UNKNOWN_SEQUENCE.
+///
+/// # Safety
+/// `p` a live handle; `first`, `mean` NULL or writable.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_answer_probe(
+    p: *const IgProcessor,
+    seq: u64,
+    first: *mut f32,
+    mean: *mut f32,
+) -> IgStatus {
+    let body = || {
+        if p.is_null() {
+            return Err(null("processor"));
+        }
+        // SAFETY: `p` is a live handle (this function's contract).
+        let stats = unsafe { lock(p)? }.proc.answer(seq)?;
+        // SAFETY: each is NULL or writable (contract).
+        unsafe {
+            write_opt(first, stats.probe_first);
+            write_opt(mean, stats.probe_mean);
+        }
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
+/// Set the hidden-state probe read at every step: `bias + Σ weights[k]·z[tokens[k]]` on the
+/// row's raw logits — a linear probe θ·ĥ of the final hidden state, since z = Γh (written by
+/// `infogravity eval qa --hidden` as `probe.json`; `ig_processor_load_probe` reads one). `n`
+/// terms, each token < V, weights and bias finite; copied. NULL pointers with `n` = 0 clear it.
+/// Applies from the next step; `n` multiply-adds per step.
+///
+/// Errors: NULL_POINTER (p, or `tokens`/`weights` with n > 0), INVALID_ARGUMENT (a token ≥ V,
+/// more than V terms, a non-finite number, a misaligned pointer).
+///
+/// # Safety
+/// `p` a live handle; `tokens` and `weights` NULL or `n` readable elements each.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_set_probe(
+    p: *mut IgProcessor,
+    tokens: *const u32,
+    weights: *const f32,
+    n: usize,
+    bias: f32,
+) -> IgStatus {
+    let body = || {
+        if p.is_null() {
+            return Err(null("processor"));
+        }
+        // SAFETY: `p` is a live handle (this function's contract).
+        let mut g = unsafe { lock(p)? };
+        let probe = if tokens.is_null() && weights.is_null() && n == 0 {
+            None
+        } else {
+            // SAFETY: `tokens` and `weights` are `n` readable elements (contract); NULL with
+            // n > 0 is refused.
+            let (t, w) = unsafe { (slice(tokens, n, "tokens")?, slice(weights, n, "weights")?) };
+            Some(Probe::new(g.proc.vocab(), t, w, bias)?)
+        };
+        g.proc.set_probe(probe)?;
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
+/// Load a probe file (`probe.json` of `infogravity eval qa --hidden`, format in the Rust docs
+/// of `infogravity::probe`), read and checked before the handle is locked; only a regular file
+/// of at most 16 MiB is read. Its vocabulary must be the processor's.
+///
+/// Errors: NULL_POINTER, IO (missing, unreadable, not a regular file, too large),
+/// CORRUPT_FILE, SIZE_MISMATCH (another vocabulary).
+///
+/// # Safety
+/// `p` a live handle; `path` a NUL-terminated string.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_load_probe(
+    p: *mut IgProcessor,
+    path: *const c_char,
+) -> IgStatus {
+    let body = || {
+        if p.is_null() {
+            return Err(null("processor"));
+        }
+        // SAFETY: `path` is a NUL-terminated string (this function's contract).
+        let path = unsafe { str_arg(path, "path", IgStatus::InvalidArgument)? };
+        let loaded = Probe::load(std::path::Path::new(path))?;
+        // SAFETY: `p` is a live handle (this function's contract).
+        unsafe { lock(p)? }.proc.set_probe(Some(loaded))?;
         Ok(())
     };
     // SAFETY: `p` is NULL or a live handle (this function's contract).

@@ -53,6 +53,7 @@ use crate::config::{Config, VoidWeights};
 use crate::error::{Error, Result, try_reserve};
 use crate::field::{Candidates, Logit};
 use crate::mass::{self, Prior, QueryInput, QueryMass};
+use crate::probe::Probe;
 use crate::sampler::Truncation;
 
 pub use crate::report::{AnswerStats, FirstContent, Regime, StepReport, flags};
@@ -145,6 +146,8 @@ struct Core {
     content: Option<ContentTable>,
     /// The concept every sequence without its own is tilted toward.
     concept: Option<Concept>,
+    /// The hidden-state probe read at every step.
+    probe: Option<Probe>,
 }
 
 /// Which tokens of a vocabulary carry content (words, names, numbers) rather than function
@@ -388,6 +391,7 @@ impl GravityProcessor {
             trunc,
             content: None,
             concept: None,
+            probe: None,
         };
         let workers = (0..threads)
             .map(|_| new_scratch(&core))
@@ -453,6 +457,24 @@ impl GravityProcessor {
             }
         }
         self.core.content = table;
+        Ok(())
+    }
+
+    /// Set (or clear) the hidden-state probe read at every step ([`Probe`]: a linear function
+    /// of the raw logits; each report carries its value, the answer aggregates its first value
+    /// and mean). It must be fitted for this vocabulary. Applies from the next step; |terms|
+    /// multiply-adds per step.
+    pub fn set_probe(&mut self, probe: Option<Probe>) -> Result<()> {
+        if let Some(p) = &probe {
+            if p.vocab() != self.core.vocab {
+                return Err(Error::SizeMismatch {
+                    what: "probe vocabulary",
+                    expected: self.core.vocab,
+                    got: p.vocab(),
+                });
+            }
+        }
+        self.core.probe = probe;
         Ok(())
     }
 

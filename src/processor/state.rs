@@ -34,6 +34,8 @@ pub(crate) struct StepField {
     pub entropy: f32,
     pub sqrt_varentropy: f32,
     pub one_minus_pmax: f32,
+    /// The probe's value (NaN: none).
+    pub probe: f32,
 }
 
 /// The running sums behind [`AnswerStats`].
@@ -48,10 +50,21 @@ pub(crate) struct Answer {
     sum_phi: f64,
     max_phi: f32,
     first_content: Option<FirstContent>,
+    /// The probe at the first step (NaN until then), and over the steps where it was finite.
+    first_probe: f32,
+    probes: u32,
+    sum_probe: f64,
 }
 
 impl Answer {
     fn push(&mut self, f: &StepField, phi: f32, content: bool, step: u32) {
+        if self.tokens == 0 {
+            self.first_probe = f.probe;
+        }
+        if f.probe.is_finite() {
+            self.probes += 1;
+            self.sum_probe += f.probe as f64;
+        }
         self.tokens += 1;
         self.sum_h += f.entropy as f64;
         self.max_h = if self.tokens == 1 {
@@ -92,6 +105,10 @@ impl Answer {
             a.mean_entropy = (self.sum_h / n) as f32;
             a.max_entropy = self.max_h;
             a.mean_sqrt_varentropy = (self.sum_sqrt_v / n) as f32;
+            a.probe_first = self.first_probe;
+        }
+        if self.probes > 0 {
+            a.probe_mean = (self.sum_probe / self.probes as f64) as f32;
         }
         if self.phis > 0 {
             a.mean_potential = (self.sum_phi / self.phis as f64) as f32;

@@ -86,6 +86,9 @@ pub(super) fn decide<E: Logit>(
     let reg = policy::classify(cfg, &core.weights, f, running);
     next.tracks = reg.tracks;
     let mut rep = report(st, f, &reg, task_mass);
+    if let Some(p) = &core.probe {
+        rep.probe = p.read(row);
+    }
 
     // 4. Interventions: abstention (decided at the first step), then the sparse edits.
     let (abstain, state) = interventions::abstention(&cfg.abstain, st.now.abstain, reg.void_score);
@@ -257,7 +260,7 @@ fn abstain_step<E: Logit>(
             None
         }
     };
-    st.propose(next, step_field(f), chosen);
+    st.propose(next, step_field(f, rep.probe), chosen);
 }
 
 /// Leave the proposal: the selected token with its potential (measured, before the edits), or
@@ -275,7 +278,11 @@ fn remember<E: Logit>(
         Some(id) => {
             rep.token = Some(id);
             rep.token_potential = f.potential(sampler::measured(row, edits, id)) as f32;
-            st.propose(next, step_field(f), Some((id, rep.token_potential)));
+            st.propose(
+                next,
+                step_field(f, rep.probe),
+                Some((id, rep.token_potential)),
+            );
         }
         None => {
             // The list holds edited values; the edits keep the measured ones.
@@ -284,7 +291,7 @@ fn remember<E: Logit>(
                     .binary_search_by_key(&c.id, |e| e.id)
                     .map_or(c.logit, |k| edits[k].orig)
             };
-            st.propose_top(next, step_field(f), sel.list, |c| {
+            st.propose_top(next, step_field(f, rep.probe), sel.list, |c| {
                 f.potential(orig(c)) as f32
             })
         }
@@ -306,18 +313,23 @@ fn remember_tilted<E: Logit>(
         Some(id) => {
             rep.token = Some(id);
             rep.token_potential = pot(id);
-            st.propose(next, step_field(f), Some((id, rep.token_potential)));
+            st.propose(
+                next,
+                step_field(f, rep.probe),
+                Some((id, rep.token_potential)),
+            );
         }
-        None => st.propose_top(next, step_field(f), sel.list, |c| pot(c.id)),
+        None => st.propose_top(next, step_field(f, rep.probe), sel.list, |c| pot(c.id)),
     }
 }
 
-/// What the answer aggregates keep of a step's field.
-fn step_field(f: &Field) -> StepField {
+/// What the answer aggregates keep of a step's field (and its probe value).
+fn step_field(f: &Field, probe: f32) -> StepField {
     StepField {
         entropy: f.entropy as f32,
         sqrt_varentropy: f.varentropy.max(0.0).sqrt() as f32,
         one_minus_pmax: (1.0 - f.p_max()) as f32,
+        probe,
     }
 }
 

@@ -229,9 +229,52 @@ static void rollback(void) {
     ig_processor_free(p);
 }
 
+/* The hidden-state probe: set, read per answer (first step, mean), errors, clear, load. */
+static void probe(void) {
+    IgProcessor *p = NULL;
+    CHECK(ig_processor_new("{\"preset\":\"neutral\",\"temperature\":{\"base\":0}}", SC_VOCAB,
+                           &p) == IG_STATUS_OK,
+          "new (probe)");
+    const uint32_t tokens[] = {3, 10};
+    const float weights[] = {2.0f, 0.5f};
+    const uint32_t bad_token[] = {SC_VOCAB};
+    CHECK(ig_processor_set_probe(NULL, tokens, weights, 2, 0.0f) == IG_STATUS_NULL_POINTER,
+          "probe NULL handle");
+    CHECK(ig_processor_set_probe(p, NULL, weights, 2, 0.0f) == IG_STATUS_NULL_POINTER,
+          "probe NULL tokens");
+    CHECK(ig_processor_set_probe(p, bad_token, weights, 1, 0.0f) == IG_STATUS_INVALID_ARGUMENT &&
+              strstr(ig_last_error(), "outside the vocabulary") != NULL,
+          "probe token >= V: %s", ig_last_error());
+    CHECK(ig_processor_set_probe(p, tokens, weights, 2, NAN) == IG_STATUS_INVALID_ARGUMENT,
+          "probe NaN bias");
+    CHECK(ig_processor_load_probe(p, "no/such/probe.json") == IG_STATUS_IO, "probe file missing");
+    CHECK(ig_processor_set_probe(p, tokens, weights, 2, 1.0f) == IG_STATUS_OK, "set probe");
+    CHECK(ig_processor_begin(p, 1, NULL, NULL) == IG_STATUS_OK, "begin");
+    float first = 0.0f, mean = 0.0f;
+    CHECK(ig_processor_answer_probe(p, 1, &first, &mean) == IG_STATUS_OK && isnan(first) &&
+              isnan(mean),
+          "no step yet: %f %f", first, mean);
+    /* Row: 0 everywhere, 25 at the peak; the probe reads 1 + 2·z[3] + 0.5·z[10]. */
+    const int peaks[] = {3, 10, 7};
+    const float want[] = {1.0f + 50.0f, 1.0f + 12.5f, 1.0f};
+    for (int i = 0; i < 3; i++) {
+        IgStepReport r = peak_step(p, peaks[i]);
+        CHECK(ig_processor_accept(p, 1, (uint32_t)r.token) == IG_STATUS_OK, "accept");
+    }
+    CHECK(ig_processor_answer_probe(p, 9, &first, &mean) == IG_STATUS_UNKNOWN_SEQUENCE,
+          "probe unknown seq");
+    CHECK(ig_processor_answer_probe(p, 1, NULL, NULL) == IG_STATUS_OK, "probe NULL outs");
+    CHECK(ig_processor_answer_probe(p, 1, &first, &mean) == IG_STATUS_OK && first == want[0] &&
+              fabsf(mean - (want[0] + want[1] + want[2]) / 3.0f) < 1e-4f,
+          "probe first %f mean %f", first, mean);
+    CHECK(ig_processor_set_probe(p, NULL, NULL, 0, 0.0f) == IG_STATUS_OK, "clear probe");
+    ig_processor_free(p);
+}
+
 int main(void) {
     conventions();
     rollback();
+    probe();
     run("{\"preset\":\"neutral\"}", 1);
     run("{\"preset\":\"balanced\"}", 2);
     run("{\"preset\":\"factual\",\"sampler\":{\"top_k\":40,\"top_p\":0.9}}", 3);
