@@ -20,8 +20,8 @@ use std::mem::{offset_of, size_of};
 use half::bf16;
 use infogravity::ffi::{IgStatus, IgStepReport};
 use infogravity::{
-    Concept, Config, ContentTable, Error, GravityProcessor, LogitsMut, QueryInput, QueryMass,
-    SeqParams, StepMode, StepReport, flags,
+    Concept, Config, ContentTable, Error, GravityProcessor, LogitsMut, Probe, QueryInput,
+    QueryMass, SeqParams, StepMode, StepReport, flags,
 };
 use numpy::{
     PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1,
@@ -145,6 +145,8 @@ struct PyStepReport {
     concept_kl: f32,
     /// Tokens the processor advises rewinding (0: none; `escape.rollback`).
     rollback: u32,
+    /// The hidden-state probe's value on this step's row (NaN without a probe).
+    probe: f32,
 }
 
 impl From<&StepReport> for PyStepReport {
@@ -175,6 +177,7 @@ impl From<&StepReport> for PyStepReport {
             stop: r.stop,
             concept_kl: r.concept_kl,
             rollback: r.rollback,
+            probe: r.probe,
         }
     }
 }
@@ -525,7 +528,8 @@ impl Processor {
 
     /// The answer-level aggregates of a live sequence over its tokens accepted so far (read them
     /// before `end`): tokens, mean/max entropy, mean √varentropy, sum/mean/max potential, and
-    /// `first_content` (a dict of step, entropy, one_minus_pmax, potential, or None).
+    /// `first_content` (a dict of step, entropy, one_minus_pmax, potential, or None), and the
+    /// hidden-state probe's `probe_first` and `probe_mean` (NaN without a probe).
     fn answer<'py>(&self, py: Python<'py>, seq: u64) -> PyResult<Bound<'py, PyDict>> {
         let a = self.inner().answer(seq).map_err(|e| raise(py, e))?;
         let d = PyDict::new(py);
@@ -547,7 +551,47 @@ impl Processor {
             }
             None => d.set_item("first_content", py.None())?,
         }
+        d.set_item("probe_first", a.probe_first)?;
+        d.set_item("probe_mean", a.probe_mean)?;
         Ok(d)
+    }
+
+    /// Set (or clear, with None) the hidden-state probe read at every step: `bias +
+    /// Σ weights[k]·logits[tokens[k]]` on the raw logits (`infogravity::Probe`; a linear probe
+    /// of the final hidden state, written by `infogravity eval qa --hidden` as `probe.json`).
+    #[pyo3(signature = (tokens, weights = None, bias = 0.0))]
+    fn set_probe(
+        &mut self,
+        py: Python<'_>,
+        tokens: Option<PyReadonlyArray1<'_, u32>>,
+        weights: Option<PyReadonlyArray1<'_, f32>>,
+        bias: f32,
+    ) -> PyResult<()> {
+        let vocab = self.inner_mut().vocab();
+        let probe = match (&tokens, &weights) {
+            (None, None) => None,
+            (Some(t), Some(w)) => {
+                let t = t
+                    .as_slice()
+                    .map_err(|e| invalid(py, format!("probe tokens: {e}")))?;
+                let w = w
+                    .as_slice()
+                    .map_err(|e| invalid(py, format!("probe weights: {e}")))?;
+                Some(Probe::new(vocab, t, w, bias).map_err(|e| raise(py, e))?)
+            }
+            _ => {
+                return Err(invalid(py, "probe: give tokens and weights, or neither"));
+            }
+        };
+        self.inner_mut().set_probe(probe).map_err(|e| raise(py, e))
+    }
+
+    /// Load a probe file (`probe.json` of `infogravity eval qa --hidden`) for this vocabulary.
+    fn load_probe(&mut self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        let probe = Probe::load(&path).map_err(|e| raise(py, e))?;
+        self.inner_mut()
+            .set_probe(Some(probe))
+            .map_err(|e| raise(py, e))
     }
 
     /// Set (or clear, with None) the concept the rows are tilted toward: one finite logit

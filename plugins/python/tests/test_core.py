@@ -3,6 +3,7 @@ hypothesis-drawn rows, agreement with the C library row by row, dtypes, zero cop
 
 import ctypes
 import json
+import math
 import os
 import threading
 import time
@@ -261,6 +262,46 @@ def test_rollback_rewinds_and_bans_the_copy_start():
     p.rollback(1, 3)
     r = p.step(1, peak(10))
     assert r.step == 4 and "banned" in r.flags and r.token != 10
+
+
+def test_probe_streams_a_linear_read_out_of_the_logits(tmp_path):
+    v = 16
+    p = ig.Processor(v, {"temperature": {"base": 0}})
+    p.set_probe(np.array([3, 10], np.uint32), np.array([2.0, 0.5], np.float32), bias=1.0)
+    p.begin(1)
+    assert math.isnan(p.answer(1)["probe_first"])
+    seen = []
+    for at in (3, 10, 7):
+        row = np.zeros(v, np.float32)
+        row[at] = 25.0
+        r = p.step(1, row)
+        seen.append(1.0 + 2.0 * row[3] + 0.5 * row[10])
+        assert r.probe == pytest.approx(seen[-1])
+        p.accept(1, r.token)
+    a = p.answer(1)
+    assert a["probe_first"] == pytest.approx(seen[0])
+    assert a["probe_mean"] == pytest.approx(sum(seen) / 3)
+    with pytest.raises(ig.InfogravityError, match="outside the vocabulary"):
+        p.set_probe(np.array([v], np.uint32), np.array([1.0], np.float32))
+    with pytest.raises(ig.InfogravityError, match="tokens and weights"):
+        p.set_probe(np.array([1], np.uint32))
+    # The file form: the same probe, loaded; another vocabulary's is refused.
+    f = tmp_path / "probe.json"
+    doc = {"format": "infogravity-probe", "version": 1, "vocab": v, "bias": 1.0,
+           "tokens": [3, 10], "weights": [2.0, 0.5]}
+    f.write_text(json.dumps(doc))
+    q = ig.Processor(v, {"temperature": {"base": 0}})
+    q.load_probe(str(f))
+    q.begin(1)
+    row = np.zeros(v, np.float32)
+    row[3] = 25.0
+    assert q.step(1, row).probe == pytest.approx(51.0)
+    f.write_text(json.dumps({**doc, "vocab": v + 1}))
+    with pytest.raises(ig.InfogravityError):
+        q.load_probe(str(f))
+    p.set_probe(None)
+    p.begin(2)
+    assert math.isnan(p.step(2, row).probe)
 
 
 def test_answer_aggregates_and_content_table():

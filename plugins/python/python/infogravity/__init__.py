@@ -19,6 +19,7 @@ Engine adapters: ``infogravity.transformers``, ``infogravity.vllm``, ``infogravi
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -300,8 +301,26 @@ class Processor:
         """The answer-level aggregates of a live sequence over its accepted tokens (read them
         before ``end``): ``tokens``, ``mean_entropy``, ``max_entropy``,
         ``mean_sqrt_varentropy``, ``sum_potential``, ``mean_potential``, ``max_potential`` and
-        ``first_content`` (``step``, ``entropy``, ``one_minus_pmax``, ``potential``; or None)."""
+        ``first_content`` (``step``, ``entropy``, ``one_minus_pmax``, ``potential``; or None),
+        and the hidden-state probe's ``probe_first`` and ``probe_mean`` (NaN without one)."""
         return self._p.answer(int(seq))
+
+    def set_probe(self, tokens: Any, weights: Any = None, bias: float = 0.0) -> None:
+        """Read a linear probe of the final hidden state at every step: ``bias +
+        Σ weights[k]·logits[tokens[k]]`` on the raw logits (z = Γh makes any probe θ·h such a
+        function of 2d logits; ``infogravity eval qa --hidden`` writes one as ``probe.json``).
+        Each report's ``probe`` and ``answer()``'s ``probe_first``/``probe_mean`` carry it;
+        None clears it."""
+        if tokens is None and weights is None:
+            self._p.set_probe(None, None, 0.0)
+            return
+        t = None if tokens is None else np.ascontiguousarray(np.asarray(tokens, dtype=np.uint32))
+        w = None if weights is None else np.ascontiguousarray(np.asarray(weights, dtype=np.float32))
+        self._p.set_probe(t, w, float(bias))
+
+    def load_probe(self, path: Any) -> None:
+        """Load a probe file (``probe.json`` of ``infogravity eval qa --hidden``, same model)."""
+        self._p.load_probe(os.fspath(path))
 
     def set_concept(self, bias: Any, seq: Optional[int] = None) -> None:
         """Tilt rows toward a concept: one finite logit bias per token (e.g. ``W @ direction``

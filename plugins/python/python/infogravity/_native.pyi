@@ -1,4 +1,5 @@
 # Type stubs of the native module (src/lib.rs). The public API is infogravity/__init__.py.
+import os
 from typing import Any, Optional
 
 import numpy as np
@@ -36,6 +37,7 @@ class StepReport:
     stop: bool
     concept_kl: float
     rollback: int
+    probe: float
 
 class Processor:
     def __init__(self, vocab: int, config_json: str) -> None: ...
@@ -75,6 +77,13 @@ class Processor:
     def mass(self, seq: int) -> dict[str, Optional[float]]: ...
     def answer(self, seq: int) -> dict[str, Any]: ...
     def set_content_tokens(self, table: Optional[npt.NDArray[np.bool_]]) -> None: ...
+    def set_probe(
+        self,
+        tokens: Optional[npt.NDArray[np.uint32]],
+        weights: Optional[npt.NDArray[np.float32]] = None,
+        bias: float = 0.0,
+    ) -> None: ...
+    def load_probe(self, path: str | os.PathLike[str]) -> None: ...
 
 class ReportSink:
     def __init__(self) -> None: ...
