@@ -450,6 +450,43 @@ impl Recovery {
     }
 }
 
+impl Recovery {
+    /// The linear probe θ·ĥ as a function of the logits: ĥ = (Γ_SᵀΓ_S)⁻¹Γ_Sᵀz_S, so
+    /// θ·ĥ = Σ_{t∈S} w_t z_t with w_S = Γ_S(Γ_SᵀΓ_S)⁻¹θ — the terms of an
+    /// [`infogravity::Probe`] (`rows` tokens and their weights). `theta` has d values.
+    pub fn functional(&self, theta: &[f64]) -> Result<(Vec<u32>, Vec<f32>)> {
+        let d = self.dim;
+        if theta.len() != d {
+            return Err(Error::SizeMismatch {
+                what: "probe direction",
+                expected: d,
+                got: theta.len(),
+            });
+        }
+        // c = (ΓᵀΓ)⁻¹θ by the two triangular solves of `hidden`.
+        let l = &self.chol;
+        let mut c = theta.to_vec();
+        for i in 0..d {
+            for k in 0..i {
+                c[i] -= l[i * d + k] * c[k];
+            }
+            c[i] /= l[i * d + i];
+        }
+        for i in (0..d).rev() {
+            for k in i + 1..d {
+                c[i] -= l[k * d + i] * c[k];
+            }
+            c[i] /= l[i * d + i];
+        }
+        let weights = self
+            .gamma
+            .chunks_exact(d)
+            .map(|g| g.iter().zip(&c).map(|(&a, b)| a as f64 * b).sum::<f64>() as f32)
+            .collect();
+        Ok((self.tokens.iter().map(|&t| t as u32).collect(), weights))
+    }
+}
+
 /// How exactly `u` explains a row of logits `z`: the final hidden state ĥ is recovered from
 /// `rows` evenly spaced tokens ([`Recovery`]), then the relative residual ‖Γĥ − z‖ / ‖z − z̄‖
 /// is measured over **every** token. A head read wrongly leaves a residual of order 1; a right
@@ -554,6 +591,18 @@ mod tests {
         };
         assert!(Recovery::new(&flat, v).is_err());
         assert!(residual(&u, &z, v).unwrap() < 1e-5);
+        // The probe θ·h as weights on the logits: the same number read from z.
+        let theta = [0.5f64, 1.0, -2.0];
+        let (tokens, weights) = rc.functional(&theta).unwrap();
+        assert_eq!(tokens.len(), 2 * d);
+        let read: f64 = tokens
+            .iter()
+            .zip(&weights)
+            .map(|(&t, &w)| w as f64 * z[t as usize] as f64)
+            .sum();
+        let want: f64 = theta.iter().zip(&h).map(|(a, b)| a * b).sum();
+        assert!((read - want).abs() < 1e-4, "{read} vs {want}");
+        assert!(rc.functional(&theta[..2]).is_err());
     }
 
     #[test]

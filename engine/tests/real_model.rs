@@ -95,6 +95,62 @@ fn the_unembedding_explains_the_logits() {
     assert!(shifted > 0.1, "shifted residual {shifted}");
 }
 
+/// The hidden-state probe as the processor streams it: a direction θ in hidden space, turned
+/// into weights on 2·d logits (`Recovery::functional`) and set on the decode's processor, reads
+/// at every step what θ·ĥ reads on the state recovered from the whole row — the answer's first
+/// value and its mean equal θ·ĥ₀ + c and θ·mean ĥ + c.
+#[test]
+fn the_streamed_probe_reads_the_hidden_state() {
+    use engine::eval::qa;
+    let Some(dir) = real() else { return };
+    let mut eng = Engine::load(&dir, &EngineOptions::default()).unwrap();
+    let info = eng.lm.info().clone();
+    let u = engine::unembed::Unembedding::load(&dir, info.vocab, info.hidden).unwrap();
+    let rc = engine::unembed::Recovery::new(&u, 2 * info.hidden).unwrap();
+    let theta: Vec<f64> = (0..info.hidden).map(|k| (k as f64 * 0.7).sin()).collect();
+    let c = 0.25;
+    let (tokens, weights) = rc.functional(&theta).unwrap();
+    let probe = infogravity::Probe::new(info.vocab, &tokens, &weights, c as f32).unwrap();
+    let mut stream = qa::streaming_processor(&eng, qa::GREEDY).unwrap();
+    stream.set_probe(Some(probe)).unwrap();
+    let mass = infogravity::Config::default().mass;
+    let bank = qa::load_bank(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../eval/qa_bank_wide.jsonl"
+    )))
+    .unwrap();
+    for item in bank.iter().step_by(240) {
+        let signals = qa::Signals {
+            prior: None,
+            mass: &mass,
+            recovery: Some(&rc),
+            probe: None,
+        };
+        let r = qa::run_item(&mut eng, &mut stream, item, signals, 8).unwrap();
+        let h = r.hidden.as_ref().unwrap();
+        let s = r.streamed.unwrap();
+        let dot = |x: &[f32]| theta.iter().zip(x).map(|(t, &v)| t * v as f64).sum::<f64>() + c;
+        // |θ·ĥ| runs to tens here; the two agreed to 1e-6 of it when this was written.
+        let tol = 1e-4 * (1.0 + dot(&h.first).abs().max(dot(&h.mean).abs()));
+        let (first, mean) = (s.probe_first.unwrap() as f64, s.probe_mean.unwrap() as f64);
+        assert!(
+            (first - dot(&h.first)).abs() < tol,
+            "{}: first {first} vs {}",
+            item.subject,
+            dot(&h.first)
+        );
+        assert!(
+            (mean - dot(&h.mean)).abs() < tol,
+            "{}: mean {mean} vs {}",
+            item.subject,
+            dot(&h.mean)
+        );
+    }
+    // Another vocabulary's probe is refused.
+    let other = infogravity::Probe::new(info.vocab + 1, &[0], &[1.0], 0.0).unwrap();
+    assert!(stream.set_probe(Some(other)).is_err());
+}
+
 /// Rollback on the real model: poems that SmolLM2 loops on greedily are rewound where the guard
 /// fires, every kept token's report was measured on the logits of exactly the kept prefix (one
 /// fresh prefill of the final text per poem: the masked cache slots leave no trace), and the

@@ -103,9 +103,9 @@ fn fit_predict(x: &[Vec<f64>], wrong: &[bool], train: &[usize], test: &[usize]) 
         .collect()
 }
 
-/// The mass-mean probe fitted on `train`: θ·(h − μ) for `test`, with μ the training mean and
-/// θ the difference of the wrong and the right items' means (0 when a class is empty).
-fn probe(h: &[&[f32]], wrong: &[bool], train: &[usize], test: &[usize]) -> Vec<f64> {
+/// The mass-mean direction over `train`: θ, the difference of the wrong and the right items'
+/// mean states, and μ, the mean state (None when a class is empty).
+fn direction(h: &[&[f32]], wrong: &[bool], train: &[usize]) -> Option<(Vec<f64>, Vec<f64>)> {
     let d = h.first().map_or(0, |v| v.len());
     let (mut all, mut bad, mut good) = (vec![0f64; d], vec![0f64; d], vec![0f64; d]);
     let (mut nb, mut ng) = (0usize, 0usize);
@@ -118,23 +118,47 @@ fn probe(h: &[&[f32]], wrong: &[bool], train: &[usize], test: &[usize]) -> Vec<f
         if wrong[i] { nb += 1 } else { ng += 1 }
     }
     if nb == 0 || ng == 0 {
-        return vec![0.0; test.len()];
+        return None;
     }
-    let n = train.len() as f64;
-    let theta: Vec<f64> = bad
+    let theta = bad
         .iter()
         .zip(&good)
         .map(|(b, g)| b / nb as f64 - g / ng as f64)
         .collect();
+    let n = train.len() as f64;
+    Some((theta, all.iter().map(|a| a / n).collect()))
+}
+
+/// The mass-mean probe fitted on `train`: θ·(h − μ) for `test` (0 when a class is empty).
+fn probe(h: &[&[f32]], wrong: &[bool], train: &[usize], test: &[usize]) -> Vec<f64> {
+    let Some((theta, mu)) = direction(h, wrong, train) else {
+        return vec![0.0; test.len()];
+    };
     test.iter()
         .map(|&i| {
             h[i].iter()
-                .zip(&all)
+                .zip(&mu)
                 .zip(&theta)
-                .map(|((&x, a), t)| (x as f64 - a / n) * t)
+                .map(|((&x, m), t)| (x as f64 - m) * t)
                 .sum()
         })
         .collect()
+}
+
+/// The probe to ship for this model: the mass-mean direction over **every** record's mean
+/// state, as (θ, c) with the projection θ·ĥ + c, c = −θ·μ (what the processor streams once θ
+/// is turned into weights on the logits, `unembed::Recovery::functional`). None when the
+/// records have no states or one class is empty.
+pub fn fitted_probe(records: &[Record]) -> Option<(Vec<f64>, f64)> {
+    if records.is_empty() || records.iter().any(|r| r.hidden.is_none()) {
+        return None;
+    }
+    let data = Data::new(records, true);
+    let (h, _) = data.hidden.as_ref()?;
+    let all: Vec<usize> = (0..records.len()).collect();
+    let (theta, mu) = direction(h, &data.wrong, &all)?;
+    let c = -theta.iter().zip(&mu).map(|(t, m)| t * m).sum::<f64>();
+    Some((theta, c))
 }
 
 /// The inputs of one fit: the aggregate features, and the answers' mean hidden states with
@@ -276,6 +300,19 @@ pub fn section(
     if loro {
         names.push("**answer-level void, leave one relation out**".into());
         values.push(leave_one_relation_out(records, relations, false));
+    }
+    if records
+        .iter()
+        .all(|r| r.streamed.is_some_and(|s| s.probe_mean.is_some()))
+    {
+        // A probe fitted elsewhere (`eval qa --probe`), as the processor streamed it.
+        names.push("**hidden-state probe (given), streamed**".into());
+        values.push(
+            records
+                .iter()
+                .map(|r| r.streamed.and_then(|s| s.probe_mean).unwrap_or(0.0) as f64)
+                .collect(),
+        );
     }
     if records.iter().all(|r| r.hidden.is_some()) {
         names.push("**hidden-state probe (mass-mean), 5×2 cross-fitted**".into());

@@ -109,6 +109,12 @@ pub struct Streamed {
     pub max_potential: f32,
     /// The first content token's step, H and 1 − p_max (None: the answer had none).
     pub first_content: Option<(u32, f32, f32)>,
+    /// The processor's hidden-state probe at the first step and its mean over the answer
+    /// (None: no probe was set, or its value was not finite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_first: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_mean: Option<f32>,
 }
 
 impl From<&infogravity::AnswerStats> for Streamed {
@@ -124,6 +130,8 @@ impl From<&infogravity::AnswerStats> for Streamed {
             first_content: a
                 .first_content
                 .map(|f| (f.step, f.entropy, f.one_minus_pmax)),
+            probe_first: a.probe_first.is_finite().then_some(a.probe_first),
+            probe_mean: a.probe_mean.is_finite().then_some(a.probe_mean),
         }
     }
 }
@@ -218,13 +226,15 @@ pub fn grade(answer: &str, accepted: &[String]) -> bool {
     })
 }
 
-/// What an item records beside its answer: M(Q)'s components under `mass` (N against `prior`)
-/// and, with `recovery`, the hidden states ([`Hidden`]).
+/// What an item records beside its answer: M(Q)'s components under `mass` (N against `prior`),
+/// with `recovery` the hidden states ([`Hidden`]), and with `probe` (set on the processor
+/// [`run_bank`] makes) the probe's streamed values ([`Streamed`]).
 #[derive(Clone, Copy)]
 pub struct Signals<'a> {
     pub prior: Option<&'a Prior>,
     pub mass: &'a MassConfig,
     pub recovery: Option<&'a crate::unembed::Recovery>,
+    pub probe: Option<&'a infogravity::Probe>,
 }
 
 /// Answer `item` greedily (at most `max_tokens`, stopping at the end of the first sentence),
@@ -240,6 +250,7 @@ pub fn run_item(
         prior,
         mass: cfg,
         recovery,
+        ..
     } = signals;
     let seq = item.id as u64;
     stream.begin(seq, &Default::default())?;
@@ -386,6 +397,7 @@ pub fn run_bank(
     let mut n = items.iter().filter(|i| done.contains(&i.id)).count();
     progress(n, total);
     let mut stream = streaming_processor(e, decode)?;
+    stream.set_probe(signals.probe.cloned())?;
     for item in items.iter().filter(|i| !done.contains(&i.id)) {
         let r = run_item(e, &mut stream, item, signals, 16)?;
         let line = serde_json::to_string(&r).expect("records serialise");

@@ -82,6 +82,11 @@ struct QaArgs {
     /// --out (records written without it have no states).
     #[arg(long)]
     hidden: bool,
+    /// Stream this hidden-state probe (a `probe.json` written by an earlier `eval qa --hidden`,
+    /// for the same model) while decoding, and score its mean over each answer as it is —
+    /// fitted elsewhere, not refitted. Use its own --out (records say what was streamed).
+    #[arg(long)]
+    probe: Option<PathBuf>,
     #[command(flatten)]
     run: EvalRun,
 }
@@ -329,6 +334,10 @@ fn qa(a: QaArgs) -> Result<(), CliError> {
         Some(path) => Some(infogravity::Calibration::load(path)?),
         None => None,
     };
+    let probe = match &a.probe {
+        Some(path) => Some(infogravity::Probe::load(path)?),
+        None => None,
+    };
     let cfg = Config::default();
     run_part(
         &a.run,
@@ -351,20 +360,22 @@ fn qa(a: QaArgs) -> Result<(), CliError> {
                 }
                 false => None,
             };
-            Ok(qa::run_bank(
+            let records = qa::run_bank(
                 eng,
                 &items,
                 qa::Signals {
                     prior: prior.as_ref(),
                     mass: &cfg.mass,
                     recovery: recovery.as_ref(),
+                    probe: probe.as_ref(),
                 },
                 &a.config,
                 &out.join("qa.jsonl"),
                 |done, _| bar.set_position(done as u64),
-            )?)
+            )?;
+            Ok((records, recovery))
         },
-        |eng, out, records| {
+        |eng, out, (records, recovery)| {
             let provenance = format!(
                 "infogravity {} eval qa: {} ({} items), model {}, decoded under {}, training split by FNV-1a(subject) even",
                 env!("CARGO_PKG_VERSION"),
@@ -382,6 +393,24 @@ fn qa(a: QaArgs) -> Result<(), CliError> {
                 write(
                     "calibration.json",
                     &serde_json::to_string_pretty(c).expect("serialises"),
+                )?;
+            }
+            // The hidden-state probe over every item, as weights on the logits
+            // (`GravityProcessor::set_probe`, `ig_processor_load_probe`).
+            if let (Some(rc), Some((theta, c))) = (
+                &recovery,
+                infogravity_engine::eval::answer::fitted_probe(&records),
+            ) {
+                let (tokens, weights) = rc.functional(&theta)?;
+                let probe =
+                    infogravity::Probe::new(eng.lm.info().vocab, &tokens, &weights, c as f32)?;
+                let file = probe.to_file(&format!(
+                    "{provenance}; mass-mean direction of the answer's mean hidden state over all {} items",
+                    records.len()
+                ));
+                write(
+                    "probe.json",
+                    &serde_json::to_string(&file).expect("serialises"),
                 )?;
             }
             Ok(Done {
