@@ -298,8 +298,17 @@ fn answer_aggregates_stream() {
     );
     p.set_content_tokens(Some(ContentTable::from_bools(&table)))
         .unwrap();
+    // A probe reading 0.25 + z[3] − 0.5·z[12]; another vocabulary's is refused.
+    let probe = |row: &[f32]| 0.25 + row[3] as f64 - 0.5 * row[12] as f64;
+    let other = infogravity::Probe::new(v + 1, &[3], &[1.0], 0.0).unwrap();
+    assert!(p.set_probe(Some(other)).is_err());
+    p.set_probe(Some(
+        infogravity::Probe::new(v, &[3, 12], &[1.0, -0.5], 0.25).unwrap(),
+    ))
+    .unwrap();
     begin(&mut p, 1, &[]);
     assert_eq!(p.answer(1).unwrap().tokens, 0);
+    assert!(p.answer(1).unwrap().probe_first.is_nan());
     assert!(p.answer(1).unwrap().mean_entropy.is_nan());
     // Three greedy steps whose argmax is 3 (function), 12, 15.
     let bump = |at: usize, by: f32| {
@@ -315,6 +324,7 @@ fn answer_aggregates_stream() {
         fields.push((f, phi));
         let r = p.step(1, &mut row.clone(), StepMode::Sample).unwrap();
         assert_eq!(r.token, Some(tok));
+        assert!((r.probe as f64 - probe(row)).abs() < 1e-5);
         assert_eq!(
             r.answer.tokens as usize,
             fields.len() - 1,
@@ -338,6 +348,9 @@ fn answer_aggregates_stream() {
     assert_eq!(fc.step, 1);
     assert!((fc.entropy as f64 - fields[1].0.entropy).abs() < 1e-6);
     assert!((fc.one_minus_pmax as f64 - (1.0 - fields[1].0.p_max())).abs() < 1e-6);
+    assert!((a.probe_first as f64 - probe(&rows[0])).abs() < 1e-5);
+    let pm = rows.iter().map(|r| probe(r)).sum::<f64>() / n;
+    assert!((a.probe_mean as f64 - pm).abs() < 1e-5);
     // A fork carries them; a reset clears them.
     p.fork(1, 2).unwrap();
     assert_eq!(p.answer(2).unwrap(), a);
