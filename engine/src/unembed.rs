@@ -433,24 +433,27 @@ impl Recovery {
                 *a += ga as f64 * zt;
             }
         }
-        let l = &self.chol;
+        self.solve(&mut h);
+        Ok(h)
+    }
+
+    /// x ← (Γ_SᵀΓ_S)⁻¹x: the two triangular solves with the Cholesky factor.
+    fn solve(&self, x: &mut [f64]) {
+        let (d, l) = (self.dim, &self.chol);
         for i in 0..d {
             for k in 0..i {
-                h[i] -= l[i * d + k] * h[k];
+                x[i] -= l[i * d + k] * x[k];
             }
-            h[i] /= l[i * d + i];
+            x[i] /= l[i * d + i];
         }
         for i in (0..d).rev() {
             for k in i + 1..d {
-                h[i] -= l[k * d + i] * h[k];
+                x[i] -= l[k * d + i] * x[k];
             }
-            h[i] /= l[i * d + i];
+            x[i] /= l[i * d + i];
         }
-        Ok(h)
     }
-}
 
-impl Recovery {
     /// The linear probe θ·ĥ as a function of the logits: ĥ = (Γ_SᵀΓ_S)⁻¹Γ_Sᵀz_S, so
     /// θ·ĥ = Σ_{t∈S} w_t z_t with w_S = Γ_S(Γ_SᵀΓ_S)⁻¹θ — the terms of an
     /// [`infogravity::Probe`] (`rows` tokens and their weights). `theta` has d values.
@@ -463,21 +466,8 @@ impl Recovery {
                 got: theta.len(),
             });
         }
-        // c = (ΓᵀΓ)⁻¹θ by the two triangular solves of `hidden`.
-        let l = &self.chol;
         let mut c = theta.to_vec();
-        for i in 0..d {
-            for k in 0..i {
-                c[i] -= l[i * d + k] * c[k];
-            }
-            c[i] /= l[i * d + i];
-        }
-        for i in (0..d).rev() {
-            for k in i + 1..d {
-                c[i] -= l[k * d + i] * c[k];
-            }
-            c[i] /= l[i * d + i];
-        }
+        self.solve(&mut c);
         let weights = self
             .gamma
             .chunks_exact(d)

@@ -711,6 +711,33 @@ pub unsafe extern "C" fn ig_processor_reset(p: *mut IgProcessor, seq: u64) -> Ig
     unsafe { on_handle(p, body) }
 }
 
+/// The body of the `ig_processor_load_*` functions: the file at `path` is read and checked by
+/// `read` before the handle is locked (other calls on it go on meanwhile), then handed to the
+/// processor by `set`.
+///
+/// # Safety
+/// `p` NULL or a live handle; `path` NULL or a NUL-terminated string.
+unsafe fn load_file<T>(
+    p: *mut IgProcessor,
+    path: *const c_char,
+    read: impl FnOnce(&std::path::Path) -> crate::Result<T>,
+    set: impl FnOnce(&mut crate::GravityProcessor, T) -> crate::Result<()>,
+) -> IgStatus {
+    let body = || {
+        if p.is_null() {
+            return Err(null("processor"));
+        }
+        // SAFETY: `path` is NULL or a NUL-terminated string (contract).
+        let path = unsafe { str_arg(path, "path", IgStatus::InvalidArgument)? };
+        let loaded = read(std::path::Path::new(path))?;
+        // SAFETY: `p` is a live handle (contract).
+        set(&mut unsafe { lock(p)? }.proc, loaded)?;
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (contract).
+    unsafe { on_handle(p, body) }
+}
+
 /// Load a Prior file (format in the crate docs) for N(Q). Applies to sequences begun after.
 /// The file is read and checked before the handle is locked (other calls on it go on), and
 /// only a regular file of at most 64 MiB + 64 KiB is read.
@@ -726,20 +753,8 @@ pub unsafe extern "C" fn ig_processor_load_prior(
     p: *mut IgProcessor,
     path: *const c_char,
 ) -> IgStatus {
-    let body = || {
-        if p.is_null() {
-            return Err(null("processor"));
-        }
-        // SAFETY: `path` is a NUL-terminated string (this function's contract).
-        let path = unsafe { str_arg(path, "path", IgStatus::InvalidArgument)? };
-        // Read and check the file before taking the handle's lock.
-        let loaded = Prior::load(std::path::Path::new(path))?;
-        // SAFETY: `p` is a live handle (this function's contract).
-        unsafe { lock(p)?.proc.set_prior(Some(loaded))? };
-        Ok(())
-    };
-    // SAFETY: `p` is NULL or a live handle (this function's contract).
-    unsafe { on_handle(p, body) }
+    // SAFETY: forwarded contract.
+    unsafe { load_file(p, path, Prior::load, |g, x| g.set_prior(Some(x))) }
 }
 
 /// Load a calibration file (fitted void weights, M(Q) standardisation). Read and checked
@@ -756,20 +771,13 @@ pub unsafe extern "C" fn ig_processor_load_calibration(
     p: *mut IgProcessor,
     path: *const c_char,
 ) -> IgStatus {
-    let body = || {
-        if p.is_null() {
-            return Err(null("processor"));
-        }
-        // SAFETY: `path` is a NUL-terminated string (this function's contract).
-        let path = unsafe { str_arg(path, "path", IgStatus::InvalidArgument)? };
-        // Read and check the file before taking the handle's lock.
-        let loaded = Calibration::load(std::path::Path::new(path))?;
-        // SAFETY: `p` is a live handle (this function's contract).
-        unsafe { lock(p)?.proc.set_calibration(Some(loaded)) };
-        Ok(())
-    };
-    // SAFETY: `p` is NULL or a live handle (this function's contract).
-    unsafe { on_handle(p, body) }
+    // SAFETY: forwarded contract.
+    unsafe {
+        load_file(p, path, Calibration::load, |g, x| {
+            g.set_calibration(Some(x));
+            Ok(())
+        })
+    }
 }
 
 /// The answer-level aggregates of `seq` over its tokens accepted so far (read them before
@@ -894,19 +902,8 @@ pub unsafe extern "C" fn ig_processor_load_probe(
     p: *mut IgProcessor,
     path: *const c_char,
 ) -> IgStatus {
-    let body = || {
-        if p.is_null() {
-            return Err(null("processor"));
-        }
-        // SAFETY: `path` is a NUL-terminated string (this function's contract).
-        let path = unsafe { str_arg(path, "path", IgStatus::InvalidArgument)? };
-        let loaded = Probe::load(std::path::Path::new(path))?;
-        // SAFETY: `p` is a live handle (this function's contract).
-        unsafe { lock(p)? }.proc.set_probe(Some(loaded))?;
-        Ok(())
-    };
-    // SAFETY: `p` is NULL or a live handle (this function's contract).
-    unsafe { on_handle(p, body) }
+    // SAFETY: forwarded contract.
+    unsafe { load_file(p, path, Probe::load, |g, x| g.set_probe(Some(x))) }
 }
 
 /// Set the content table of the answer aggregates: `content[t]` non-zero when token t carries
