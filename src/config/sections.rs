@@ -486,7 +486,7 @@ pub struct EscapeConfig {
     /// drops its last n tokens and calls `rollback(seq, n)` instead of `accept`, and the step
     /// at that position again masks the token that began the copy. A host that does not rewind
     /// accepts the guarded token as before. Needs `guard_min_period` > 0. ≤ 1024. Cost: a
-    /// snapshot per accepted token, D·(4·black_hole.max_period + 136) bytes and D more history
+    /// snapshot per accepted token, D·(4·black_hole.max_period + 152) bytes and D more history
     /// tokens per sequence; O(black_hole.max_period) per accepted token.
     pub rollback: u32,
     /// Tokens one sequence may rewind on advice in all (its recompute budget); past it the

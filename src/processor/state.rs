@@ -50,7 +50,8 @@ pub(crate) struct Answer {
     sum_phi: f64,
     max_phi: f32,
     first_content: Option<FirstContent>,
-    /// The probe at the first step (NaN until then), and over the steps where it was finite.
+    /// The probe at the first step (read once a step was taken), and its count and sum over
+    /// the steps where it was finite.
     first_probe: f32,
     probes: u32,
     sum_probe: f64,
