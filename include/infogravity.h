@@ -967,6 +967,23 @@ IgStatus ig_processor_answer_probe(const struct IgProcessor *p,
                                    float *mean);
 
 /*
+ The answer-level void of `seq` over its tokens accepted so far: `*void_score` = P(the answer
+ is wrong) by the processor's answer weights (the config's `answer` section, or the loaded
+ calibration's; docs/DESIGN.md §1 "Regimes"); NaN before the first token or where a weighted
+ input is unknown (e.g. a probe weight without a probe). Read it before `ig_processor_end`.
+ (`IgAnswerStats` is frozen at version 1: the score comes from here.)
+
+ Errors: NULL_POINTER (p, void_score), UNKNOWN_SEQUENCE.
+
+ Safety:
+ `p` a live handle; `void_score` NULL or writable.
+ */
+IG_NODISCARD
+IgStatus ig_processor_answer_void(const struct IgProcessor *p,
+                                  uint64_t seq,
+                                  float *void_score);
+
+/*
  Set the hidden-state probe read at every step: `bias + Σ weights[k]·z[tokens[k]]` on the
  row's raw logits — a linear probe θ·ĥ of the final hidden state, since z = Γh (written by
  `infogravity eval qa --hidden` as `probe.json`; `ig_processor_load_probe` reads one). `n`

@@ -11,18 +11,21 @@
 //!   "void": { "bias": -3.1, "entropy": 4.2, "energy": 0.0, "one_minus_pmax": 1.5,
 //!             "varentropy": 0.7, "trend": 0.0, "task": 0.0, "mass": 0.4 },
 //!   "mass": { "h": {"mean": 0.31, "std": 0.12}, "d": {"mean": 0.8, "std": 0.6},
-//!             "n": {"mean": 3.2, "std": 1.1} }
+//!             "n": {"mean": 3.2, "std": 1.1} },
+//!   "answer": { "bias": -3.4, "mean_entropy": 0.73, "mean_potential": 1.05,
+//!               "max_potential": 0.66, "probe": 0.0 }
 //! }
 //! ```
-//! `void` replaces `void.weights`; `mass` gives the means and SDs of M(Q)'s z-scores under
+//! `void` replaces `void.weights`; `answer` replaces the `answer` section (the answer-level
+//! void's weights, `config::AnswerWeights`; a weight left out keeps its default); `mass` gives the means and SDs of M(Q)'s z-scores under
 //! `mass.scale = auto` (each of `h`, `d`, `n` may be left out: that component then uses the
 //! processor's running statistics).
-//! Both are optional; unknown keys, a wrong format tag or version, non-finite numbers, void
-//! weights beyond ±1000, means beyond ±10^6 and standard deviations below 10^-6 are errors.
+//! Each is optional; unknown keys, a wrong format tag or version, non-finite numbers, void
+//! or answer weights beyond ±1000, means beyond ±10^6 and standard deviations below 10^-6 are errors.
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::VoidWeights;
+use crate::config::{AnswerWeights, VoidWeights};
 use crate::error::{Error, Result};
 
 /// Format tag of calibration files.
@@ -68,6 +71,8 @@ pub struct Calibration {
     pub void: Option<VoidWeights>,
     #[serde(default)]
     pub mass: Option<MassStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<AnswerWeights>,
 }
 
 fn corrupt(msg: String) -> Error {
@@ -110,6 +115,16 @@ impl Calibration {
                 ));
             }
         }
+        if let Some(a) = &c.answer {
+            if a.named()
+                .iter()
+                .any(|(_, x)| !x.is_finite() || x.abs() > 1e3)
+            {
+                return Err(corrupt(
+                    "answer weights must be finite and within ±1000".into(),
+                ));
+            }
+        }
         if let Some(m) = &c.mass {
             for s in [m.h, m.d, m.n].into_iter().flatten() {
                 if !s.mean.is_finite()
@@ -144,6 +159,12 @@ mod tests {
         let ok = r#"{"format":"infogravity-calibration","version":1,
             "mass":{"h":{"mean":0.3,"std":0.1},"d":{"mean":1,"std":1},"n":{"mean":3,"std":1}}}"#;
         assert!(Calibration::from_json(ok).unwrap().mass.is_some());
+        let a =
+            r#"{"format":"infogravity-calibration","version":1,"answer":{"bias":-1,"probe":2}}"#;
+        let a = Calibration::from_json(a).unwrap().answer.unwrap();
+        // The keys given replace the defaults; the rest keep them.
+        assert_eq!((a.bias, a.probe), (-1.0, 2.0));
+        assert_eq!(a.max_potential, AnswerWeights::default().max_potential);
         for bad in [
             r#"{"format":"x","version":1}"#,
             r#"{"format":"infogravity-calibration","version":2}"#,
@@ -152,6 +173,8 @@ mod tests {
                "mass":{"h":{"mean":0,"std":0},"d":{"mean":1,"std":1},"n":{"mean":3,"std":1}}}"#,
             r#"{"format":"infogravity-calibration","version":1,"mass":{"d":{"mean":0.8,"std":1e-300}}}"#,
             r#"{"format":"infogravity-calibration","version":1,"void":{"bias":1e30,"entropy":0,"energy":0,"one_minus_pmax":0,"varentropy":0,"trend":0,"task":0,"mass":0}}"#,
+            r#"{"format":"infogravity-calibration","version":1,"answer":{"probe":1e4}}"#,
+            r#"{"format":"infogravity-calibration","version":1,"answer":{"sum_entropy":1}}"#,
             "not json",
         ] {
             assert!(

@@ -103,7 +103,7 @@ pub struct FirstContent {
 /// the mean and max of H, the mean of √varentropy, Σ, mean and max of Φ, and the field at the
 /// first content token (per the processor's content table; without one, every token is
 /// content), and with a [`crate::Probe`] set its value at the first step and its mean.
-/// O(1) per accepted token; 80 bytes of running sums per sequence.
+/// O(1) per accepted token; 88 bytes of running sums per sequence.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AnswerStats {
     /// Accepted tokens with a step.
@@ -128,6 +128,51 @@ pub struct AnswerStats {
     /// The probe's mean over the accepted tokens where it was finite (NaN when none): the
     /// probe of the answer's mean hidden state.
     pub probe_mean: f32,
+    /// H at the first accepted token, nats (NaN before it).
+    pub first_entropy: f32,
+    /// 1 − p_max at the first accepted token (NaN before it).
+    pub first_one_minus_pmax: f32,
+    /// The answer-level void, P(the answer so far is wrong), by the processor's answer weights
+    /// (`answer` section or the calibration's; [`AnswerStats::void_score`]). NaN before the first
+    /// token or where a weighted input is unknown.
+    pub void: f32,
+}
+
+impl AnswerStats {
+    /// σ(bias + Σ w_k x_k) over these aggregates (`config::AnswerWeights`): terms with weight 0
+    /// are skipped; NaN before the first token or where a weighted input is NaN (a probe weight
+    /// without a probe, Φ unknown at every token). The first content token's field falls back to
+    /// the first token's while there is none.
+    pub fn void_score(&self, w: &crate::config::AnswerWeights) -> f32 {
+        if self.tokens == 0 {
+            return f32::NAN;
+        }
+        let (ch, cq) = self
+            .first_content
+            .map_or((self.first_entropy, self.first_one_minus_pmax), |c| {
+                (c.entropy, c.one_minus_pmax)
+            });
+        let terms = [
+            (w.mean_entropy, self.mean_entropy),
+            (w.max_entropy, self.max_entropy),
+            (w.mean_sqrt_varentropy, self.mean_sqrt_varentropy),
+            (w.sum_potential, self.sum_potential),
+            (w.mean_potential, self.mean_potential),
+            (w.max_potential, self.max_potential),
+            (w.first_entropy, self.first_entropy),
+            (w.first_one_minus_pmax, self.first_one_minus_pmax),
+            (w.content_entropy, ch),
+            (w.content_one_minus_pmax, cq),
+            (w.probe, self.probe_mean),
+        ];
+        let mut s = w.bias as f64;
+        for (k, x) in terms {
+            if k != 0.0 {
+                s += k as f64 * x as f64;
+            }
+        }
+        (1.0 / (1.0 + (-s).exp())) as f32
+    }
 }
 
 impl Default for AnswerStats {
@@ -143,6 +188,9 @@ impl Default for AnswerStats {
             first_content: None,
             probe_first: f32::NAN,
             probe_mean: f32::NAN,
+            first_entropy: f32::NAN,
+            first_one_minus_pmax: f32::NAN,
+            void: f32::NAN,
         }
     }
 }

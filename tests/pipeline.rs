@@ -325,6 +325,8 @@ fn answer_aggregates_stream() {
         let r = p.step(1, &mut row.clone(), StepMode::Sample).unwrap();
         assert_eq!(r.token, Some(tok));
         assert!((r.probe as f64 - probe(row)).abs() < 1e-5);
+        // The report carries the void of the answer before this step (NaN before the first).
+        assert_eq!(r.answer.void.is_nan(), fields.len() == 1);
         assert_eq!(
             r.answer.tokens as usize,
             fields.len() - 1,
@@ -351,6 +353,34 @@ fn answer_aggregates_stream() {
     assert!((a.probe_first as f64 - probe(&rows[0])).abs() < 1e-5);
     let pm = rows.iter().map(|r| probe(r)).sum::<f64>() / n;
     assert!((a.probe_mean as f64 - pm).abs() < 1e-5);
+    assert!((a.first_entropy as f64 - fields[0].0.entropy).abs() < 1e-6);
+    assert!((a.first_one_minus_pmax as f64 - (1.0 - fields[0].0.p_max())).abs() < 1e-6);
+    // The answer-level void by the shipped weights: σ(b + w·(mean H, mean Φ, max Φ)).
+    let w = infogravity::config::AnswerWeights::default();
+    let max_phi = fields.iter().map(|x| x.1 as f64).fold(0.0, f64::max);
+    let s = w.bias as f64
+        + w.mean_entropy as f64 * mean(&|x| x.0.entropy)
+        + w.mean_potential as f64 * mean(&|x| x.1 as f64)
+        + w.max_potential as f64 * max_phi;
+    assert!(
+        (a.void as f64 - 1.0 / (1.0 + (-s).exp())).abs() < 1e-5,
+        "{}",
+        a.void
+    );
+    // A calibration's answer section replaces the weights: here the probe's and the first
+    // content token's entropy (step 1) only.
+    let c = r#"{"format":"infogravity-calibration","version":1,"answer":{"bias":0.5,
+        "mean_entropy":0,"mean_potential":0,"max_potential":0,"probe":-0.01,"content_entropy":2}}"#;
+    p.set_calibration(Some(infogravity::Calibration::from_json(c).unwrap()));
+    let s = 0.5 - 0.01 * pm + 2.0 * fields[1].0.entropy;
+    let b = p.answer(1).unwrap();
+    assert!(
+        (b.void as f64 - 1.0 / (1.0 + (-s).exp())).abs() < 1e-5,
+        "{}",
+        b.void
+    );
+    p.set_calibration(None);
+    assert_eq!(p.answer(1).unwrap().void, a.void);
     // A fork carries them; a reset clears them.
     p.fork(1, 2).unwrap();
     assert_eq!(p.answer(2).unwrap(), a);

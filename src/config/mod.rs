@@ -25,9 +25,9 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 pub use sections::{
-    AbstainConfig, AnchorConfig, BlackHoleConfig, ConceptConfig, EscapeConfig, LimitsConfig,
-    MassConfig, MassScale, Response, SamplerConfig, TaskSpaceConfig, TemperatureConfig, VoidConfig,
-    VoidWeights,
+    AbstainConfig, AnchorConfig, AnswerWeights, BlackHoleConfig, ConceptConfig, EscapeConfig,
+    LimitsConfig, MassConfig, MassScale, Response, SamplerConfig, TaskSpaceConfig,
+    TemperatureConfig, VoidConfig, VoidWeights,
 };
 
 /// Top-level configuration. `Config::default()` is the `balanced` preset: each section's
@@ -41,6 +41,9 @@ pub struct Config {
     pub mass: MassConfig,
     /// Void (hallucination-risk) score and its hysteresis.
     pub void: VoidConfig,
+    /// The answer-level void over the streamed answer aggregates.
+    #[serde(default)]
+    pub answer: AnswerWeights,
     /// Black-hole (loop / attractor) score and its hysteresis.
     pub black_hole: BlackHoleConfig,
     /// Anchor-token bias scaled by the void score.
@@ -139,6 +142,7 @@ impl Config {
         self.black_hole.validate(l)?;
         self.anchor.validate(l)?;
         self.concept.validate()?;
+        self.answer.validate("answer")?;
         self.escape.validate()?;
         self.abstain.validate()?;
         self.task_space.validate(l)?;

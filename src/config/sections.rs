@@ -258,6 +258,96 @@ impl VoidConfig {
     }
 }
 
+/// The answer-level void a = σ(bias + Σ w_k x_k) over the answer aggregates the processor
+/// streams (`AnswerStats`; docs/DESIGN.md §1 "Regimes", SCIENCE.md §1.5): P(the answer so far is
+/// wrong). Reported in every step's `answer.void` and by `GravityProcessor::answer`. Cost: O(1)
+/// per step. A term whose weight is 0 is skipped; one whose input is unknown (NaN: no probe set,
+/// no Φ known) makes a NaN. A key left out keeps its default; a calibration's `answer` section
+/// replaces the whole section.
+///
+/// Defaults: the **shipped fit**, `infogravity eval answer-fit` over two models' answers to four
+/// relations (`docs/eval/answer-fit/`, EVALUATION.md §1d) on the three inputs that transferred
+/// between the models: mean H, mean Φ and max Φ (nats). Hosts with their own model refit with
+/// `eval qa` (which writes every weight, the probe's too, into its `calibration.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnswerWeights {
+    pub bias: f32,
+    /// × mean H over the answer, nats.
+    pub mean_entropy: f32,
+    /// × max H, nats.
+    pub max_entropy: f32,
+    /// × mean √varentropy, nats.
+    pub mean_sqrt_varentropy: f32,
+    /// × ΣΦ, the answer's surprisal, nats.
+    pub sum_potential: f32,
+    /// × mean Φ, nats.
+    pub mean_potential: f32,
+    /// × max Φ = −log of the least likely chosen token, nats.
+    pub max_potential: f32,
+    /// × H at the first answer token, nats.
+    pub first_entropy: f32,
+    /// × 1 − p_max at the first answer token.
+    pub first_one_minus_pmax: f32,
+    /// × H at the first content token (the first token while there is none).
+    pub content_entropy: f32,
+    /// × 1 − p_max at the first content token (the first token while there is none).
+    pub content_one_minus_pmax: f32,
+    /// × the hidden-state probe's mean over the answer (`GravityProcessor::set_probe`).
+    pub probe: f32,
+}
+
+impl Default for AnswerWeights {
+    /// The shipped fit (`docs/eval/answer-fit/calibration.json`; a test keeps the two equal).
+    fn default() -> Self {
+        AnswerWeights {
+            bias: SHIPPED_ANSWER[0],
+            mean_entropy: SHIPPED_ANSWER[1],
+            max_entropy: 0.0,
+            mean_sqrt_varentropy: 0.0,
+            sum_potential: 0.0,
+            mean_potential: SHIPPED_ANSWER[2],
+            max_potential: SHIPPED_ANSWER[3],
+            first_entropy: 0.0,
+            first_one_minus_pmax: 0.0,
+            content_entropy: 0.0,
+            content_one_minus_pmax: 0.0,
+            probe: 0.0,
+        }
+    }
+}
+
+/// Bias, mean H, mean Φ and max Φ weights of the shipped answer-level fit.
+const SHIPPED_ANSWER: [f32; 4] = [-3.374694, 0.7263331, 1.0512153, 0.6600166];
+
+impl AnswerWeights {
+    /// The weights by name, in a fixed order (the bias first).
+    pub fn named(&self) -> [(&'static str, f32); 12] {
+        [
+            ("bias", self.bias),
+            ("mean_entropy", self.mean_entropy),
+            ("max_entropy", self.max_entropy),
+            ("mean_sqrt_varentropy", self.mean_sqrt_varentropy),
+            ("sum_potential", self.sum_potential),
+            ("mean_potential", self.mean_potential),
+            ("max_potential", self.max_potential),
+            ("first_entropy", self.first_entropy),
+            ("first_one_minus_pmax", self.first_one_minus_pmax),
+            ("content_entropy", self.content_entropy),
+            ("content_one_minus_pmax", self.content_one_minus_pmax),
+            ("probe", self.probe),
+        ]
+    }
+
+    /// Each weight finite and within ±1000 (`what` names the section in the error).
+    pub(crate) fn validate(&self, what: &str) -> Result<()> {
+        for (k, x) in self.named() {
+            range(&format!("{what}.{k}"), x, -1e3, 1e3)?;
+        }
+        Ok(())
+    }
+}
+
 /// Black-hole score b = clamp(w_cycle·c + w_low·e, 0, 1), or 1 on an attractor-phrase match;
 /// c = max over periods p ≤ `max_period` of min(1, run_p / ((repeats − 1)·p)) where run_p is
 /// the number of consecutive tokens equal to the token p positions earlier; e = min(1,
@@ -486,7 +576,7 @@ pub struct EscapeConfig {
     /// drops its last n tokens and calls `rollback(seq, n)` instead of `accept`, and the step
     /// at that position again masks the token that began the copy. A host that does not rewind
     /// accepts the guarded token as before. Needs `guard_min_period` > 0. ≤ 1024. Cost: a
-    /// snapshot per accepted token, D·(4·black_hole.max_period + 152) bytes and D more history
+    /// snapshot per accepted token, D·(4·black_hole.max_period + 160) bytes and D more history
     /// tokens per sequence; O(black_hole.max_period) per accepted token.
     pub rollback: u32,
     /// Tokens one sequence may rewind on advice in all (its recompute budget); past it the

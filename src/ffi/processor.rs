@@ -846,6 +846,40 @@ pub unsafe extern "C" fn ig_processor_answer_probe(
     unsafe { on_handle(p, body) }
 }
 
+/// The answer-level void of `seq` over its tokens accepted so far: `*void_score` = P(the answer
+/// is wrong) by the processor's answer weights (the config's `answer` section, or the loaded
+/// calibration's; docs/DESIGN.md §1 "Regimes"); NaN before the first token or where a weighted
+/// input is unknown (e.g. a probe weight without a probe). Read it before `ig_processor_end`.
+/// (`IgAnswerStats` is frozen at version 1: the score comes from here.)
+///
+/// Errors: NULL_POINTER (p, void_score), UNKNOWN_SEQUENCE.
+///
+/// # Safety
+/// `p` a live handle; `void_score` NULL or writable.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_answer_void(
+    p: *const IgProcessor,
+    seq: u64,
+    void_score: *mut f32,
+) -> IgStatus {
+    let body = || {
+        if p.is_null() {
+            return Err(null("processor"));
+        }
+        if void_score.is_null() {
+            return Err(null("void_score"));
+        }
+        // SAFETY: `p` is a live handle (this function's contract).
+        let stats = unsafe { lock(p)? }.proc.answer(seq)?;
+        // SAFETY: `void_score` is non-NULL and writable (contract).
+        unsafe { void_score.write_unaligned(stats.void) };
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
 /// Set the hidden-state probe read at every step: `bias + Σ weights[k]·z[tokens[k]]` on the
 /// row's raw logits — a linear probe θ·ĥ of the final hidden state, since z = Γh (written by
 /// `infogravity eval qa --hidden` as `probe.json`; `ig_processor_load_probe` reads one). `n`

@@ -49,7 +49,7 @@ use half::{bf16, f16};
 
 use crate::calibration::Calibration;
 use crate::concept::Concept;
-use crate::config::{Config, VoidWeights};
+use crate::config::{AnswerWeights, Config, VoidWeights};
 use crate::error::{Error, Result, try_reserve};
 use crate::field::{Candidates, Logit};
 use crate::mass::{self, Prior, QueryInput, QueryMass};
@@ -140,6 +140,8 @@ struct Core {
     cfg: Config,
     vocab: usize,
     weights: VoidWeights,
+    /// The answer-level void's weights (`answer` section, or the calibration's).
+    answer: AnswerWeights,
     window: f32,
     trunc: Truncation,
     /// Which tokens are content (for the answer aggregates' first content token).
@@ -383,10 +385,12 @@ impl GravityProcessor {
             None
         };
         let weights = cfg.void.weights.clone();
+        let answer = cfg.answer.clone();
         let core = Core {
             cfg,
             vocab,
             weights,
+            answer,
             window: window.min(64.0),
             trunc,
             content: None,
@@ -481,7 +485,9 @@ impl GravityProcessor {
     /// The answer-level aggregates of a live sequence: over its tokens accepted so far (what
     /// the next step's report carries; read it before `end`).
     pub fn answer(&self, seq: u64) -> Result<AnswerStats> {
-        Ok(self.table.seqs[self.table.slot(seq)?].answer.stats())
+        Ok(self.table.seqs[self.table.slot(seq)?]
+            .answer
+            .stats(&self.core.answer))
     }
 
     /// Set (or clear) the concept every sequence is tilted toward (`concept` section; a
@@ -518,12 +524,17 @@ impl GravityProcessor {
         Ok(())
     }
 
-    /// Load (or clear) a calibration: fitted void weights and M(Q) standardisation.
+    /// Load (or clear) a calibration: fitted void and answer-level void weights and M(Q)
+    /// standardisation (a section the calibration lacks keeps the configuration's).
     pub fn set_calibration(&mut self, calib: Option<Calibration>) {
         self.core.weights = calib
             .as_ref()
             .and_then(|c| c.void.clone())
             .unwrap_or_else(|| self.core.cfg.void.weights.clone());
+        self.core.answer = calib
+            .as_ref()
+            .and_then(|c| c.answer.clone())
+            .unwrap_or_else(|| self.core.cfg.answer.clone());
         self.calib = calib;
     }
 

@@ -156,7 +156,7 @@ pub(crate) type Banned = [u32; BANS];
 mod tests {
     use super::*;
 
-    /// The per-token memory `escape.rollback` documents: a snapshot (152 bytes on x86-64) plus 4
+    /// The per-token memory `escape.rollback` documents: a snapshot (160 bytes on x86-64) plus 4
     /// bytes per period.
     #[test]
     fn a_snapshot_is_small() {

@@ -5,6 +5,7 @@
 //! the same result as stepping it once, and the state only moves when a token is accepted.
 
 use crate::concept::Concept;
+use crate::config::AnswerWeights;
 use crate::config::Config;
 use crate::field::Cand;
 use crate::interventions::AbstainState;
@@ -53,6 +54,9 @@ pub(crate) struct Answer {
     /// The probe at the first step (read once a step was taken), and its count and sum over
     /// the steps where it was finite.
     first_probe: f32,
+    /// H and 1 − p_max at the first step.
+    first_h: f32,
+    first_q: f32,
     probes: u32,
     sum_probe: f64,
 }
@@ -61,6 +65,8 @@ impl Answer {
     fn push(&mut self, f: &StepField, phi: f32, content: bool, step: u32) {
         if self.tokens == 0 {
             self.first_probe = f.probe;
+            self.first_h = f.entropy;
+            self.first_q = f.one_minus_pmax;
         }
         if f.probe.is_finite() {
             self.probes += 1;
@@ -93,8 +99,8 @@ impl Answer {
         }
     }
 
-    /// The aggregates so far.
-    pub(crate) fn stats(&self) -> AnswerStats {
+    /// The aggregates so far, with the answer-level void by `w`.
+    pub(crate) fn stats(&self, w: &AnswerWeights) -> AnswerStats {
         let mut a = AnswerStats {
             first_content: self.first_content,
             sum_potential: self.sum_phi as f32,
@@ -107,6 +113,8 @@ impl Answer {
             a.max_entropy = self.max_h;
             a.mean_sqrt_varentropy = (self.sum_sqrt_v / n) as f32;
             a.probe_first = self.first_probe;
+            a.first_entropy = self.first_h;
+            a.first_one_minus_pmax = self.first_q;
         }
         if self.probes > 0 {
             a.probe_mean = (self.sum_probe / self.probes as f64) as f32;
@@ -115,6 +123,7 @@ impl Answer {
             a.mean_potential = (self.sum_phi / self.phis as f64) as f32;
             a.max_potential = self.max_phi;
         }
+        a.void = a.void_score(w);
         a
     }
 }

@@ -3,6 +3,7 @@
 //! ([`decide`]: infallible), so a batch can measure every row before it decides any.
 
 use crate::concept;
+use crate::config::AnswerWeights;
 use crate::error::{Error, Result};
 use crate::field::{self, Cand, Candidates, Field, Logit};
 use crate::interventions::{self, Abstain, SeqView};
@@ -85,7 +86,7 @@ pub(super) fn decide<E: Logit>(
     };
     let reg = policy::classify(cfg, &core.weights, f, running);
     next.tracks = reg.tracks;
-    let mut rep = report(st, f, &reg, task_mass);
+    let mut rep = report(st, f, &reg, task_mass, &core.answer);
     if let Some(p) = &core.probe {
         rep.probe = p.read(row);
     }
@@ -213,7 +214,13 @@ fn finish<R: Logit, E: Logit>(
 }
 
 /// The report's measurement and regime fields.
-fn report(st: &SeqState, f: &Field, reg: &Regimes, task_mass: Option<f32>) -> StepReport {
+fn report(
+    st: &SeqState,
+    f: &Field,
+    reg: &Regimes,
+    task_mass: Option<f32>,
+    answer: &AnswerWeights,
+) -> StepReport {
     StepReport {
         seq: st.id,
         step: st.now.step,
@@ -228,7 +235,7 @@ fn report(st: &SeqState, f: &Field, reg: &Regimes, task_mass: Option<f32>) -> St
         black_hole_score: reg.black_hole_score,
         task_mass,
         cycle_period: reg.cycle.period,
-        answer: st.answer.stats(),
+        answer: st.answer.stats(answer),
         ..StepReport::default()
     }
 }

@@ -229,12 +229,15 @@ static void rollback(void) {
     ig_processor_free(p);
 }
 
-/* The hidden-state probe: set, read per answer (first step, mean), errors, clear, load. */
+/* The hidden-state probe: set, read per answer (first step, mean), errors, clear, load; and
+ * the answer-level void over it (answer weights: only the bias and the probe's). */
 static void probe(void) {
     IgProcessor *p = NULL;
-    CHECK(ig_processor_new("{\"preset\":\"neutral\",\"temperature\":{\"base\":0}}", SC_VOCAB,
-                           &p) == IG_STATUS_OK,
-          "new (probe)");
+    CHECK(ig_processor_new("{\"preset\":\"neutral\",\"temperature\":{\"base\":0},"
+                           "\"answer\":{\"bias\":-2,\"mean_entropy\":0,\"mean_potential\":0,"
+                           "\"max_potential\":0,\"probe\":0.1}}",
+                           SC_VOCAB, &p) == IG_STATUS_OK,
+          "new (probe): %s", ig_last_error());
     const uint32_t tokens[] = {3, 10};
     const float weights[] = {2.0f, 0.5f};
     const uint32_t bad_token[] = {SC_VOCAB};
@@ -267,7 +270,20 @@ static void probe(void) {
     CHECK(ig_processor_answer_probe(p, 1, &first, &mean) == IG_STATUS_OK && first == want[0] &&
               fabsf(mean - (want[0] + want[1] + want[2]) / 3.0f) < 1e-4f,
           "probe first %f mean %f", first, mean);
+    float v = 0.0f;
+    CHECK(ig_processor_answer_void(p, 1, NULL) == IG_STATUS_NULL_POINTER, "void NULL out");
+    CHECK(ig_processor_answer_void(NULL, 1, &v) == IG_STATUS_NULL_POINTER, "void NULL handle");
+    CHECK(ig_processor_answer_void(p, 9, &v) == IG_STATUS_UNKNOWN_SEQUENCE, "void unknown seq");
+    CHECK(ig_processor_answer_void(p, 1, &v) == IG_STATUS_OK &&
+              fabsf(v - 1.0f / (1.0f + expf(2.0f - 0.1f * mean))) < 1e-5f,
+          "answer void %f over the probe's mean %f", v, mean);
     CHECK(ig_processor_set_probe(p, NULL, NULL, 0, 0.0f) == IG_STATUS_OK, "clear probe");
+    CHECK(ig_processor_begin(p, 2, NULL, NULL) == IG_STATUS_OK, "begin 2");
+    CHECK(ig_processor_answer_void(p, 2, &v) == IG_STATUS_OK && isnan(v), "void before a token");
+    IgStepReport r = peak_step(p, 3);
+    CHECK(ig_processor_accept(p, 2, (uint32_t)r.token) == IG_STATUS_OK, "accept 2");
+    CHECK(ig_processor_answer_void(p, 2, &v) == IG_STATUS_OK && isnan(v),
+          "a probe weight without a probe: NaN, not a silent 0 (%f)", v);
     ig_processor_free(p);
 }
 

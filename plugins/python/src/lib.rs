@@ -529,7 +529,9 @@ impl Processor {
     /// The answer-level aggregates of a live sequence over its tokens accepted so far (read them
     /// before `end`): tokens, mean/max entropy, mean √varentropy, sum/mean/max potential, and
     /// `first_content` (a dict of step, entropy, one_minus_pmax, potential, or None), and the
-    /// hidden-state probe's `probe_first` and `probe_mean` (NaN without a probe).
+    /// hidden-state probe's `probe_first` and `probe_mean` (NaN without a probe), the first
+    /// token's `first_entropy` and `first_one_minus_pmax`, and `void`: the answer-level void,
+    /// P(the answer is wrong) by the processor's answer weights (NaN before the first token).
     fn answer<'py>(&self, py: Python<'py>, seq: u64) -> PyResult<Bound<'py, PyDict>> {
         let a = self.inner().answer(seq).map_err(|e| raise(py, e))?;
         let d = PyDict::new(py);
@@ -553,6 +555,9 @@ impl Processor {
         }
         d.set_item("probe_first", a.probe_first)?;
         d.set_item("probe_mean", a.probe_mean)?;
+        d.set_item("first_entropy", a.first_entropy)?;
+        d.set_item("first_one_minus_pmax", a.first_one_minus_pmax)?;
+        d.set_item("void", a.void)?;
         Ok(d)
     }
 

@@ -264,9 +264,21 @@ def test_rollback_rewinds_and_bans_the_copy_start():
     assert r.step == 4 and "banned" in r.flags and r.token != 10
 
 
+def r_first_entropy(v):
+    """H of a row of zeros with 25 at one token, nats."""
+    z = np.zeros(v)
+    z[0] = 25.0
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    return float(-(p * np.log(p)).sum())
+
+
 def test_probe_streams_a_linear_read_out_of_the_logits(tmp_path):
     v = 16
-    p = ig.Processor(v, {"temperature": {"base": 0}})
+    # The answer-level void over the probe alone: σ(−2 + 0.1 · probe mean).
+    only_probe = {"bias": -2, "mean_entropy": 0, "mean_potential": 0, "max_potential": 0,
+                  "probe": 0.1}
+    p = ig.Processor(v, {"temperature": {"base": 0}, "answer": only_probe})
     p.set_probe(np.array([3, 10], np.uint32), np.array([2.0, 0.5], np.float32), bias=1.0)
     p.begin(1)
     assert math.isnan(p.answer(1)["probe_first"])
@@ -281,6 +293,8 @@ def test_probe_streams_a_linear_read_out_of_the_logits(tmp_path):
     a = p.answer(1)
     assert a["probe_first"] == pytest.approx(seen[0])
     assert a["probe_mean"] == pytest.approx(sum(seen) / 3)
+    assert a["void"] == pytest.approx(1 / (1 + math.exp(2 - 0.1 * sum(seen) / 3)), rel=1e-5)
+    assert a["first_entropy"] == pytest.approx(r_first_entropy(v), abs=1e-6)
     with pytest.raises(ig.InfogravityError, match="outside the vocabulary"):
         p.set_probe(np.array([v], np.uint32), np.array([1.0], np.float32))
     with pytest.raises(ig.InfogravityError, match="tokens and weights"):
