@@ -106,7 +106,14 @@ rm -rf target/eval-smoke
 smoke=(--model smollm2-135m --weights fp32)
 cargo run --quiet -- eval qa "${smoke[@]}" --limit 30 --resamples 200 --hidden --out target/eval-smoke >target/eval-smoke.log
 grep -q "hidden-state probe" target/eval-smoke/qa.md
+grep -q "shipped weights (not refitted)" target/eval-smoke/qa.md
+grep -q '"answer"' target/eval-smoke/calibration.json
 head -6 target/eval-smoke.log && tail -1 target/eval-smoke.log
+# The shipped answer-level fit's command, on the smoke's records as two sets.
+cargo run --quiet -- eval answer-fit --records "a=target/eval-smoke/qa.jsonl" --records "b=target/eval-smoke/qa.jsonl" \
+    --resamples 200 --out target/eval-smoke/answer-fit >target/eval-smoke.log
+grep -q "fit on the other sets only" target/eval-smoke/answer-fit/answer-fit.md
+test -s target/eval-smoke/answer-fit/calibration.json
 # The loops smoke also scores the outputs under a judge model (the same one here) and replays the
 # QA smoke's answers as the no-loop control.
 cargo run --quiet -- eval loops "${smoke[@]}" --limit 3 --max-tokens 32 --out target/eval-smoke \

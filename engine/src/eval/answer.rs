@@ -26,6 +26,9 @@
 
 use std::fmt::Write;
 
+use infogravity::config::AnswerWeights;
+use infogravity::{AnswerStats, FirstContent};
+
 use super::metrics;
 use super::qa::Record;
 use super::report::fmt_iv;
@@ -191,8 +194,16 @@ impl<'a> Data<'a> {
     /// P(wrong) for `test` by the fit on `train`: the aggregates, plus the probe's projection
     /// when there are states (out of fold on `train`, from all of `train` on `test`).
     fn predict(&self, train: &[usize], test: &[usize]) -> Vec<f64> {
+        fit_predict(&self.design(train, test), &self.wrong, train, test)
+    }
+
+    /// The features of `train` and `test`, with the probe's projection appended when there are
+    /// states: out of fold on `train` (two halves of its subjects, each projected on the other's
+    /// direction, so the fit does not learn to trust an in-sample probe), from all of `train` on
+    /// `test`.
+    fn design(&self, train: &[usize], test: &[usize]) -> Vec<Vec<f64>> {
         let Some((h, subjects)) = &self.hidden else {
-            return fit_predict(&self.x, &self.wrong, train, test);
+            return self.x.clone();
         };
         let mut x = self.x.clone();
         let (a, b): (Vec<usize>, Vec<usize>) = train.iter().partition(|&&i| half(subjects[i], 17));
@@ -204,8 +215,79 @@ impl<'a> Data<'a> {
         for (&i, p) in test.iter().zip(probe(h, &self.wrong, train, test)) {
             x[i].push(p);
         }
-        fit_predict(&x, &self.wrong, train, test)
+        x
     }
+}
+
+/// The answer-level void fitted on **every** record, as the processor's answer weights (the
+/// `answer` section of `calibration.json`): the logistic over [`FEATURES`], plus the probe's
+/// projection when `with_hidden` (then the weight applies to the probe [`fitted_probe`] ships,
+/// whose projection θ·ĥ + c is the same θ·(ĥ − μ) over every record). None when every answer is
+/// right or every one wrong.
+pub fn fitted_weights(records: &[Record], with_hidden: bool) -> Option<AnswerWeights> {
+    let data = Data::new(records, with_hidden);
+    if data.wrong.iter().all(|&w| w) || !data.wrong.iter().any(|&w| w) {
+        return None;
+    }
+    let all: Vec<usize> = (0..records.len()).collect();
+    let x = data.design(&all, &[]);
+    let (b, w) = metrics::logistic_fit(&x, &data.wrong, 1.0);
+    Some(weights(b, &w))
+}
+
+/// Answer weights from a fit over [`FEATURES`] (and the probe's projection last, if present).
+fn weights(b: f64, w: &[f64]) -> AnswerWeights {
+    let k = |i: usize| w.get(i).map_or(0.0, |&x| x as f32);
+    AnswerWeights {
+        bias: b as f32,
+        mean_entropy: k(0),
+        max_entropy: k(1),
+        mean_sqrt_varentropy: k(2),
+        sum_potential: k(3),
+        mean_potential: k(4),
+        max_potential: k(5),
+        first_entropy: k(6),
+        first_one_minus_pmax: k(7),
+        content_entropy: k(8),
+        content_one_minus_pmax: k(9),
+        probe: k(10),
+    }
+}
+
+/// The processor's aggregates of one record (what it streamed, or the same recomputed from the
+/// record's steps), with the probe's mean where the processor streamed one.
+fn stats(r: &Record) -> AnswerStats {
+    let x: Vec<f32> = features(r).iter().map(|&v| v as f32).collect();
+    AnswerStats {
+        tokens: r.steps.len() as u32,
+        mean_entropy: x[0],
+        max_entropy: x[1],
+        mean_sqrt_varentropy: x[2],
+        sum_potential: x[3],
+        mean_potential: x[4],
+        max_potential: x[5],
+        first_entropy: x[6],
+        first_one_minus_pmax: x[7],
+        first_content: Some(FirstContent {
+            step: 0,
+            entropy: x[8],
+            one_minus_pmax: x[9],
+            potential: f32::NAN,
+        }),
+        probe_mean: r.streamed.and_then(|s| s.probe_mean).unwrap_or(f32::NAN),
+        ..AnswerStats::default()
+    }
+}
+
+/// Every record's answer-level void by fixed weights `w` (not refitted), exactly as the
+/// processor computes it (`AnswerStats::void_score`). None when a weighted input is unknown for
+/// some record (a probe weight on records streamed without a probe).
+pub fn scored(records: &[Record], w: &AnswerWeights) -> Option<Vec<f64>> {
+    let v: Vec<f64> = records
+        .iter()
+        .map(|r| stats(r).void_score(w) as f64)
+        .collect();
+    v.iter().all(|x| x.is_finite()).then_some(v)
 }
 
 /// Which half of split `seed` the subject `s` falls in: a bit of a seeded FNV-1a hash after
@@ -283,20 +365,27 @@ pub fn leave_one_relation_out(
 /// The section of the QA report: every item, the answer-level baselines beside the
 /// cross-fitted and the leave-one-relation-out answer-level void, with the paired difference
 /// to the best baseline.
+///
+/// `fixed`: weights scored as they are (the shipped ones, or a given calibration's), named;
+/// `refit`: also fit here (cross-fitted, leave one relation out, the probe from the states).
 pub fn section(
     records: &[Record],
     relations: &[String],
     resamples: usize,
     json: &mut serde_json::Value,
+    fixed: Option<(&AnswerWeights, &str)>,
+    refit: bool,
 ) -> String {
     let mut md = String::new();
     let base = super::qa::baselines(records);
     let mut names: Vec<String> = base.names.iter().map(|s| s.to_string()).collect();
     let mut values = base.values;
     let nb = names.len();
-    names.push("**answer-level void, 5×2 cross-fitted**".into());
-    values.push(cross_fitted(records, false));
-    let loro = relations.len() > 1;
+    if refit {
+        names.push("**answer-level void, 5×2 cross-fitted**".into());
+        values.push(cross_fitted(records, false));
+    }
+    let loro = refit && relations.len() > 1;
     if loro {
         names.push("**answer-level void, leave one relation out**".into());
         values.push(leave_one_relation_out(records, relations, false));
@@ -314,7 +403,7 @@ pub fn section(
                 .collect(),
         );
     }
-    if records.iter().all(|r| r.hidden.is_some()) {
+    if refit && records.iter().all(|r| r.hidden.is_some()) {
         names.push("**hidden-state probe (mass-mean), 5×2 cross-fitted**".into());
         values.push(probe_cross_fitted(records));
         names.push("**answer-level void + hidden-state probe, 5×2 cross-fitted**".into());
@@ -322,6 +411,23 @@ pub fn section(
         if loro {
             names.push("**answer-level void + hidden-state probe, leave one relation out**".into());
             values.push(leave_one_relation_out(records, relations, true));
+        }
+    }
+    // Last, so the rows fitted here keep their bootstrap seeds with or without it.
+    if let Some((w, name)) = fixed {
+        match scored(records, w) {
+            Some(v) => {
+                names.push(format!("**answer-level void, {name} (not refitted)**"));
+                values.push(v);
+            }
+            None => {
+                let _ = writeln!(
+                    md,
+                    "
+The {name} weigh the hidden-state probe, which these records were not \
+                     streamed with (`--probe FILE`): not scored."
+                );
+            }
         }
     }
     let wrong: Vec<bool> = records.iter().map(|r| !r.correct).collect();
@@ -517,6 +623,211 @@ fn selective(
     md
 }
 
+/// The keys of [`FEATURES`] as `AnswerWeights` names them (`eval answer-fit --features`).
+pub const FEATURE_KEYS: [&str; 10] = [
+    "mean_entropy",
+    "max_entropy",
+    "mean_sqrt_varentropy",
+    "sum_potential",
+    "mean_potential",
+    "max_potential",
+    "first_entropy",
+    "first_one_minus_pmax",
+    "content_entropy",
+    "content_one_minus_pmax",
+];
+
+/// The answer-level void fitted on the records of every set on the features `keep` (indices
+/// into [`FEATURES`]), as answer weights (the others 0); None with a single class.
+fn fit_on(records: &[&Record], keep: &[usize]) -> Option<AnswerWeights> {
+    let wrong: Vec<bool> = records.iter().map(|r| !r.correct).collect();
+    if wrong.iter().all(|&w| w) || !wrong.iter().any(|&w| w) {
+        return None;
+    }
+    let x: Vec<Vec<f64>> = records
+        .iter()
+        .map(|r| {
+            let f = features(r);
+            keep.iter().map(|&k| f[k]).collect()
+        })
+        .collect();
+    let (b, w) = metrics::logistic_fit(&x, &wrong, 1.0);
+    let mut full = vec![0.0; FEATURES.len()];
+    for (&k, v) in keep.iter().zip(w) {
+        full[k] = v;
+    }
+    Some(weights(b, &full))
+}
+
+/// The fit `eval answer-fit` ships (docs/EVALUATION.md §1d): one answer-level void over the
+/// records of several sets (models, banks) on the features `keep`, and how it transfers. Per
+/// set and relation, beside the single baselines: the fit on every set (in sample), the fit on
+/// the **other** sets only (a model it never saw), leave one relation out (fit on every set
+/// without that relation), and — the in-domain reference — 5×2 cross-fitted within the set on
+/// the same features. Paired bootstrap intervals of each against the set's best baseline.
+/// Returns the report, its JSON and the weights of the fit on everything.
+pub fn fit_sets(
+    sets: &[(String, Vec<Record>)],
+    keep: &[usize],
+    resamples: usize,
+) -> (String, serde_json::Value, Option<AnswerWeights>) {
+    let mut md = String::new();
+    let mut json = serde_json::json!({});
+    let every: Vec<&Record> = sets.iter().flat_map(|(_, r)| r).collect();
+    let shipped = fit_on(&every, keep);
+    let names: Vec<&str> = keep.iter().map(|&k| FEATURES[k]).collect();
+    let _ = writeln!(
+        md,
+        "Answer-level void on {} over {} records of {} sets ({}).\n",
+        names.join(", "),
+        every.len(),
+        sets.len(),
+        sets.iter()
+            .map(|(n, r)| format!("{n}: {}", r.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let relations: Vec<String> = {
+        let mut out: Vec<String> = vec![];
+        for r in &every {
+            if !out.contains(&r.relation) {
+                out.push(r.relation.clone());
+            }
+        }
+        out
+    };
+    // Leave one relation out over every set: one fit per relation.
+    let loro: Vec<(String, Option<AnswerWeights>)> = relations
+        .iter()
+        .map(|rel| {
+            let rest: Vec<&Record> = every
+                .iter()
+                .copied()
+                .filter(|r| &r.relation != rel)
+                .collect();
+            (rel.clone(), fit_on(&rest, keep))
+        })
+        .collect();
+    let score = |rs: &[Record], w: &Option<AnswerWeights>| -> Vec<f64> {
+        rs.iter()
+            .map(|r| w.as_ref().map_or(0.5, |w| stats(r).void_score(w) as f64))
+            .collect()
+    };
+    for (si, (set, records)) in sets.iter().enumerate() {
+        let base = super::qa::baselines(records);
+        let mut rows: Vec<String> = base.names.iter().map(|s| s.to_string()).collect();
+        let mut values = base.values;
+        let nb = rows.len();
+        rows.push("**fit on every set (in sample)**".into());
+        values.push(score(records, &shipped));
+        if sets.len() > 1 {
+            let others: Vec<&Record> = sets
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != si)
+                .flat_map(|(_, (_, r))| r)
+                .collect();
+            rows.push("**fit on the other sets only**".into());
+            values.push(score(records, &fit_on(&others, keep)));
+        }
+        if relations.len() > 1 {
+            rows.push("**leave one relation out (every set)**".into());
+            values.push(
+                records
+                    .iter()
+                    .map(|r| {
+                        let w = &loro
+                            .iter()
+                            .find(|(rel, _)| rel == &r.relation)
+                            .expect("a relation")
+                            .1;
+                        w.as_ref().map_or(0.5, |w| stats(r).void_score(w) as f64)
+                    })
+                    .collect(),
+            );
+        }
+        // In-domain reference: 5×2 cross-fitted within the set on the same features.
+        let data = Data {
+            x: records
+                .iter()
+                .map(|r| {
+                    let f = features(r);
+                    keep.iter().map(|&k| f[k]).collect()
+                })
+                .collect(),
+            wrong: records.iter().map(|r| !r.correct).collect(),
+            hidden: None,
+        };
+        let mut sum = vec![0.0; records.len()];
+        for (a, b) in splits(records) {
+            for (train, test) in [(&a, &b), (&b, &a)] {
+                for (&i, p) in test.iter().zip(data.predict(train, test)) {
+                    sum[i] += p / 5.0;
+                }
+            }
+        }
+        rows.push("**5×2 cross-fitted within this set (in domain)**".into());
+        values.push(sum);
+        let wrong: Vec<bool> = records.iter().map(|r| !r.correct).collect();
+        let best = (0..nb)
+            .filter_map(|i| metrics::auroc(&values[i], &wrong).map(|a| (i, a)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i);
+        let rels: Vec<String> = super::report::relations(records);
+        let columns: Vec<String> = rels.iter().cloned().chain(["pooled".into()]).collect();
+        let pairs: Vec<(usize, usize)> = match best {
+            Some(b) => (nb..values.len()).map(|v| (v, b)).collect(),
+            None => vec![],
+        };
+        let per = super::report::per_relation(records, &columns, &values, &pairs, resamples, 2027);
+        let _ = writeln!(
+            md,
+            "\n### {set}\n\nAUROC for a wrong answer, 95% paired-bootstrap intervals ({resamples} \
+             resamples; the pooled leave-one-relation-out column mixes one fit per relation):\n\n\
+             | score | {} |\n|{}",
+            columns.join(" | "),
+            "---|".repeat(columns.len() + 1)
+        );
+        for (i, name) in rows.iter().enumerate() {
+            let cells: Vec<String> = per.iter().map(|p| fmt_iv(&p.0[i])).collect();
+            let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
+            for (rel, p) in columns.iter().zip(&per) {
+                json["sets"][set]["auroc"][name.trim_matches('*')][rel] = serde_json::json!(p.0[i]);
+            }
+        }
+        if let Some(b) = best {
+            for (k, v) in (nb..values.len()).enumerate() {
+                let cells: Vec<String> = columns
+                    .iter()
+                    .zip(&per)
+                    .map(|(rel, p)| format!("{rel} {}", fmt_iv(&p.1[k])))
+                    .collect();
+                let _ = writeln!(
+                    md,
+                    "\n{} − best single baseline ({}): {}.",
+                    rows[v].trim_matches('*'),
+                    rows[b],
+                    cells.join(", ")
+                );
+                for (rel, p) in columns.iter().zip(&per) {
+                    json["sets"][set]["difference_vs_best_baseline"][rows[v].trim_matches('*')]
+                        [rel] = serde_json::json!(p.1[k]);
+                }
+            }
+            json["sets"][set]["best_baseline"] = serde_json::json!(rows[b]);
+        }
+    }
+    if let Some(w) = &shipped {
+        json["weights"] = serde_json::json!(w);
+        let _ = writeln!(
+            md,
+            "\nThe fit on every set (written as `calibration.json`'s `answer` section):\n\n```json\n{}\n```",
+            serde_json::to_string_pretty(w).expect("serialises")
+        );
+    }
+    (md, json, shipped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,7 +917,7 @@ mod tests {
             assert!(metrics::auroc(&v, &w).unwrap() > 0.99, "{rel}");
         }
         let mut json = serde_json::json!({});
-        let md = section(&rs, &rels, 50, &mut json);
+        let md = section(&rs, &rels, 50, &mut json, None, true);
         assert!(md.contains("hidden-state probe"), "{md}");
         assert!(md.contains("Kalai S, t = 0.5"), "{md}");
     }
@@ -631,8 +942,72 @@ mod tests {
         assert!(lo.iter().all(|p| (0.0..=1.0).contains(p)));
         assert!(metrics::auroc(&lo, &wrong).unwrap() > 0.99);
         let mut json = serde_json::json!({});
-        let md = section(&rs, &rels, 50, &mut json);
+        let shipped = AnswerWeights::default();
+        let md = section(
+            &rs,
+            &rels,
+            50,
+            &mut json,
+            Some((&shipped, "shipped weights")),
+            true,
+        );
         assert!(md.contains("| score | a | b | c | pooled |"), "{md}");
+        assert!(md.contains("shipped weights (not refitted)"), "{md}");
         assert!(json["answer_level"]["best_baseline"].is_string());
+        // Scored alone (a given calibration): no fit here.
+        let md = section(&rs, &rels, 50, &mut json, Some((&shipped, "given")), false);
+        assert!(!md.contains("cross-fitted"), "{md}");
+    }
+
+    #[test]
+    fn fitted_weights_score_as_their_fit_does() {
+        // Ten features that vary independently: the weights written for the processor, applied
+        // by `AnswerStats::void_score` to the records' aggregates, give the fit's own
+        // probabilities — every feature lands on its own weight.
+        let rs: Vec<Record> = (0..90)
+            .map(|i| {
+                let wrong = (i * 7) % 5 < 2;
+                let mut r = rec(&format!("s{i}"), "a", 1.0, !wrong);
+                let n = 1 + i % 4;
+                r.steps = (0..n)
+                    .map(|k| {
+                        let x = ((i * 13 + k * 29) % 17) as f64 / 17.0;
+                        Step {
+                            max: 5.0 + x as f32,
+                            second: 1.0 + ((i + k) % 3) as f32,
+                            argmax: 0,
+                            log_z: 5.5 + x * x + if wrong { 0.3 } else { 0.0 },
+                            entropy: 0.2 + x + if wrong { 0.5 } else { 0.0 },
+                            varentropy: ((i * 3 + k) % 7) as f64 / 3.0,
+                            potential: 0.1 + ((i * 5 + k * 11) % 13) as f64 / 9.0,
+                        }
+                    })
+                    .collect();
+                r
+            })
+            .collect();
+        let w = fitted_weights(&rs, false).expect("two classes");
+        let data = Data::new(&rs, false);
+        let all: Vec<usize> = (0..rs.len()).collect();
+        let want = fit_predict(&data.x, &data.wrong, &all, &all);
+        let got = scored(&rs, &w).expect("no probe weight");
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-4, "{g} vs {w}");
+        }
+        // A probe weight over records streamed without a probe: not scored (not a silent 0).
+        let with_probe = AnswerWeights {
+            probe: 1.0,
+            ..w.clone()
+        };
+        assert!(scored(&rs, &with_probe).is_none());
+    }
+
+    #[test]
+    fn the_shipped_answer_weights_are_the_committed_fit() {
+        // `AnswerWeights::default()` is what `eval answer-fit` wrote (docs/EVALUATION.md §1d).
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/eval/answer-fit/calibration.json");
+        let c = infogravity::Calibration::load(&path).expect("the committed fit");
+        assert_eq!(c.answer, Some(AnswerWeights::default()));
     }
 }

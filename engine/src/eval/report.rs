@@ -8,7 +8,7 @@ use super::qa::{self, Record};
 use infogravity::calibration::{
     CALIBRATION_FORMAT, CALIBRATION_VERSION, Calibration, MassStats, Standard,
 };
-use infogravity::config::{Config, VoidWeights};
+use infogravity::config::{AnswerWeights, Config, VoidWeights};
 
 /// Everything `eval qa` writes besides the raw records.
 pub struct QaReport {
@@ -51,6 +51,7 @@ pub fn fit_calibration(train: &[Record], cfg: &Config, provenance: &str) -> Opti
         version: CALIBRATION_VERSION,
         provenance: provenance.into(),
         void: None,
+        answer: None,
         mass: Some(stats),
     };
     let x = qa::void_features(train, &cfg.mass, Some(&calib));
@@ -135,7 +136,11 @@ pub fn analyse(
     };
     let calib = match given {
         Some(c) => Some(c.clone()),
-        None => fit_calibration(&train, cfg, provenance),
+        None => fit_calibration(&train, cfg, provenance).map(|mut c| {
+            let hidden = records.iter().all(|r| r.hidden.is_some());
+            c.answer = super::answer::fitted_weights(records, hidden);
+            c
+        }),
     };
     let calibrated = match given {
         Some(_) => "**void score, given calibration**",
@@ -253,13 +258,22 @@ pub fn analyse(
             json["difference_vs_best_baseline"][rel] = serde_json::json!(p.1[0]);
         }
     }
-    // The answer-level void score, cross-fitted over every item (not with a given calibration:
-    // that mode scores what was fitted elsewhere).
-    if given.is_none() {
-        md.push_str(&super::answer::section(
-            records, &rels, resamples, &mut json,
-        ));
-    }
+    // The answer-level void: the weights the processor would use here (a given calibration's,
+    // else the configuration's — the shipped fit by default), not refitted; and without a given
+    // calibration, cross-fitted over every item.
+    let (fixed, fixed_name) = match given.and_then(|c| c.answer.as_ref()) {
+        Some(w) => (w, "the given calibration's weights"),
+        None if cfg.answer == AnswerWeights::default() => (&cfg.answer, "shipped weights"),
+        None => (&cfg.answer, "configured weights"),
+    };
+    md.push_str(&super::answer::section(
+        records,
+        &rels,
+        resamples,
+        &mut json,
+        Some((fixed, fixed_name)),
+        given.is_none(),
+    ));
     // Risk–coverage (pooled, held out).
     let correct: Vec<bool> = test.iter().map(|r| r.correct).collect();
     let _ = writeln!(
@@ -325,8 +339,11 @@ pub fn analyse(
     if let (Some(c), None) = (&calib, given) {
         let _ = writeln!(
             md,
-            "\nFitted calibration (training split; saved as `calibration.json`, loadable by \
-             `GravityProcessor::set_calibration` / `ig_processor_load_calibration`):\n\n```json\n{}\n```",
+            "\nFitted calibration (the first-token void and M(Q)'s statistics on the training \
+             split, the answer-level void on every item — with the probe's weight when the \
+             records have hidden states, for the `probe.json` written beside it; saved as \
+             `calibration.json`, loadable by `GravityProcessor::set_calibration` / \
+             `ig_processor_load_calibration`):\n\n```json\n{}\n```",
             serde_json::to_string_pretty(c).expect("serialises")
         );
     }

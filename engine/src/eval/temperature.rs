@@ -313,6 +313,7 @@ pub fn bank_standardisation(records: &[TempRecord]) -> Calibration {
         version: infogravity::calibration::CALIBRATION_VERSION,
         provenance: "eval temperature: mean and SD of M(Q)'s components over the mixed bank".into(),
         void: None,
+        answer: None,
         mass: Some(infogravity::calibration::MassStats {
             h: std(&run.h),
             d: None,

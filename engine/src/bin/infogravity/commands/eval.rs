@@ -48,6 +48,10 @@ enum Part {
     /// Prompt sensitivity: every QA item in its bank wording and three rewordings; does low
     /// field stability S predict that the greedy answer changes?
     Sensitivity(SensitivityArgs),
+    /// Fit the answer-level void the processor ships (its `answer` weights) on the records of
+    /// earlier `eval qa` runs — several models or banks pooled — and report how it transfers:
+    /// to a set it was not fitted on, and to a relation left out. Loads no model.
+    AnswerFit(AnswerFitArgs),
     /// Every part in turn with its defaults (qa, loops, temperature, phase, sensitivity); each
     /// part resumes (docs/EVALUATION.md gives each part's time).
     All(EvalRun),
@@ -89,6 +93,35 @@ struct QaArgs {
     probe: Option<PathBuf>,
     #[command(flatten)]
     run: EvalRun,
+}
+
+#[derive(clap::Args, Debug)]
+struct AnswerFitArgs {
+    /// A set of records, NAME=PATH (repeatable): the `qa.jsonl` of an earlier `eval qa`, e.g.
+    /// `--records 'Qwen2.5-Coder-1.5B=docs/eval/qwen-wide/qa.jsonl'`.
+    #[arg(long = "records", value_parser = parse_set, required = true)]
+    sets: Vec<(String, PathBuf)>,
+    /// The features of the fit (comma-separated `answer` weight names).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "mean_entropy,mean_potential,max_potential"
+    )]
+    features: Vec<String>,
+    /// Bootstrap resamples for the intervals.
+    #[arg(long, default_value_t = 2000)]
+    resamples: usize,
+    /// Output directory: `answer-fit.md`, `answer-fit.json` and `calibration.json` (the fit's
+    /// `answer` section, loadable by `ig_processor_load_calibration`).
+    #[arg(long, default_value = "eval-out")]
+    out: PathBuf,
+}
+
+fn parse_set(s: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected NAME=PATH"))?;
+    Ok((name.trim().to_string(), PathBuf::from(path)))
 }
 
 #[derive(clap::Args, Debug)]
@@ -257,7 +290,72 @@ pub fn exec(a: Args) -> Result<(), CliError> {
         Part::Temperature(a) => temperature(a),
         Part::Phase(a) => phase(a),
         Part::Sensitivity(a) => sensitivity(a),
+        Part::AnswerFit(a) => answer_fit(a),
     }
+}
+
+fn answer_fit(a: AnswerFitArgs) -> Result<(), CliError> {
+    use infogravity_engine::eval::answer;
+    let keep = a
+        .features
+        .iter()
+        .map(|f| {
+            answer::FEATURE_KEYS
+                .iter()
+                .position(|k| k == f)
+                .ok_or_else(|| {
+                    infogravity::Error::InvalidArgument(format!(
+                        "--features: {f:?} is not one of {}",
+                        answer::FEATURE_KEYS.join(", ")
+                    ))
+                })
+        })
+        .collect::<Result<Vec<usize>, _>>()?;
+    let sets = a
+        .sets
+        .iter()
+        .map(|(name, path)| {
+            let records: Vec<qa::Record> =
+                infogravity_engine::eval::read_records(path, "QA results")?;
+            if records.is_empty() {
+                return Err(infogravity::Error::InvalidArgument(format!(
+                    "{}: no QA records",
+                    path.display()
+                )));
+            }
+            Ok((name.clone(), records))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut md, json, weights) = answer::fit_sets(&sets, &keep, a.resamples);
+    std::fs::create_dir_all(&a.out)?;
+    let provenance = format!(
+        "infogravity {} eval answer-fit: {} on {}",
+        env!("CARGO_PKG_VERSION"),
+        a.features.join(", "),
+        a.sets
+            .iter()
+            .map(|(n, p)| format!("{n} ({})", p.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    md.insert_str(0, &format!("# {provenance}\n\n"));
+    write_report(&a.out, "answer-fit", &md, &json)?;
+    if let Some(w) = weights {
+        let calib = infogravity::Calibration {
+            format: infogravity::calibration::CALIBRATION_FORMAT.into(),
+            version: infogravity::calibration::CALIBRATION_VERSION,
+            provenance,
+            void: None,
+            mass: None,
+            answer: Some(w),
+        };
+        std::fs::write(
+            a.out.join("calibration.json"),
+            serde_json::to_string_pretty(&calib).expect("serialises"),
+        )?;
+    }
+    writeln!(std::io::stdout().lock(), "{md}\nwrote {}", a.out.display())?;
+    Ok(())
 }
 
 /// `eval`'s command line on its own: how `eval all` builds each part.
@@ -750,7 +848,7 @@ mod tests {
                 | Part::Phase(PhaseArgs { run, .. })
                 | Part::Sensitivity(SensitivityArgs { run, .. })
                 | Part::Temperature(TemperatureArgs { run, .. }) => run,
-                Part::All(_) => panic!("eval all runs no eval all"),
+                Part::All(_) | Part::AnswerFit(_) => panic!("eval all runs {part}: not a part"),
             };
             assert_eq!(run.out, out, "{part}");
             assert_eq!(run.model.model, "m", "{part}");
