@@ -6,18 +6,19 @@
 //! ```json
 //! {
 //!   "format": "infogravity-calibration",
-//!   "version": 1,
+//!   "version": 2,
 //!   "provenance": "what data and model the fit used",
 //!   "void": { "bias": -3.1, "entropy": 4.2, "energy": 0.0, "one_minus_pmax": 1.5,
 //!             "varentropy": 0.7, "trend": 0.0, "task": 0.0, "mass": 0.4 },
 //!   "mass": { "h": {"mean": 0.31, "std": 0.12}, "d": {"mean": 0.8, "std": 0.6},
 //!             "n": {"mean": 3.2, "std": 1.1} },
 //!   "answer": { "bias": -3.4, "mean_entropy": 0.73, "mean_potential": 1.05,
-//!               "max_potential": 0.66, "probe": 0.0 }
+//!               "max_potential": 0.66, "probe": 0.0, ... }
 //! }
 //! ```
-//! `void` replaces `void.weights`; `answer` replaces the `answer` section (the answer-level
-//! void's weights, `config::AnswerWeights`; a weight left out keeps its default); `mass` gives the means and SDs of M(Q)'s z-scores under
+//! `void` replaces `void.weights`; `answer` (version 2) replaces the `answer` section (the
+//! answer-level void's weights, `config::AnswerWeights`; every weight listed, as in `void`:
+//! abbreviated above); `mass` gives the means and SDs of M(Q)'s z-scores under
 //! `mass.scale = auto` (each of `h`, `d`, `n` may be left out: that component then uses the
 //! processor's running statistics).
 //! Each is optional; unknown keys, a wrong format tag or version, non-finite numbers, void
@@ -30,8 +31,8 @@ use crate::error::{Error, Result};
 
 /// Format tag of calibration files.
 pub const CALIBRATION_FORMAT: &str = "infogravity-calibration";
-/// Format version this build reads and writes.
-pub const CALIBRATION_VERSION: u32 = 1;
+/// Format version this build writes: 2 added the `answer` section. It reads 1 and 2.
+pub const CALIBRATION_VERSION: u32 = 2;
 /// The largest calibration file read (a real one is well under 1 KiB).
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 /// The smallest standard deviation a calibration may give a component: below it, a z-score
@@ -92,11 +93,29 @@ impl Calibration {
                 c.format
             )));
         }
-        if c.version != CALIBRATION_VERSION {
+        if !(1..=CALIBRATION_VERSION).contains(&c.version) {
             return Err(corrupt(format!(
-                "version {}; this build reads version {CALIBRATION_VERSION}",
+                "version {}; this build reads versions 1 to {CALIBRATION_VERSION}",
                 c.version
             )));
+        }
+        if c.answer.is_some() {
+            if c.version < 2 {
+                return Err(corrupt("an `answer` section needs version 2".into()));
+            }
+            // Every weight listed: a key left out would silently take the shipped default.
+            let v: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+            let given = &v["answer"];
+            if let Some((k, _)) = AnswerWeights::default()
+                .named()
+                .into_iter()
+                .find(|(k, _)| given.get(k).is_none())
+            {
+                return Err(corrupt(format!(
+                    "the answer section lacks `{k}` (a calibration lists every weight)"
+                )));
+            }
         }
         if let Some(w) = &c.void {
             let all = [
@@ -159,22 +178,33 @@ mod tests {
         let ok = r#"{"format":"infogravity-calibration","version":1,
             "mass":{"h":{"mean":0.3,"std":0.1},"d":{"mean":1,"std":1},"n":{"mean":3,"std":1}}}"#;
         assert!(Calibration::from_json(ok).unwrap().mass.is_some());
-        let a =
-            r#"{"format":"infogravity-calibration","version":1,"answer":{"bias":-1,"probe":2}}"#;
-        let a = Calibration::from_json(a).unwrap().answer.unwrap();
-        // The keys given replace the defaults; the rest keep them.
-        assert_eq!((a.bias, a.probe), (-1.0, 2.0));
-        assert_eq!(a.max_potential, AnswerWeights::default().max_potential);
+        // An answer section lists every weight (version 2).
+        let w = AnswerWeights {
+            bias: -1.0,
+            probe: 2.0,
+            ..AnswerWeights::default()
+        };
+        let full = format!(
+            r#"{{"format":"infogravity-calibration","version":2,"answer":{}}}"#,
+            serde_json::to_string(&w).unwrap()
+        );
+        assert_eq!(Calibration::from_json(&full).unwrap().answer, Some(w));
+        let v1 = full.replace(r#""version":2"#, r#""version":1"#);
+        assert!(Calibration::from_json(&v1).is_err());
+        let partial =
+            r#"{"format":"infogravity-calibration","version":2,"answer":{"bias":-1,"probe":2}}"#;
+        let e = Calibration::from_json(partial).unwrap_err().to_string();
+        assert!(e.contains("lacks `mean_entropy`"), "{e}");
         for bad in [
             r#"{"format":"x","version":1}"#,
-            r#"{"format":"infogravity-calibration","version":2}"#,
+            r#"{"format":"infogravity-calibration","version":3}"#,
             r#"{"format":"infogravity-calibration","version":1,"extra":1}"#,
             r#"{"format":"infogravity-calibration","version":1,
                "mass":{"h":{"mean":0,"std":0},"d":{"mean":1,"std":1},"n":{"mean":3,"std":1}}}"#,
             r#"{"format":"infogravity-calibration","version":1,"mass":{"d":{"mean":0.8,"std":1e-300}}}"#,
             r#"{"format":"infogravity-calibration","version":1,"void":{"bias":1e30,"entropy":0,"energy":0,"one_minus_pmax":0,"varentropy":0,"trend":0,"task":0,"mass":0}}"#,
-            r#"{"format":"infogravity-calibration","version":1,"answer":{"probe":1e4}}"#,
-            r#"{"format":"infogravity-calibration","version":1,"answer":{"sum_entropy":1}}"#,
+            r#"{"format":"infogravity-calibration","version":2,"answer":{"probe":1e4}}"#,
+            r#"{"format":"infogravity-calibration","version":2,"answer":{"sum_entropy":1}}"#,
             "not json",
         ] {
             assert!(

@@ -128,6 +128,9 @@ pub struct AnswerStats {
     /// The probe's mean over the accepted tokens where it was finite (NaN when none): the
     /// probe of the answer's mean hidden state.
     pub probe_mean: f32,
+    /// Accepted tokens whose Φ is known (the others — a token the host chose outside the
+    /// step's largest candidates — are left out of ΣΦ, mean and max Φ).
+    pub potential_tokens: u32,
     /// H at the first accepted token, nats (NaN before it).
     pub first_entropy: f32,
     /// 1 − p_max at the first accepted token (NaN before it).
@@ -140,11 +143,15 @@ pub struct AnswerStats {
 
 impl AnswerStats {
     /// σ(bias + Σ w_k x_k) over these aggregates (`config::AnswerWeights`): terms with weight 0
-    /// are skipped; NaN before the first token or where a weighted input is NaN (a probe weight
-    /// without a probe, Φ unknown at every token). The first content token's field falls back to
-    /// the first token's while there is none.
+    /// are skipped; NaN before the first token, where a weighted input is NaN (a probe weight
+    /// without a probe), and where a Φ term is weighted but some accepted token's Φ is unknown
+    /// (its Φ aggregates would be over part of the answer, reading low exactly where a rare
+    /// token was chosen). The first content token's field falls back to the first token's
+    /// while there is none.
     pub fn void_score(&self, w: &crate::config::AnswerWeights) -> f32 {
-        if self.tokens == 0 {
+        let phi_weighted =
+            w.sum_potential != 0.0 || w.mean_potential != 0.0 || w.max_potential != 0.0;
+        if self.tokens == 0 || (phi_weighted && self.potential_tokens < self.tokens) {
             return f32::NAN;
         }
         let (ch, cq) = self
@@ -188,6 +195,7 @@ impl Default for AnswerStats {
             first_content: None,
             probe_first: f32::NAN,
             probe_mean: f32::NAN,
+            potential_tokens: 0,
             first_entropy: f32::NAN,
             first_one_minus_pmax: f32::NAN,
             void: f32::NAN,

@@ -369,9 +369,20 @@ fn answer_aggregates_stream() {
     );
     // A calibration's answer section replaces the weights: here the probe's and the first
     // content token's entropy (step 1) only.
-    let c = r#"{"format":"infogravity-calibration","version":1,"answer":{"bias":0.5,
-        "mean_entropy":0,"mean_potential":0,"max_potential":0,"probe":-0.01,"content_entropy":2}}"#;
-    p.set_calibration(Some(infogravity::Calibration::from_json(c).unwrap()));
+    let only = infogravity::config::AnswerWeights {
+        bias: 0.5,
+        mean_entropy: 0.0,
+        mean_potential: 0.0,
+        max_potential: 0.0,
+        probe: -0.01,
+        content_entropy: 2.0,
+        ..w.clone()
+    };
+    let c = format!(
+        r#"{{"format":"infogravity-calibration","version":2,"answer":{}}}"#,
+        serde_json::to_string(&only).unwrap()
+    );
+    p.set_calibration(Some(infogravity::Calibration::from_json(&c).unwrap()));
     let s = 0.5 - 0.01 * pm + 2.0 * fields[1].0.entropy;
     let b = p.answer(1).unwrap();
     assert!(
@@ -393,6 +404,15 @@ fn answer_aggregates_stream() {
     p.step(3, &mut flat(v), StepMode::Sample).unwrap();
     p.accept(3, 4).unwrap();
     assert_eq!(p.answer(3).unwrap().first_content.unwrap().step, 0);
+    // A token the host chose outside the step's largest candidates: its Φ is unknown, so the
+    // shipped void (which weighs Φ) is NaN rather than a score over part of the answer.
+    begin(&mut p, 4, &[]);
+    let mut rising: Vec<f32> = (0..v).map(|i| i as f32).collect();
+    p.step(4, &mut rising, StepMode::Logits).unwrap();
+    p.accept(4, 0).unwrap();
+    let a = p.answer(4).unwrap();
+    assert_eq!((a.tokens, a.potential_tokens), (1, 0));
+    assert!(a.void.is_nan() && a.mean_entropy.is_finite());
 }
 
 /// The content judgement of a decoded piece: words, names and numbers are content; function
@@ -878,6 +898,26 @@ fn concept_tilt_gates_and_precedence() {
         let r = p.step(1, &mut out, StepMode::Logits).unwrap();
         assert_eq!(r.flags & flags::CONCEPT, 0, "{json}");
         assert_eq!(out, flat(v), "{json}");
+    }
+    // The alignment gate: a row that already leans toward the concept (E_p[b] ≈ 4.9 SDs, most
+    // mass on token 12) is left alone under max_alignment 1 and tilted without the gate; a row
+    // leaning away (most mass on token 3, E_p[b] < 0) is tilted under both.
+    let peak = |at: usize| {
+        let mut r = flat(v);
+        r[at] = 8.0;
+        r
+    };
+    for (gate, at, tilted) in [
+        ("", 12, true),
+        (r#","max_alignment":1"#, 12, false),
+        (r#","max_alignment":1"#, 3, true),
+    ] {
+        let json = format!(r#"{{"concept":{{"lambda":4{gate}}},{T_ONE}}}"#);
+        let mut p = proc(&json, v);
+        p.set_concept(Some(tens.clone())).unwrap();
+        begin(&mut p, 1, &[]);
+        let r = p.step(1, &mut peak(at), StepMode::Logits).unwrap();
+        assert_eq!(r.flags & flags::CONCEPT != 0, tilted, "{json} at {at}");
     }
     // Greedy on a row where token 3 leads token 12 by a hair: the tilt flips the choice.
     let mut row = flat(v);

@@ -261,9 +261,11 @@ impl VoidConfig {
 /// The answer-level void a = σ(bias + Σ w_k x_k) over the answer aggregates the processor
 /// streams (`AnswerStats`; docs/DESIGN.md §1 "Regimes", SCIENCE.md §1.5): P(the answer so far is
 /// wrong). Reported in every step's `answer.void` and by `GravityProcessor::answer`. Cost: O(1)
-/// per step. A term whose weight is 0 is skipped; one whose input is unknown (NaN: no probe set,
-/// no Φ known) makes a NaN. A key left out keeps its default; a calibration's `answer` section
-/// replaces the whole section.
+/// per step. A term whose weight is 0 is skipped; one whose input is unknown (no probe set; Φ
+/// unknown at some accepted token — a token the host chose outside the step's 8 largest
+/// candidates, in `Logits` mode) makes a NaN, never a score over part of the answer. In the
+/// configuration a key left out keeps its default; a calibration's `answer` section lists
+/// every weight and replaces the whole section.
 ///
 /// Defaults: the **shipped fit**, `infogravity eval answer-fit` over two models' answers to four
 /// relations (`docs/eval/answer-fit/`, EVALUATION.md §1d) on the three inputs that transferred
@@ -501,6 +503,17 @@ pub struct ConceptConfig {
     /// Tilt only the first this many steps of a sequence (the answer's onset). Default 0: every
     /// step.
     pub max_steps: u32,
+    /// Tilt only while the row's alignment with the concept, E_p[b] (the expected standardised
+    /// bias under the measured distribution, in SDs over the vocabulary), is below this: where
+    /// the model already leans toward the concept (a confident answer of the type, or a choice
+    /// between two of them) it is left alone. Default 1000: off (|E_p[b]| ≤ √V). Within
+    /// [−1000, 1000]. Cost: one pass over the row at the steps the other gates let through.
+    #[serde(default = "no_alignment_gate")]
+    pub max_alignment: f32,
+}
+
+fn no_alignment_gate() -> f32 {
+    1000.0
 }
 
 impl Default for ConceptConfig {
@@ -511,6 +524,7 @@ impl Default for ConceptConfig {
             min_void: 0.0,
             max_kl: 0.1,
             max_steps: 0,
+            max_alignment: no_alignment_gate(),
         }
     }
 }
@@ -519,6 +533,7 @@ impl ConceptConfig {
     pub(super) fn validate(&self) -> Result<()> {
         range("concept.lambda", self.lambda, 0.0, 100.0)?;
         range("concept.min_void", self.min_void, 0.0, 1.0)?;
+        range("concept.max_alignment", self.max_alignment, -1000.0, 1000.0)?;
         if self.max_kl.is_nan() || self.max_kl <= 0.0 {
             return oor("concept.max_kl", "must be > 0");
         }

@@ -119,6 +119,7 @@ impl Answer {
         if self.probes > 0 {
             a.probe_mean = (self.sum_probe / self.probes as f64) as f32;
         }
+        a.potential_tokens = self.phis;
         if self.phis > 0 {
             a.mean_potential = (self.sum_phi / self.phis as f64) as f32;
             a.max_potential = self.max_phi;

@@ -179,17 +179,21 @@ static void conventions(void) {
     ig_processor_free(p);
 }
 
-/* One greedy step on a row peaked at `at`; returns the report. */
-static IgStepReport peak_step(IgProcessor *p, int at) {
+/* One greedy step of sequence `seq` on a row peaked at `at`; returns the report. */
+static IgStepReport peak_step_of(IgProcessor *p, uint64_t seq, int at) {
     float row[SC_VOCAB];
     for (int i = 0; i < SC_VOCAB; i++) row[i] = 0.0f;
     row[at] = 25.0f;
     IgStepReport r;
     ig_step_report_init(&r);
-    CHECK(ig_processor_step(p, 1, row, IG_DTYPE_F32, SC_VOCAB, IG_MODE_SAMPLE, &r) == IG_STATUS_OK,
+    CHECK(ig_processor_step(p, seq, row, IG_DTYPE_F32, SC_VOCAB, IG_MODE_SAMPLE, &r) ==
+              IG_STATUS_OK,
           "step at %d", at);
     return r;
 }
+
+/* The same for sequence 1. */
+static IgStepReport peak_step(IgProcessor *p, int at) { return peak_step_of(p, 1, at); }
 
 /* escape.rollback: the advice (flag, count), the rewind, the ban, and the errors. */
 static void rollback(void) {
@@ -280,8 +284,11 @@ static void probe(void) {
     CHECK(ig_processor_set_probe(p, NULL, NULL, 0, 0.0f) == IG_STATUS_OK, "clear probe");
     CHECK(ig_processor_begin(p, 2, NULL, NULL) == IG_STATUS_OK, "begin 2");
     CHECK(ig_processor_answer_void(p, 2, &v) == IG_STATUS_OK && isnan(v), "void before a token");
-    IgStepReport r = peak_step(p, 3);
+    IgStepReport r = peak_step_of(p, 2, 3);
     CHECK(ig_processor_accept(p, 2, (uint32_t)r.token) == IG_STATUS_OK, "accept 2");
+    IgAnswerStats a;
+    ig_answer_stats_init(&a);
+    CHECK(ig_processor_answer(p, 2, &a) == IG_STATUS_OK && a.tokens == 1, "one answer token");
     CHECK(ig_processor_answer_void(p, 2, &v) == IG_STATUS_OK && isnan(v),
           "a probe weight without a probe: NaN, not a silent 0 (%f)", v);
     ig_processor_free(p);

@@ -222,8 +222,8 @@ impl<'a> Data<'a> {
 /// The answer-level void fitted on **every** record, as the processor's answer weights (the
 /// `answer` section of `calibration.json`): the logistic over [`FEATURES`], plus the probe's
 /// projection when `with_hidden` (then the weight applies to the probe [`fitted_probe`] ships,
-/// whose projection θ·ĥ + c is the same θ·(ĥ − μ) over every record). None when every answer is
-/// right or every one wrong.
+/// θ·ĥ + c = θ·(ĥ − μ) over every record; see [`weights`] for how its fit differs). None when
+/// every answer is right or every one wrong.
 pub fn fitted_weights(records: &[Record], with_hidden: bool) -> Option<AnswerWeights> {
     let data = Data::new(records, with_hidden);
     if data.wrong.iter().all(|&w| w) || !data.wrong.iter().any(|&w| w) {
@@ -236,6 +236,10 @@ pub fn fitted_weights(records: &[Record], with_hidden: bool) -> Option<AnswerWei
 }
 
 /// Answer weights from a fit over [`FEATURES`] (and the probe's projection last, if present).
+/// With states, the probe's weight was fitted on out-of-fold projections (each training item
+/// projected on the direction of the half it was not in, as the cross-fitted scores are) and
+/// applies to the probe fitted on every record: the two differ in scale and offset by the
+/// halves' sampling noise, which the bias absorbs only on average.
 fn weights(b: f64, w: &[f64]) -> AnswerWeights {
     let k = |i: usize| w.get(i).map_or(0.0, |&x| x as f32);
     AnswerWeights {
@@ -260,6 +264,9 @@ fn stats(r: &Record) -> AnswerStats {
     let x: Vec<f32> = features(r).iter().map(|&v| v as f32).collect();
     AnswerStats {
         tokens: r.steps.len() as u32,
+        // The evaluation decodes in `Sample` mode: every token's Φ is known (a NaN one would
+        // make its features, and so the score, NaN).
+        potential_tokens: r.steps.len() as u32,
         mean_entropy: x[0],
         max_entropy: x[1],
         mean_sqrt_varentropy: x[2],
@@ -423,9 +430,8 @@ pub fn section(
             None => {
                 let _ = writeln!(
                     md,
-                    "
-The {name} weigh the hidden-state probe, which these records were not \
-                     streamed with (`--probe FILE`): not scored."
+                    "\nThe {name} weigh an input some records lack (the hidden-state probe, \
+                     unless they were streamed with `--probe FILE`): not scored."
                 );
             }
         }
@@ -653,6 +659,7 @@ fn fit_on(records: &[&Record], keep: &[usize]) -> Option<AnswerWeights> {
         .collect();
     let (b, w) = metrics::logistic_fit(&x, &wrong, 1.0);
     let mut full = vec![0.0; FEATURES.len()];
+    debug_assert!(keep.iter().enumerate().all(|(i, k)| !keep[..i].contains(k)));
     for (&k, v) in keep.iter().zip(w) {
         full[k] = v;
     }
@@ -968,7 +975,7 @@ mod tests {
             .map(|i| {
                 let wrong = (i * 7) % 5 < 2;
                 let mut r = rec(&format!("s{i}"), "a", 1.0, !wrong);
-                let n = 1 + i % 4;
+                let n = 2 + i % 4;
                 r.steps = (0..n)
                     .map(|k| {
                         let x = ((i * 13 + k * 29) % 17) as f64 / 17.0;
@@ -983,6 +990,21 @@ mod tests {
                         }
                     })
                     .collect();
+                // What the processor streamed: every aggregate its own value, and a first
+                // content token at step 1 whose field differs from the first token's.
+                let y = |k: usize| ((i * (k + 3) * 7 + k) % 19) as f32 / 7.0;
+                r.streamed = Some(crate::eval::qa::Streamed {
+                    tokens: n as u32,
+                    mean_entropy: y(0),
+                    max_entropy: y(1),
+                    mean_sqrt_varentropy: y(2),
+                    sum_potential: Some(y(3)),
+                    mean_potential: y(4),
+                    max_potential: y(5),
+                    first_content: Some((1, y(6), y(7) / 3.0)),
+                    probe_first: None,
+                    probe_mean: None,
+                });
                 r
             })
             .collect();

@@ -555,6 +555,7 @@ impl Processor {
         }
         d.set_item("probe_first", a.probe_first)?;
         d.set_item("probe_mean", a.probe_mean)?;
+        d.set_item("potential_tokens", a.potential_tokens)?;
         d.set_item("first_entropy", a.first_entropy)?;
         d.set_item("first_one_minus_pmax", a.first_one_minus_pmax)?;
         d.set_item("void", a.void)?;

@@ -302,7 +302,11 @@ class Processor:
         before ``end``): ``tokens``, ``mean_entropy``, ``max_entropy``,
         ``mean_sqrt_varentropy``, ``sum_potential``, ``mean_potential``, ``max_potential`` and
         ``first_content`` (``step``, ``entropy``, ``one_minus_pmax``, ``potential``; or None),
-        and the hidden-state probe's ``probe_first`` and ``probe_mean`` (NaN without one)."""
+        the hidden-state probe's ``probe_first`` and ``probe_mean`` (NaN without one), the
+        first token's ``first_entropy`` and ``first_one_minus_pmax``, ``potential_tokens``
+        (tokens whose Φ is known), and ``void``: the answer-level void, P(the answer is wrong)
+        by the processor's answer weights (NaN before the first token or where a weighted
+        input is unknown)."""
         return self._p.answer(int(seq))
 
     def set_probe(self, tokens: Any, weights: Any = None, bias: float = 0.0) -> None:
