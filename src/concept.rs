@@ -8,10 +8,8 @@
 //! standardised to mean 0 and SD 1 over the vocabulary (adding a constant to every logit
 //! changes nothing, and the scale makes α "nats per SD of the tilt").
 //!
-//! At a step with void score v ≥ `concept.min_void` whose alignment E_p[b] is below
-//! `concept.max_alignment` (the model does not already lean toward the concept), the processor
-//! tilts the row to z + α·b with α = min(λ·v, α_KL), α_KL the largest α with
-//! KL(p_α ‖ p) ≤ `concept.max_kl`.
+//! At a step with void score v ≥ `concept.min_void`, the processor tilts the row to
+//! z + α·b with α = min(λ·v, α_KL), α_KL the largest α with KL(p_α ‖ p) ≤ `concept.max_kl`.
 //! KL(p_α ‖ p) = α·E_α[b] − (log Z_α − log Z) grows monotonically with α ≥ 0 (its derivative
 //! is α·Var_α[b]), so α_KL is found by a bracketed search ([`strength`]).
 //!
@@ -220,17 +218,6 @@ fn kl<E: Logit>(row: &[E], f: &Field, bias: &[f32], alpha: f32) -> f64 {
     kl.max(0.0)
 }
 
-/// The row's alignment with the concept: E_p[b] under the measured distribution (log Z from
-/// `f`), in SDs of the standardised bias. One pass.
-pub(crate) fn alignment<E: Logit>(row: &[E], f: &Field, bias: &[f32]) -> f64 {
-    let lz = f.log_z as f32;
-    let mut s = 0f64;
-    for (z, &b) in row.iter().zip(bias) {
-        s += exp_scalar(z.to_f32() - lz) as f64 * b as f64;
-    }
-    s
-}
-
 /// The tilt of one step: the largest α ≤ `alpha_max` with KL(p_α ‖ p) ≤ `max_kl`, and that KL.
 /// `alpha_max` ≤ 0 gives (0, 0).
 pub(crate) fn strength<E: Logit>(
@@ -363,23 +350,6 @@ mod tests {
         assert_eq!(a, 0.01);
         assert!((k as f64 - exact_kl(&z, c.bias(), 0.01)).abs() < 1e-6);
         assert_eq!(strength(&z, &f, c.bias(), 0.0, 0.1), (0.0, 0.0));
-    }
-
-    #[test]
-    fn alignment_is_the_expected_bias() {
-        let z: Vec<f32> = (0..300).map(|i| ((i * 37 % 101) as f32) * 0.07).collect();
-        let raw: Vec<f32> = (0..300).map(|i| ((i * 13 % 29) as f32) - 14.0).collect();
-        let c = Concept::from_bias(&raw).unwrap();
-        let f = field::measure(&z).unwrap();
-        let m = z.iter().cloned().fold(f32::MIN, f32::max) as f64;
-        let w: Vec<f64> = z.iter().map(|&x| (x as f64 - m).exp()).collect();
-        let want = w
-            .iter()
-            .zip(c.bias())
-            .map(|(p, &b)| p * b as f64)
-            .sum::<f64>()
-            / w.iter().sum::<f64>();
-        assert!((alignment(&z, &f, c.bias()) - want).abs() < 1e-5, "{want}");
     }
 
     #[test]

@@ -899,26 +899,6 @@ fn concept_tilt_gates_and_precedence() {
         assert_eq!(r.flags & flags::CONCEPT, 0, "{json}");
         assert_eq!(out, flat(v), "{json}");
     }
-    // The alignment gate: a row that already leans toward the concept (E_p[b] ≈ 4.9 SDs, most
-    // mass on token 12) is left alone under max_alignment 1 and tilted without the gate; a row
-    // leaning away (most mass on token 3, E_p[b] < 0) is tilted under both.
-    let peak = |at: usize| {
-        let mut r = flat(v);
-        r[at] = 8.0;
-        r
-    };
-    for (gate, at, tilted) in [
-        ("", 12, true),
-        (r#","max_alignment":1"#, 12, false),
-        (r#","max_alignment":1"#, 3, true),
-    ] {
-        let json = format!(r#"{{"concept":{{"lambda":4{gate}}},{T_ONE}}}"#);
-        let mut p = proc(&json, v);
-        p.set_concept(Some(tens.clone())).unwrap();
-        begin(&mut p, 1, &[]);
-        let r = p.step(1, &mut peak(at), StepMode::Logits).unwrap();
-        assert_eq!(r.flags & flags::CONCEPT != 0, tilted, "{json} at {at}");
-    }
     // Greedy on a row where token 3 leads token 12 by a hair: the tilt flips the choice.
     let mut row = flat(v);
     row[3] = 1.0;

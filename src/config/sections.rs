@@ -503,17 +503,6 @@ pub struct ConceptConfig {
     /// Tilt only the first this many steps of a sequence (the answer's onset). Default 0: every
     /// step.
     pub max_steps: u32,
-    /// Tilt only while the row's alignment with the concept, E_p[b] (the expected standardised
-    /// bias under the measured distribution, in SDs over the vocabulary), is below this: where
-    /// the model already leans toward the concept (a confident answer of the type, or a choice
-    /// between two of them) it is left alone. Default 1000: off (|E_p[b]| ≤ √V). Within
-    /// [−1000, 1000]. Cost: one pass over the row at the steps the other gates let through.
-    #[serde(default = "no_alignment_gate")]
-    pub max_alignment: f32,
-}
-
-fn no_alignment_gate() -> f32 {
-    1000.0
 }
 
 impl Default for ConceptConfig {
@@ -524,7 +513,6 @@ impl Default for ConceptConfig {
             min_void: 0.0,
             max_kl: 0.1,
             max_steps: 0,
-            max_alignment: no_alignment_gate(),
         }
     }
 }
@@ -533,7 +521,6 @@ impl ConceptConfig {
     pub(super) fn validate(&self) -> Result<()> {
         range("concept.lambda", self.lambda, 0.0, 100.0)?;
         range("concept.min_void", self.min_void, 0.0, 1.0)?;
-        range("concept.max_alignment", self.max_alignment, -1000.0, 1000.0)?;
         if self.max_kl.is_nan() || self.max_kl <= 0.0 {
             return oor("concept.max_kl", "must be > 0");
         }

@@ -102,13 +102,7 @@ pub(super) fn decide<E: Logit>(
     let concept = st.concept.as_ref().or(core.concept.as_ref());
     let cc = &cfg.concept;
     let onset = cc.max_steps == 0 || st.now.step < cc.max_steps;
-    let leans_away = |c: &&crate::Concept| {
-        cc.max_alignment >= 1000.0 || concept::alignment(row, f, c.bias()) < cc.max_alignment as f64
-    };
-    if let Some(c) = concept
-        .filter(|_| cc.enabled && onset && reg.void_score >= cc.min_void)
-        .filter(leans_away)
-    {
+    if let Some(c) = concept.filter(|_| cc.enabled && onset && reg.void_score >= cc.min_void) {
         let (alpha, kl) =
             concept::strength(row, f, c.bias(), cc.lambda * reg.void_score, cc.max_kl);
         if alpha > 0.0 {

@@ -38,8 +38,6 @@ pub struct Options {
     pub min_void: f32,
     /// Tilt only the first this many steps of an answer (0: every step).
     pub max_steps: u32,
-    /// Tilt only while the row's alignment E_p[b] is below this (1000: no gate).
-    pub max_alignment: f32,
     /// What the answer type is contrasted with.
     pub away: Away,
     /// Tokens per answer (the first sentence ends it sooner).
@@ -172,8 +170,8 @@ fn gaussian(rng: &mut Rng) -> f64 {
 /// The decode configuration: greedy, nothing but the tilt.
 pub fn config(o: &Options) -> String {
     format!(
-        r#"{{"preset":"neutral","temperature":{{"base":0}},"concept":{{"enabled":true,"lambda":{},"max_kl":{},"min_void":{},"max_steps":{},"max_alignment":{}}}}}"#,
-        o.lambda, o.max_kl, o.min_void, o.max_steps, o.max_alignment
+        r#"{{"preset":"neutral","temperature":{{"base":0}},"concept":{{"enabled":true,"lambda":{},"max_kl":{},"min_void":{},"max_steps":{}}}}}"#,
+        o.lambda, o.max_kl, o.min_void, o.max_steps
     )
 }
 
@@ -340,7 +338,7 @@ pub fn report(
     }
     let mut md = format!(
         "# Concept-direction anchoring (T13)\n\n{provenance}\n\nGreedy decoding; the tilt: λ = {}, \
-         KL ≤ {} nats per step, min_void {}, {}, {}; at most {} tokens per answer. Unembedding check: \
+         KL ≤ {} nats per step, min_void {}, {}; at most {} tokens per answer. Unembedding check: \
          ĥ fitted on 2·d tokens of the first item's prompt reproduces every logit with relative \
          residual {residual:.2e}.\n\n",
         o.lambda,
@@ -350,11 +348,6 @@ pub fn report(
             "every step".to_string()
         } else {
             format!("the first {} steps of each answer", o.max_steps)
-        },
-        if o.max_alignment >= 1000.0 {
-            "no alignment gate".to_string()
-        } else {
-            format!("only where the alignment E_p[b] < {} SD", o.max_alignment)
         },
         o.max_tokens
     );
@@ -454,7 +447,6 @@ pub fn report(
             "max_kl": o.max_kl,
             "min_void": o.min_void,
             "max_steps": o.max_steps,
-            "max_alignment": o.max_alignment,
             "away": o.away.name(),
             "max_tokens": o.max_tokens,
             "unembedding_residual": residual,

@@ -180,11 +180,6 @@ struct ConceptArgs {
     /// Tilt only the first N steps of each answer (0: every step).
     #[arg(long, default_value_t = 0)]
     max_steps: u32,
-    /// Tilt only where the row's alignment with the direction, E_p[b] in SDs of the
-    /// standardised bias, is below this (where the model does not already lean toward the
-    /// answer type; 1000: no gate).
-    #[arg(long, default_value_t = 1000.0)]
-    max_alignment: f32,
     /// What the answer type is contrasted with: `model` (the first tokens of the other half's
     /// plain answers that are not answer tokens) or `vocab` (the vocabulary mean).
     #[arg(long, default_value = "model", value_parser = ["model", "vocab"])]
@@ -537,7 +532,6 @@ fn concept_part(a: ConceptArgs) -> Result<(), CliError> {
         max_kl: a.max_kl,
         min_void: a.min_void,
         max_steps: a.max_steps,
-        max_alignment: a.max_alignment,
         away: if a.away == "model" {
             concept::Away::Model
         } else {
