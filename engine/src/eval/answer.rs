@@ -455,36 +455,59 @@ pub fn section(
         None => vec![],
     };
     let per = super::report::per_relation(records, &columns, &values, &pairs, resamples, 2025);
+    auroc_rows(
+        &mut md,
+        &mut json["answer_level"],
+        &names,
+        nb,
+        best,
+        &columns,
+        &per,
+    );
+    md.push_str(&selective(records, &names, nb, &values, resamples, json));
+    md
+}
+
+/// The rows of an AUROC table (`per`: [`super::report::per_relation`] over `columns`, with
+/// the pairs (v, best) for every score v from `nb` on), then each of those scores against the
+/// best baseline `best`; into `md` and under `json` (`auroc`, `difference_vs_best_baseline`,
+/// `best_baseline`).
+fn auroc_rows(
+    md: &mut String,
+    json: &mut serde_json::Value,
+    names: &[String],
+    nb: usize,
+    best: Option<usize>,
+    columns: &[String],
+    per: &[super::report::PerColumn],
+) {
     for (i, name) in names.iter().enumerate() {
         let cells: Vec<String> = per.iter().map(|p| fmt_iv(&p.0[i])).collect();
         let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
-        for (rel, p) in columns.iter().zip(&per) {
-            json["answer_level"]["auroc"][name.trim_matches('*')][rel] = serde_json::json!(p.0[i]);
+        for (rel, p) in columns.iter().zip(per) {
+            json["auroc"][name.trim_matches('*')][rel] = serde_json::json!(p.0[i]);
         }
     }
-    if let Some(b) = best {
-        for (k, v) in (nb..values.len()).enumerate() {
-            let cells: Vec<String> = columns
-                .iter()
-                .zip(&per)
-                .map(|(rel, p)| format!("{rel} {}", fmt_iv(&p.1[k])))
-                .collect();
-            let _ = writeln!(
-                md,
-                "\n{} − best single baseline ({}): {}.",
-                names[v].trim_matches('*'),
-                names[b],
-                cells.join(", ")
-            );
-            for (rel, p) in columns.iter().zip(&per) {
-                json["answer_level"]["difference_vs_best_baseline"][names[v].trim_matches('*')]
-                    [rel] = serde_json::json!(p.1[k]);
-            }
+    let Some(b) = best else { return };
+    for (k, v) in (nb..names.len()).enumerate() {
+        let cells: Vec<String> = columns
+            .iter()
+            .zip(per)
+            .map(|(rel, p)| format!("{rel} {}", fmt_iv(&p.1[k])))
+            .collect();
+        let _ = writeln!(
+            md,
+            "\n{} − best single baseline ({}): {}.",
+            names[v].trim_matches('*'),
+            names[b],
+            cells.join(", ")
+        );
+        for (rel, p) in columns.iter().zip(per) {
+            json["difference_vs_best_baseline"][names[v].trim_matches('*')][rel] =
+                serde_json::json!(p.1[k]);
         }
-        json["answer_level"]["best_baseline"] = serde_json::json!(names[b]);
     }
-    md.push_str(&selective(records, &names, nb, &values, resamples, json));
-    md
+    json["best_baseline"] = serde_json::json!(names[b]);
 }
 
 /// Selective answering on every item (T4, T5): risk–coverage (AURC) for every score, and the
@@ -795,34 +818,15 @@ pub fn fit_sets(
             columns.join(" | "),
             "---|".repeat(columns.len() + 1)
         );
-        for (i, name) in rows.iter().enumerate() {
-            let cells: Vec<String> = per.iter().map(|p| fmt_iv(&p.0[i])).collect();
-            let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
-            for (rel, p) in columns.iter().zip(&per) {
-                json["sets"][set]["auroc"][name.trim_matches('*')][rel] = serde_json::json!(p.0[i]);
-            }
-        }
-        if let Some(b) = best {
-            for (k, v) in (nb..values.len()).enumerate() {
-                let cells: Vec<String> = columns
-                    .iter()
-                    .zip(&per)
-                    .map(|(rel, p)| format!("{rel} {}", fmt_iv(&p.1[k])))
-                    .collect();
-                let _ = writeln!(
-                    md,
-                    "\n{} − best single baseline ({}): {}.",
-                    rows[v].trim_matches('*'),
-                    rows[b],
-                    cells.join(", ")
-                );
-                for (rel, p) in columns.iter().zip(&per) {
-                    json["sets"][set]["difference_vs_best_baseline"][rows[v].trim_matches('*')]
-                        [rel] = serde_json::json!(p.1[k]);
-                }
-            }
-            json["sets"][set]["best_baseline"] = serde_json::json!(rows[b]);
-        }
+        auroc_rows(
+            &mut md,
+            &mut json["sets"][set],
+            &rows,
+            nb,
+            best,
+            &columns,
+            &per,
+        );
     }
     if let Some(w) = &shipped {
         json["weights"] = serde_json::json!(w);
