@@ -107,6 +107,7 @@ smoke=(--model smollm2-135m --weights fp32)
 cargo run --quiet -- eval qa "${smoke[@]}" --limit 30 --resamples 200 --hidden --out target/eval-smoke >target/eval-smoke.log
 grep -q "hidden-state probe" target/eval-smoke/qa.md
 grep -q "shipped weights (not refitted)" target/eval-smoke/qa.md
+grep -q "pre-generation void + probe, 5×2 cross-fitted" target/eval-smoke/qa.md
 grep -q '"answer"' target/eval-smoke/calibration.json
 head -6 target/eval-smoke.log && tail -1 target/eval-smoke.log
 # The shipped answer-level fit's command, on the smoke's records as two sets.

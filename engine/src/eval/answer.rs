@@ -22,6 +22,14 @@
 //!   scored alone and as an eleventh feature of the logistic fit; there the training items'
 //!   projections are themselves out of fold (two halves of the training subjects, each
 //!   projected on the other's θ), so the fit does not learn to trust an in-sample probe.
+//! - **The pre-generation void** ([`Fit::PreGeneration`], issue 14 target T3): the same fits
+//!   over what is known before the answer's first content token is chosen — H and 1 − p_max at
+//!   the first answer token and at the first content token ([`PREGEN_FEATURES`]; on a " the"
+//!   answer that is a look-ahead of one token) — with, under `--hidden`, a probe of the state
+//!   before the first content token. That probe is **shrinkage LDA** ([`LDA_SHRINKAGE`]), not
+//!   mass-mean: at a single position the wrong and right states differ along directions of
+//!   high within-class variance, which the covariance discounts (explored on the 1.5B model's
+//!   wide-bank records: mass-mean 0.765 pooled alone, shrinkage LDA 0.823).
 //!
 
 use std::fmt::Write;
@@ -46,6 +54,30 @@ pub const FEATURES: [&str; 10] = [
     "first-content H",
     "first-content 1 − p_max",
 ];
+
+/// The pre-generation features, in order: the last four of [`FEATURES`].
+pub const PREGEN_FEATURES: [&str; 4] = [
+    "first-token H",
+    "first-token 1 − p_max",
+    "first-content H",
+    "first-content 1 − p_max",
+];
+
+/// Which void a fit makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// The answer-level void: [`FEATURES`], with the mass-mean probe of the answer's mean state.
+    Answer,
+    /// The pre-generation void: [`PREGEN_FEATURES`], with the shrinkage-LDA probe of the state
+    /// before the first content token.
+    PreGeneration,
+}
+
+/// The shrinkage λ of the pre-generation probe's covariance, Σ_λ = (1 − λ)·C + λ·(tr C / d)·I:
+/// the midpoint, set before the fit was scored; on the 1.5B model's wide-bank records the
+/// pooled cross-fitted pre-generation void moves between 0.842 (λ = 0.1) and 0.872 (0.8)
+/// (EVALUATION.md §1e).
+pub const LDA_SHRINKAGE: f64 = 0.5;
 
 /// The features of one record (see [`FEATURES`]): the processor's streamed aggregates, or
 /// for a record that predates the streaming the same aggregates recomputed from its steps.
@@ -106,9 +138,9 @@ fn fit_predict(x: &[Vec<f64>], wrong: &[bool], train: &[usize], test: &[usize]) 
         .collect()
 }
 
-/// The mass-mean direction over `train`: θ, the difference of the wrong and the right items'
-/// mean states, and μ, the mean state (None when a class is empty).
-fn direction(h: &[&[f32]], wrong: &[bool], train: &[usize]) -> Option<(Vec<f64>, Vec<f64>)> {
+/// The mean states of the wrong and the right items of `train`, and of all of them (None when
+/// a class is empty).
+fn class_means(h: &[&[f32]], wrong: &[bool], train: &[usize]) -> Option<[Vec<f64>; 3]> {
     let d = h.first().map_or(0, |v| v.len());
     let (mut all, mut bad, mut good) = (vec![0f64; d], vec![0f64; d], vec![0f64; d]);
     let (mut nb, mut ng) = (0usize, 0usize);
@@ -123,18 +155,74 @@ fn direction(h: &[&[f32]], wrong: &[bool], train: &[usize]) -> Option<(Vec<f64>,
     if nb == 0 || ng == 0 {
         return None;
     }
-    let theta = bad
-        .iter()
-        .zip(&good)
-        .map(|(b, g)| b / nb as f64 - g / ng as f64)
-        .collect();
-    let n = train.len() as f64;
-    Some((theta, all.iter().map(|a| a / n).collect()))
+    let scale = |v: &mut Vec<f64>, n: usize| v.iter_mut().for_each(|x| *x /= n as f64);
+    scale(&mut bad, nb);
+    scale(&mut good, ng);
+    scale(&mut all, train.len());
+    Some([bad, good, all])
 }
 
-/// The mass-mean probe fitted on `train`: θ·(h − μ) for `test` (0 when a class is empty).
-fn probe(h: &[&[f32]], wrong: &[bool], train: &[usize], test: &[usize]) -> Vec<f64> {
-    let Some((theta, mu)) = direction(h, wrong, train) else {
+/// The mass-mean direction over `train`: θ, the difference of the wrong and the right items'
+/// mean states, and μ, the mean state (None when a class is empty).
+fn direction(h: &[&[f32]], wrong: &[bool], train: &[usize]) -> Option<(Vec<f64>, Vec<f64>)> {
+    let [bad, good, mu] = class_means(h, wrong, train)?;
+    Some((bad.iter().zip(&good).map(|(b, g)| b - g).collect(), mu))
+}
+
+/// The shrinkage-LDA direction over `train`: θ = Σ_λ⁻¹δ, δ the mass-mean direction,
+/// Σ_λ = (1 − λ)·C + λ·(tr C / d)·I with C the within-class covariance and λ =
+/// [`LDA_SHRINKAGE`]; and μ, the mean state. None when a class is empty or the states do not
+/// vary.
+///
+/// Solved through the n × n Gram matrix of the n training states rather than the d × d
+/// covariance (Woodbury): with X the within-class-centred states (n × d), C = XᵀX/n and
+/// a = λ·tr C / d, Σ_λ⁻¹δ = (δ − Xᵀ(κI + XXᵀ)⁻¹Xδ) / a with κ = a·n / (1 − λ) — n²·d
+/// multiply-adds instead of d³ (480 states of 1536 values: 0.18 G against 3.6 G).
+fn lda_direction(h: &[&[f32]], wrong: &[bool], train: &[usize]) -> Option<(Vec<f64>, Vec<f64>)> {
+    let [bad, good, mu] = class_means(h, wrong, train)?;
+    let delta: Vec<f64> = bad.iter().zip(&good).map(|(b, g)| b - g).collect();
+    let (n, d) = (train.len(), delta.len());
+    let x: Vec<Vec<f64>> = train
+        .iter()
+        .map(|&i| {
+            let m = if wrong[i] { &bad } else { &good };
+            h[i].iter().zip(m).map(|(&v, m)| v as f64 - m).collect()
+        })
+        .collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let trace = x.iter().map(|r| dot(r, r)).sum::<f64>() / n as f64;
+    let a = LDA_SHRINKAGE * trace / d as f64;
+    if !(a.is_finite() && a > 0.0) {
+        return None;
+    }
+    let kappa = a * n as f64 / (1.0 - LDA_SHRINKAGE);
+    let mut gram = vec![vec![0.0; n]; n];
+    for i in 0..n {
+        for j in 0..=i {
+            let g = dot(&x[i], &x[j]) + if i == j { kappa } else { 0.0 };
+            gram[i][j] = g;
+            gram[j][i] = g;
+        }
+    }
+    let u = metrics::solve(gram, x.iter().map(|r| dot(r, &delta)).collect());
+    let mut theta = delta;
+    for (r, c) in x.iter().zip(&u) {
+        for (t, v) in theta.iter_mut().zip(r) {
+            *t -= c * v;
+        }
+    }
+    theta.iter_mut().for_each(|t| *t /= a);
+    Some((theta, mu))
+}
+
+/// The probe fitted on `train` (mass-mean for the answer-level void, shrinkage LDA for the
+/// pre-generation one): θ·(h − μ) for `test` (0 when a class is empty).
+fn probe(fit: Fit, h: &[&[f32]], wrong: &[bool], train: &[usize], test: &[usize]) -> Vec<f64> {
+    let found = match fit {
+        Fit::Answer => direction(h, wrong, train),
+        Fit::PreGeneration => lda_direction(h, wrong, train),
+    };
+    let Some((theta, mu)) = found else {
         return vec![0.0; test.len()];
     };
     test.iter()
@@ -156,7 +244,7 @@ pub fn fitted_probe(records: &[Record]) -> Option<(Vec<f64>, f64)> {
     if records.is_empty() || records.iter().any(|r| r.hidden.is_none()) {
         return None;
     }
-    let data = Data::new(records, true);
+    let data = Data::new(records, Fit::Answer, true);
     let (h, _) = data.hidden.as_ref()?;
     let all: Vec<usize> = (0..records.len()).collect();
     let (theta, mu) = direction(h, &data.wrong, &all)?;
@@ -164,9 +252,11 @@ pub fn fitted_probe(records: &[Record]) -> Option<(Vec<f64>, f64)> {
     Some((theta, c))
 }
 
-/// The inputs of one fit: the aggregate features, and the answers' mean hidden states with
-/// the subjects that split the training items for the out-of-fold probe (None: no states).
+/// The inputs of one fit: the features, and the states its probe reads (the answers' mean
+/// states, or those before the first content token) with the subjects that split the training
+/// items for the out-of-fold probe (None: no states).
 struct Data<'a> {
+    fit: Fit,
     x: Vec<Vec<f64>>,
     wrong: Vec<bool>,
     hidden: Option<(Vec<&'a [f32]>, Vec<&'a str>)>,
@@ -174,18 +264,27 @@ struct Data<'a> {
 
 impl<'a> Data<'a> {
     /// `with_hidden`: use the states (every record must have them).
-    fn new(records: &'a [Record], with_hidden: bool) -> Data<'a> {
+    fn new(records: &'a [Record], fit: Fit, with_hidden: bool) -> Data<'a> {
         let hidden = with_hidden.then(|| {
             records
                 .iter()
                 .map(|r| {
                     let h = r.hidden.as_ref().expect("records with hidden states");
-                    (h.mean.as_slice(), r.subject.as_str())
+                    let state = match fit {
+                        Fit::Answer => &h.mean,
+                        Fit::PreGeneration => &h.content,
+                    };
+                    (state.as_slice(), r.subject.as_str())
                 })
                 .unzip()
         });
+        let x = |r: &Record| match fit {
+            Fit::Answer => features(r),
+            Fit::PreGeneration => features(r).split_off(FEATURES.len() - PREGEN_FEATURES.len()),
+        };
         Data {
-            x: records.iter().map(features).collect(),
+            fit,
+            x: records.iter().map(x).collect(),
             wrong: records.iter().map(|r| !r.correct).collect(),
             hidden,
         }
@@ -208,11 +307,17 @@ impl<'a> Data<'a> {
         let mut x = self.x.clone();
         let (a, b): (Vec<usize>, Vec<usize>) = train.iter().partition(|&&i| half(subjects[i], 17));
         for (fit, score) in [(&a, &b), (&b, &a)] {
-            for (&i, p) in score.iter().zip(probe(h, &self.wrong, fit, score)) {
+            for (&i, p) in score
+                .iter()
+                .zip(probe(self.fit, h, &self.wrong, fit, score))
+            {
                 x[i].push(p);
             }
         }
-        for (&i, p) in test.iter().zip(probe(h, &self.wrong, train, test)) {
+        for (&i, p) in test
+            .iter()
+            .zip(probe(self.fit, h, &self.wrong, train, test))
+        {
             x[i].push(p);
         }
         x
@@ -225,7 +330,7 @@ impl<'a> Data<'a> {
 /// θ·ĥ + c = θ·(ĥ − μ) over every record; see [`weights`] for how its fit differs). None when
 /// every answer is right or every one wrong.
 pub fn fitted_weights(records: &[Record], with_hidden: bool) -> Option<AnswerWeights> {
-    let data = Data::new(records, with_hidden);
+    let data = Data::new(records, Fit::Answer, with_hidden);
     if data.wrong.iter().all(|&w| w) || !data.wrong.iter().any(|&w| w) {
         return None;
     }
@@ -320,10 +425,10 @@ fn splits(records: &[Record]) -> impl Iterator<Item = (Vec<usize>, Vec<usize>)> 
     (0..5u64).map(|rep| (0..records.len()).partition(|&i| half(&records[i].subject, rep)))
 }
 
-/// 5×2 cross-fitted answer-level void scores, one per record; `with_hidden`: the hidden-state
+/// 5×2 cross-fitted void scores of kind `fit`, one per record; `with_hidden`: the hidden-state
 /// probe is a feature too (every record must have states).
-pub fn cross_fitted(records: &[Record], with_hidden: bool) -> Vec<f64> {
-    let data = Data::new(records, with_hidden);
+pub fn cross_fitted(records: &[Record], fit: Fit, with_hidden: bool) -> Vec<f64> {
+    let data = Data::new(records, fit, with_hidden);
     let mut sum = vec![0.0; records.len()];
     for (a, b) in splits(records) {
         for (train, test) in [(&a, &b), (&b, &a)] {
@@ -335,15 +440,15 @@ pub fn cross_fitted(records: &[Record], with_hidden: bool) -> Vec<f64> {
     sum.iter().map(|s| s / 5.0).collect()
 }
 
-/// The hidden-state probe alone, 5×2 cross-fitted: each item's mean projection on the
-/// mass-mean directions of the halves it was not in (every record must have states).
-pub fn probe_cross_fitted(records: &[Record]) -> Vec<f64> {
-    let data = Data::new(records, true);
+/// The hidden-state probe of kind `fit` alone, 5×2 cross-fitted: each item's mean projection
+/// on the directions of the halves it was not in (every record must have states).
+pub fn probe_cross_fitted(records: &[Record], fit: Fit) -> Vec<f64> {
+    let data = Data::new(records, fit, true);
     let (h, _) = data.hidden.as_ref().expect("states");
     let mut sum = vec![0.0; records.len()];
     for (a, b) in splits(records) {
         for (train, test) in [(&a, &b), (&b, &a)] {
-            for (&i, p) in test.iter().zip(probe(h, &data.wrong, train, test)) {
+            for (&i, p) in test.iter().zip(probe(fit, h, &data.wrong, train, test)) {
                 sum[i] += p;
             }
         }
@@ -355,9 +460,10 @@ pub fn probe_cross_fitted(records: &[Record]) -> Vec<f64> {
 pub fn leave_one_relation_out(
     records: &[Record],
     relations: &[String],
+    fit: Fit,
     with_hidden: bool,
 ) -> Vec<f64> {
-    let data = Data::new(records, with_hidden);
+    let data = Data::new(records, fit, with_hidden);
     let mut out = vec![0.0; records.len()];
     for rel in relations {
         let (test, train): (Vec<usize>, Vec<usize>) =
@@ -390,12 +496,17 @@ pub fn section(
     let nb = names.len();
     if refit {
         names.push("**answer-level void, 5×2 cross-fitted**".into());
-        values.push(cross_fitted(records, false));
+        values.push(cross_fitted(records, Fit::Answer, false));
     }
     let loro = refit && relations.len() > 1;
     if loro {
         names.push("**answer-level void, leave one relation out**".into());
-        values.push(leave_one_relation_out(records, relations, false));
+        values.push(leave_one_relation_out(
+            records,
+            relations,
+            Fit::Answer,
+            false,
+        ));
     }
     if records
         .iter()
@@ -412,12 +523,17 @@ pub fn section(
     }
     if refit && records.iter().all(|r| r.hidden.is_some()) {
         names.push("**hidden-state probe (mass-mean), 5×2 cross-fitted**".into());
-        values.push(probe_cross_fitted(records));
+        values.push(probe_cross_fitted(records, Fit::Answer));
         names.push("**answer-level void + hidden-state probe, 5×2 cross-fitted**".into());
-        values.push(cross_fitted(records, true));
+        values.push(cross_fitted(records, Fit::Answer, true));
         if loro {
             names.push("**answer-level void + hidden-state probe, leave one relation out**".into());
-            values.push(leave_one_relation_out(records, relations, true));
+            values.push(leave_one_relation_out(
+                records,
+                relations,
+                Fit::Answer,
+                true,
+            ));
         }
     }
     // Last, so the rows fitted here keep their bootstrap seeds with or without it.
@@ -465,6 +581,91 @@ pub fn section(
         &per,
     );
     md.push_str(&selective(records, &names, nb, &values, resamples, json));
+    md
+}
+
+/// The section of the QA report on the pre-generation void (T3): every item, the single
+/// signals known before the first content token is chosen beside their 5×2 cross-fitted and
+/// leave-one-relation-out fit and, with states, the shrinkage-LDA probe of the state before
+/// the first content token alone and with the field; each against the best single signal.
+pub fn pregeneration_section(
+    records: &[Record],
+    relations: &[String],
+    resamples: usize,
+    json: &mut serde_json::Value,
+) -> String {
+    let mut md = String::new();
+    let x: Vec<(f64, f64, f64, f64)> = records
+        .iter()
+        .map(|r| {
+            let (hc, qc) = super::qa::first_content(r);
+            (r.steps[0].entropy, 1.0 - r.field(0).p_max(), hc, qc)
+        })
+        .collect();
+    let mut names: Vec<String> = PREGEN_FEATURES
+        .iter()
+        .map(|f| {
+            f.replacen("-token", " token", 1)
+                .replacen("-content", " content token", 1)
+        })
+        .collect();
+    let mut values: Vec<Vec<f64>> = vec![
+        x.iter().map(|v| v.0).collect(),
+        x.iter().map(|v| v.1).collect(),
+        x.iter().map(|v| v.2).collect(),
+        x.iter().map(|v| v.3).collect(),
+    ];
+    let nb = names.len();
+    let fit = Fit::PreGeneration;
+    names.push("**pre-generation void (field), 5×2 cross-fitted**".into());
+    values.push(cross_fitted(records, fit, false));
+    let loro = relations.len() > 1;
+    if loro {
+        names.push("**pre-generation void (field), leave one relation out**".into());
+        values.push(leave_one_relation_out(records, relations, fit, false));
+    }
+    if records.iter().all(|r| r.hidden.is_some()) {
+        names.push(
+            "**hidden-state probe at the first content token (LDA), 5×2 cross-fitted**".into(),
+        );
+        values.push(probe_cross_fitted(records, fit));
+        names.push("**pre-generation void + probe, 5×2 cross-fitted**".into());
+        values.push(cross_fitted(records, fit, true));
+        if loro {
+            names.push("**pre-generation void + probe, leave one relation out**".into());
+            values.push(leave_one_relation_out(records, relations, fit, true));
+        }
+    }
+    let wrong: Vec<bool> = records.iter().map(|r| !r.correct).collect();
+    let best = (0..nb)
+        .filter_map(|i| metrics::auroc(&values[i], &wrong).map(|a| (i, a)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i);
+    let columns: Vec<String> = relations.iter().cloned().chain(["pooled".into()]).collect();
+    let _ = writeln!(
+        md,
+        "\nPre-generation void (what is known before the first content token is chosen: {}; \
+         the probe: shrinkage LDA, λ = {LDA_SHRINKAGE}, of the state before that token), every \
+         item, AUROC with 95% paired-bootstrap intervals ({resamples} resamples):\n\n\
+         | score | {} |\n|{}",
+        PREGEN_FEATURES.join(", "),
+        columns.join(" | "),
+        "---|".repeat(columns.len() + 1)
+    );
+    let pairs: Vec<(usize, usize)> = match best {
+        Some(b) => (nb..values.len()).map(|v| (v, b)).collect(),
+        None => vec![],
+    };
+    let per = super::report::per_relation(records, &columns, &values, &pairs, resamples, 2026);
+    auroc_rows(
+        &mut md,
+        &mut json["pre_generation"],
+        &names,
+        nb,
+        best,
+        &columns,
+        &per,
+    );
     md
 }
 
@@ -738,10 +939,12 @@ pub fn fit_sets(
             (rel.clone(), fit_on(&rest, keep))
         })
         .collect();
+    // One record's void by a fit (0.5 where a fit saw a single class).
+    let one = |r: &Record, w: &Option<AnswerWeights>| {
+        w.as_ref().map_or(0.5, |w| stats(r).void_score(w) as f64)
+    };
     let score = |rs: &[Record], w: &Option<AnswerWeights>| -> Vec<f64> {
-        rs.iter()
-            .map(|r| w.as_ref().map_or(0.5, |w| stats(r).void_score(w) as f64))
-            .collect()
+        rs.iter().map(|r| one(r, w)).collect()
     };
     for (si, (set, records)) in sets.iter().enumerate() {
         let base = super::qa::baselines(records);
@@ -766,18 +969,15 @@ pub fn fit_sets(
                 records
                     .iter()
                     .map(|r| {
-                        let w = &loro
-                            .iter()
-                            .find(|(rel, _)| rel == &r.relation)
-                            .expect("a relation")
-                            .1;
-                        w.as_ref().map_or(0.5, |w| stats(r).void_score(w) as f64)
+                        let w = &loro.iter().find(|(rel, _)| rel == &r.relation);
+                        one(r, &w.expect("a relation").1)
                     })
                     .collect(),
             );
         }
         // In-domain reference: 5×2 cross-fitted within the set on the same features.
         let data = Data {
+            fit: Fit::Answer,
             x: records
                 .iter()
                 .map(|r| {
@@ -917,11 +1117,11 @@ mod tests {
             .collect();
         let wrong: Vec<bool> = rs.iter().map(|r| !r.correct).collect();
         let auc = |v: &[f64]| metrics::auroc(v, &wrong).unwrap();
-        assert!(auc(&probe_cross_fitted(&rs)) > 0.99);
-        assert!(auc(&cross_fitted(&rs, true)) > 0.99);
-        assert!(auc(&cross_fitted(&rs, false)) < 0.7);
+        assert!(auc(&probe_cross_fitted(&rs, Fit::Answer)) > 0.99);
+        assert!(auc(&cross_fitted(&rs, Fit::Answer, true)) > 0.99);
+        assert!(auc(&cross_fitted(&rs, Fit::Answer, false)) < 0.7);
         let rels: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        let lo = leave_one_relation_out(&rs, &rels, true);
+        let lo = leave_one_relation_out(&rs, &rels, Fit::Answer, true);
         for rel in &rels {
             let keep: Vec<usize> = (0..rs.len()).filter(|&i| &rs[i].relation == rel).collect();
             let (v, w): (Vec<f64>, Vec<bool>) = keep.iter().map(|&i| (lo[i], wrong[i])).unzip();
@@ -931,6 +1131,118 @@ mod tests {
         let md = section(&rs, &rels, 50, &mut json, None, true);
         assert!(md.contains("hidden-state probe"), "{md}");
         assert!(md.contains("Kalai S, t = 0.5"), "{md}");
+    }
+
+    /// States of 64 values where the classes differ along x₂ − x₁ while x₁ varies widely and
+    /// x₂ follows it (the other 62 barely vary, as most of a model's do): the mass-mean
+    /// direction (0, 1, 0, …) reads mostly x₁'s spread, LDA discounts it even shrunk halfway to
+    /// the identity. Content states carry the signal, mean states nothing.
+    fn correlated_states() -> Vec<Record> {
+        (0..160)
+            .map(|i| {
+                let wrong = i % 4 == 0;
+                let mut r = rec(&format!("s{i}"), ["a", "b"][(i / 4) % 2], 1.0, !wrong);
+                let spread = ((i * 53) % 29) as f32 - 14.0;
+                let jitter = ((i * 31) % 7) as f32 / 7.0 - 0.5;
+                let shift = if wrong { 1.0 } else { -1.0 };
+                let mut content = vec![spread, spread + shift + 0.2 * jitter];
+                content.extend((0..62).map(|k| ((i * 7 + k * 13) % 5) as f32 * 0.01));
+                r.hidden = Some(crate::eval::qa::Hidden {
+                    first: content.clone(),
+                    mean: vec![0.0, jitter],
+                    content,
+                });
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_pre_generation_probe_discounts_the_within_class_spread() {
+        let rs = correlated_states();
+        let wrong: Vec<bool> = rs.iter().map(|r| !r.correct).collect();
+        let auc = |v: &[f64]| metrics::auroc(v, &wrong).unwrap();
+        assert!(auc(&probe_cross_fitted(&rs, Fit::PreGeneration)) > 0.99);
+        assert!(auc(&cross_fitted(&rs, Fit::PreGeneration, true)) > 0.99);
+        // The field is the same for every item: without the probe, nothing.
+        assert!(auc(&cross_fitted(&rs, Fit::PreGeneration, false)) < 0.7);
+        // The mass-mean direction on the same states is much weaker.
+        let h: Vec<&[f32]> = rs
+            .iter()
+            .map(|r| r.hidden.as_ref().unwrap().content.as_slice())
+            .collect();
+        let all: Vec<usize> = (0..rs.len()).collect();
+        let mass_mean = probe(Fit::Answer, &h, &wrong, &all, &all);
+        assert!(auc(&mass_mean) < 0.8, "{}", auc(&mass_mean));
+        let rels: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        let lo = leave_one_relation_out(&rs, &rels, Fit::PreGeneration, true);
+        assert!(auc(&lo) > 0.99);
+        let mut json = serde_json::json!({});
+        let md = pregeneration_section(&rs, &rels, 50, &mut json);
+        assert!(
+            md.contains("| **pre-generation void + probe, leave one relation out** |"),
+            "{md}"
+        );
+        assert!(json["pre_generation"]["best_baseline"].is_string());
+    }
+
+    #[test]
+    fn the_lda_direction_solves_the_shrunk_covariance() {
+        // θ from the n × n (Woodbury) solve satisfies Σ_λ θ = δ, Σ_λ built directly (d × d).
+        let rs: Vec<Record> = (0..14)
+            .map(|i| {
+                let mut r = rec(&format!("s{i}"), "a", 1.0, i % 3 != 0);
+                let v: Vec<f32> = (0..5)
+                    .map(|k| ((i * 7 + k * 11 + i * k) % 13) as f32 / 3.0)
+                    .collect();
+                r.hidden = Some(crate::eval::qa::Hidden {
+                    first: v.clone(),
+                    mean: v.clone(),
+                    content: v,
+                });
+                r
+            })
+            .collect();
+        let wrong: Vec<bool> = rs.iter().map(|r| !r.correct).collect();
+        let h: Vec<&[f32]> = rs
+            .iter()
+            .map(|r| r.hidden.as_ref().unwrap().mean.as_slice())
+            .collect();
+        let all: Vec<usize> = (0..rs.len()).collect();
+        let (theta, _) = lda_direction(&h, &wrong, &all).unwrap();
+        let [bad, good, _] = class_means(&h, &wrong, &all).unwrap();
+        let d = 5;
+        let mut c = vec![vec![0.0; d]; d];
+        for (i, x) in h.iter().enumerate() {
+            let m = if wrong[i] { &bad } else { &good };
+            for a in 0..d {
+                for b in 0..d {
+                    c[a][b] += (x[a] as f64 - m[a]) * (x[b] as f64 - m[b]) / rs.len() as f64;
+                }
+            }
+        }
+        let tr: f64 = (0..d).map(|a| c[a][a]).sum();
+        for a in 0..d {
+            let sigma_theta: f64 = (0..d)
+                .map(|b| {
+                    let s = (1.0 - LDA_SHRINKAGE) * c[a][b]
+                        + if a == b {
+                            LDA_SHRINKAGE * tr / d as f64
+                        } else {
+                            0.0
+                        };
+                    s * theta[b]
+                })
+                .sum();
+            let delta = bad[a] - good[a];
+            assert!(
+                (sigma_theta - delta).abs() < 1e-9 * (1.0 + delta.abs()),
+                "{a}: {sigma_theta} vs {delta}"
+            );
+        }
+        // States that do not vary: no direction.
+        let flat: Vec<&[f32]> = vec![&[1.0, 2.0][..]; rs.len()];
+        assert!(lda_direction(&flat, &wrong, &all).is_none());
     }
 
     #[test]
@@ -945,11 +1257,11 @@ mod tests {
             })
             .collect();
         let wrong: Vec<bool> = rs.iter().map(|r| !r.correct).collect();
-        let cf = cross_fitted(&rs, false);
+        let cf = cross_fitted(&rs, Fit::Answer, false);
         assert_eq!(cf.len(), rs.len());
         assert!(metrics::auroc(&cf, &wrong).unwrap() > 0.99);
         let rels: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        let lo = leave_one_relation_out(&rs, &rels, false);
+        let lo = leave_one_relation_out(&rs, &rels, Fit::Answer, false);
         assert!(lo.iter().all(|p| (0.0..=1.0).contains(p)));
         assert!(metrics::auroc(&lo, &wrong).unwrap() > 0.99);
         let mut json = serde_json::json!({});
@@ -1013,7 +1325,7 @@ mod tests {
             })
             .collect();
         let w = fitted_weights(&rs, false).expect("two classes");
-        let data = Data::new(&rs, false);
+        let data = Data::new(&rs, Fit::Answer, false);
         let all: Vec<usize> = (0..rs.len()).collect();
         let want = fit_predict(&data.x, &data.wrong, &all, &all);
         let got = scored(&rs, &w).expect("no probe weight");

@@ -322,7 +322,7 @@ pub fn logistic_fit(x: &[Vec<f64>], y: &[bool], l2: f64) -> (f64, Vec<f64>) {
 }
 
 /// Solve A·x = b by Gaussian elimination with partial pivoting (A small and positive definite).
-fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
+pub(super) fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
     let n = b.len();
     for c in 0..n {
         let p = (c..n)

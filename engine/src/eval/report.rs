@@ -274,6 +274,11 @@ pub fn analyse(
         Some((fixed, fixed_name)),
         given.is_none(),
     ));
+    if given.is_none() {
+        md.push_str(&super::answer::pregeneration_section(
+            records, &rels, resamples, &mut json,
+        ));
+    }
     // Risk–coverage (pooled, held out).
     let correct: Vec<bool> = test.iter().map(|r| r.correct).collect();
     let _ = writeln!(
