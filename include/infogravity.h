@@ -1068,6 +1068,44 @@ IgStatus ig_processor_set_seq_concept(struct IgProcessor *p,
                                       size_t n);
 
 /*
+ As `ig_processor_set_concept` (NULL `bias` with `n` = 0 clears), with the concept's own
+ tokens: the answer type it stands for (e.g. the first token of every capital's name), which
+ the `concept.max_type_mass` gate reads — a step whose probability already lies on them is
+ left alone. `tokens` NULL with `n_tokens` = 0: none (as `ig_processor_set_concept`); they are
+ copied, sorted and made distinct (4 bytes each).
+
+ Errors: as `ig_processor_set_concept`; NULL_POINTER (`tokens` with n_tokens > 0),
+ TOKEN_OUT_OF_RANGE (a token ≥ V), INVALID_ARGUMENT (tokens without a bias).
+
+ Safety:
+ `p` a live handle; `bias` NULL or `n` readable floats; `tokens` NULL or `n_tokens` readable
+ ids.
+ */
+IG_NODISCARD
+IgStatus ig_processor_set_concept_typed(struct IgProcessor *p,
+                                        const float *bias,
+                                        size_t n,
+                                        const uint32_t *tokens,
+                                        size_t n_tokens);
+
+/*
+ As `ig_processor_set_seq_concept`, with the concept's own tokens (see
+ `ig_processor_set_concept_typed`).
+
+ Errors: as `ig_processor_set_concept_typed`, and UNKNOWN_SEQUENCE.
+
+ Safety:
+ As `ig_processor_set_concept_typed`.
+ */
+IG_NODISCARD
+IgStatus ig_processor_set_seq_concept_typed(struct IgProcessor *p,
+                                            uint64_t seq,
+                                            const float *bias,
+                                            size_t n,
+                                            const uint32_t *tokens,
+                                            size_t n_tokens);
+
+/*
  The handle's vocabulary size and number of live sequences (either out pointer may be NULL;
  no alignment needed). Errors: NULL_POINTER (p).
 

@@ -8,7 +8,9 @@
 //! standardised to mean 0 and SD 1 over the vocabulary (adding a constant to every logit
 //! changes nothing, and the scale makes α "nats per SD of the tilt").
 //!
-//! At a step with void score v ≥ `concept.min_void`, the processor tilts the row to
+//! At a step with void score v ≥ `concept.min_void` — and, for a concept that carries its own
+//! tokens ([`Concept::with_tokens`]), where those tokens hold less than `concept.max_type_mass`
+//! of the step's probability — the processor tilts the row to
 //! z + α·b with α = min(λ·v, α_KL), α_KL the largest α with KL(p_α ‖ p) ≤ `concept.max_kl`.
 //! KL(p_α ‖ p) = α·E_α[b] − (log Z_α − log Z) grows monotonically with α ≥ 0 (its derivative
 //! is α·Var_α[b]), so α_KL is found by a bracketed search ([`strength`]).
@@ -34,6 +36,8 @@ pub struct Concept {
     bias: Arc<[f32]>,
     /// The SD of the bias as given, before standardising (what λ's unit corresponds to).
     scale: f32,
+    /// The concept's own tokens, sorted and distinct (its type, for `concept.max_type_mass`).
+    tokens: Option<Arc<[u32]>>,
 }
 
 impl Concept {
@@ -64,7 +68,32 @@ impl Concept {
         Ok(Concept {
             bias: out.into(),
             scale: sd as f32,
+            tokens: None,
         })
+    }
+
+    /// The same concept carrying its own tokens — the answer type it stands for (e.g. the first
+    /// tokens of every capital's name) — so that `concept.max_type_mass` can leave alone a step
+    /// whose probability already lies on them. Each token must be < [`len`](Self::len); the
+    /// set is kept sorted and distinct (4 bytes per token); an empty set clears it.
+    pub fn with_tokens(mut self, tokens: &[u32]) -> Result<Concept> {
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= self.bias.len()) {
+            return Err(Error::TokenOutOfRange {
+                what: "concept tokens",
+                id: t as u64,
+                vocab: self.bias.len(),
+            });
+        }
+        let mut set = tokens.to_vec();
+        set.sort_unstable();
+        set.dedup();
+        self.tokens = (!set.is_empty()).then(|| set.into());
+        Ok(self)
+    }
+
+    /// The concept's own tokens, sorted and distinct (None: not given).
+    pub fn tokens(&self) -> Option<&[u32]> {
+        self.tokens.as_deref()
     }
 
     /// The concept of a set of tokens in unembedding space: b_v = γ_v · ℓ with ℓ =
@@ -265,6 +294,18 @@ pub(crate) fn strength<E: Logit>(
         }
     }
     (lo, (g_lo + target).max(0.0) as f32)
+}
+
+/// The probability the measured row puts on `tokens`: Σ exp(z_t − log Z) over its finite
+/// entries (`f` the row's field).
+pub(crate) fn type_mass<E: Logit>(row: &[E], f: &Field, tokens: &[u32]) -> f64 {
+    tokens
+        .iter()
+        .filter_map(|&t| row.get(t as usize))
+        .map(|z| z.to_f32())
+        .filter(|z| z.is_finite())
+        .map(|z| (z as f64 - f.log_z).exp())
+        .sum()
 }
 
 /// Write the tilted row z + α·b into `out` as f32, each value rounded to the row's element type

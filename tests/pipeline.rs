@@ -953,6 +953,92 @@ fn concept_tilt_gates_and_precedence() {
 }
 
 #[test]
+fn concept_type_mass_gate() {
+    // The concept's type is tokens 10..20. A row that already puts most of its mass there is
+    // left alone under `max_type_mass` 0.5 (the default); a row that does not is tilted; a
+    // concept without its tokens, or the gate at 1, tilts both.
+    let v = 300;
+    let typed = concept_toward_tens(v)
+        .with_tokens(&(10..20).rev().chain([12, 15]).collect::<Vec<u32>>())
+        .unwrap();
+    assert_eq!(typed.tokens(), Some(&(10..20).collect::<Vec<u32>>()[..]));
+    let mut named = flat(v);
+    named[12] = 8.0; // p(type) ≈ e⁸ / (e⁸ + 299) ≈ 0.91
+    let mut absent = flat(v);
+    absent[3] = 8.0; // p(type) ≈ 10 / (e⁸ + 299) ≈ 0.003
+    let tilted = |json: &str, c: &infogravity::Concept, row: &[f32]| {
+        let mut p = proc(json, v);
+        p.set_concept(Some(c.clone())).unwrap();
+        begin(&mut p, 1, &[]);
+        let mut out = row.to_vec();
+        let r = p.step(1, &mut out, StepMode::Logits).unwrap();
+        (r.flags & flags::CONCEPT != 0, out)
+    };
+    let gate = format!(r#"{{"concept":{{"max_type_mass":0.5}},{T_ONE}}}"#);
+    let (t, out) = tilted(&gate, &typed, &named);
+    assert!(!t);
+    assert_eq!(out, named);
+    assert!(tilted(&gate, &typed, &absent).0);
+    assert!(tilted(&gate, &concept_toward_tens(v), &named).0);
+    let default = format!(r#"{{"concept":{{}},{T_ONE}}}"#);
+    assert!(!tilted(&default, &typed, &named).0);
+    let off = format!(r#"{{"concept":{{"max_type_mass":1}},{T_ONE}}}"#);
+    assert!(tilted(&off, &typed, &named).0);
+    // The threshold is compared with the mass itself: just above it, the gate opens.
+    let open = format!(r#"{{"concept":{{"max_type_mass":0.95}},{T_ONE}}}"#);
+    assert!(tilted(&open, &typed, &named).0);
+    // Bad input: a token outside the vocabulary, a threshold outside (0, 1].
+    assert!(matches!(
+        concept_toward_tens(v).with_tokens(&[3, v as u32]),
+        Err(Error::TokenOutOfRange { .. })
+    ));
+    for bad in ["0", "-0.1", "1.5"] {
+        let json = format!(r#"{{"concept":{{"max_type_mass":{bad}}}}}"#);
+        assert!(infogravity::Config::from_json(&json).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn concept_tilt_until_the_first_content_token() {
+    // Tokens below 10 are function words, the rest content. Under `until_content` the tilt acts
+    // while the sequence has emitted only function words, and stops after its first content
+    // token; without a content table every token counts, so only the first step is tilted.
+    let v = 300;
+    let table: Vec<bool> = (0..v).map(|i| i >= 10).collect();
+    let mut the = flat(v);
+    the[5] = 12.0; // a function word far ahead: the tilt moves mass, not the choice
+    let mut named = flat(v);
+    named[12] = 12.0;
+    let json = r#"{"concept":{"lambda":4,"until_content":true},"temperature":{"base":0}}"#;
+    for with_table in [true, false] {
+        let mut p = proc(json, v);
+        p.set_concept(Some(concept_toward_tens(v))).unwrap();
+        if with_table {
+            p.set_content_tokens(Some(infogravity::ContentTable::from_bools(&table)))
+                .unwrap();
+        }
+        begin(&mut p, 1, &[]);
+        let mut tilted = vec![];
+        for (row, want) in [(&the, 5), (&the, 5), (&named, 12), (&the, 5)] {
+            let r = p.step(1, &mut row.clone(), StepMode::Sample).unwrap();
+            assert_eq!(r.token, Some(want));
+            p.accept(1, want).unwrap();
+            tilted.push(r.flags & flags::CONCEPT != 0);
+        }
+        let want = if with_table {
+            [true, true, true, false]
+        } else {
+            [true, false, false, false]
+        };
+        assert_eq!(tilted, want, "table: {with_table}");
+        // A reset starts the onset again.
+        p.reset(1).unwrap();
+        let r = p.step(1, &mut the.clone(), StepMode::Sample).unwrap();
+        assert!(r.flags & flags::CONCEPT != 0);
+    }
+}
+
+#[test]
 fn concept_tilt_in_batches_equals_single_steps() {
     use half::f16;
     let v = 257;

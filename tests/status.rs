@@ -635,4 +635,81 @@ fn concept_errors() {
         );
         assert_eq!(ig_processor_set_concept(h.0, ptr::null(), 0), IgStatus::Ok);
     }
+
+    // ig_processor_set_concept_typed / _set_seq_concept_typed: the type-mass gate reads the
+    // tokens (out favours tokens 0 and 1, the type).
+    let h = handle(r#"{"concept":{"max_type_mass":0.5}}"#, 4);
+    assert_eq!(begin(&h, 1), IgStatus::Ok);
+    let step = |row: [f32; 4]| {
+        let mut row = row;
+        let mut r = IgStepReport::default();
+        // SAFETY: row and report valid for the call.
+        let st = unsafe {
+            ig_processor_step(
+                h.0,
+                1,
+                row.as_mut_ptr().cast(),
+                IG_DTYPE_F32,
+                4,
+                IG_MODE_LOGITS,
+                &mut r,
+            )
+        };
+        assert_eq!(st, IgStatus::Ok);
+        r.flags & IG_FLAG_CONCEPT != 0
+    };
+    let types = [1u32, 0, 1];
+    // SAFETY: live handle; `out` holds 4 floats, `types` 3 ids.
+    let st = unsafe { ig_processor_set_concept_typed(h.0, out.as_ptr(), 4, types.as_ptr(), 3) };
+    assert_eq!(st, IgStatus::Ok);
+    assert!(
+        !step([10.0, 0.0, 0.0, 0.0]),
+        "the type already holds the mass"
+    );
+    assert!(step([0.0, 0.0, 10.0, 0.0]), "the type is absent");
+    // Without tokens the gate has nothing to read: tilted as before.
+    // SAFETY: live handle; NULL tokens with 0.
+    let st = unsafe { ig_processor_set_concept_typed(h.0, out.as_ptr(), 4, ptr::null(), 0) };
+    assert_eq!(st, IgStatus::Ok);
+    assert!(step([10.0, 0.0, 0.0, 0.0]));
+    // A sequence's own typed concept.
+    // SAFETY: live handle and sequence.
+    let st =
+        unsafe { ig_processor_set_seq_concept_typed(h.0, 1, out.as_ptr(), 4, types.as_ptr(), 3) };
+    assert_eq!(st, IgStatus::Ok);
+    assert!(!step([10.0, 0.0, 0.0, 0.0]));
+    // Bad input.
+    // SAFETY: live handle; each call's bad input is named.
+    unsafe {
+        expect(
+            ig_processor_set_concept_typed(h.0, out.as_ptr(), 4, ptr::null(), 2),
+            IgStatus::NullPointer,
+            "tokens",
+        );
+        expect(
+            ig_processor_set_concept_typed(h.0, out.as_ptr(), 4, [4u32].as_ptr(), 1),
+            IgStatus::TokenOutOfRange,
+            "concept tokens",
+        );
+        expect(
+            ig_processor_set_concept_typed(h.0, ptr::null(), 0, types.as_ptr(), 3),
+            IgStatus::InvalidArgument,
+            "without a concept bias",
+        );
+        expect(
+            ig_processor_set_seq_concept_typed(h.0, 9, out.as_ptr(), 4, types.as_ptr(), 3),
+            IgStatus::UnknownSequence,
+            "9",
+        );
+        expect(
+            ig_processor_set_concept_typed(ptr::null_mut(), out.as_ptr(), 4, types.as_ptr(), 3),
+            IgStatus::NullPointer,
+            "processor",
+        );
+        // Clearing with both NULL.
+        assert_eq!(
+            ig_processor_set_concept_typed(h.0, ptr::null(), 0, ptr::null(), 0),
+            IgStatus::Ok
+        );
+    }
 }

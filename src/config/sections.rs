@@ -503,6 +503,23 @@ pub struct ConceptConfig {
     /// Tilt only the first this many steps of a sequence (the answer's onset). Default 0: every
     /// step.
     pub max_steps: u32,
+    /// Tilt only while the concept's own tokens (its type, [`crate::Concept::with_tokens`])
+    /// hold less than this much of the step's probability: a model already naming the type is
+    /// left alone. Default 0.5 (set before it was measured; docs/EVALUATION.md §6: on the 1.5B
+    /// model it turned the tilt's capital accuracy loss into none); 1: off. Within (0, 1];
+    /// acts only on a concept that carries its tokens (one without them is tilted as if this
+    /// were 1). Cost: one exp per type token at each step a concept is set.
+    #[serde(default = "half")]
+    pub max_type_mass: f32,
+    /// Tilt only until the sequence's first content token (the answer's onset, past a leading
+    /// " the"; the content table, `GravityProcessor::set_content_tokens`, decides what counts;
+    /// without one every token does, so only the first step is tilted). Default false.
+    #[serde(default)]
+    pub until_content: bool,
+}
+
+fn half() -> f32 {
+    0.5
 }
 
 impl Default for ConceptConfig {
@@ -513,6 +530,8 @@ impl Default for ConceptConfig {
             min_void: 0.0,
             max_kl: 0.1,
             max_steps: 0,
+            max_type_mass: 0.5,
+            until_content: false,
         }
     }
 }
@@ -521,6 +540,10 @@ impl ConceptConfig {
     pub(super) fn validate(&self) -> Result<()> {
         range("concept.lambda", self.lambda, 0.0, 100.0)?;
         range("concept.min_void", self.min_void, 0.0, 1.0)?;
+        if self.max_type_mass.is_nan() || self.max_type_mass <= 0.0 {
+            return oor("concept.max_type_mass", "must be > 0");
+        }
+        range("concept.max_type_mass", self.max_type_mass, 0.0, 1.0)?;
         if self.max_kl.is_nan() || self.max_kl <= 0.0 {
             return oor("concept.max_kl", "must be > 0");
         }

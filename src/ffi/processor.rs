@@ -975,17 +975,31 @@ pub unsafe extern "C" fn ig_processor_set_content_tokens(
     unsafe { on_handle(p, body) }
 }
 
-/// A concept from a C (pointer, length) pair: NULL with `n` = 0 is None (clear).
+/// A concept from a C (pointer, length) pair: NULL with `n` = 0 is None (clear); with its
+/// own tokens from a second pair (NULL with 0: none; refused without a bias).
 ///
 /// # Safety
-/// `bias` NULL or `n` readable, aligned floats.
-unsafe fn concept_arg(bias: *const f32, n: usize) -> Result<Option<Concept>, Fail> {
+/// `bias` NULL or `n` readable, aligned floats; `tokens` NULL or `n_tokens` readable ids.
+unsafe fn concept_arg(
+    bias: *const f32,
+    n: usize,
+    tokens: *const u32,
+    n_tokens: usize,
+) -> Result<Option<Concept>, Fail> {
+    // SAFETY: forwarded contract; NULL with n_tokens > 0 is refused.
+    let t = unsafe { slice(tokens, n_tokens, "tokens")? };
     if bias.is_null() && n == 0 {
+        if !t.is_empty() {
+            return Err(crate::Error::InvalidArgument(
+                "concept tokens without a concept bias (NULL bias clears the concept)".into(),
+            )
+            .into());
+        }
         return Ok(None);
     }
     // SAFETY: forwarded contract; NULL with n > 0 is refused.
     let b = unsafe { slice(bias, n, "bias")? };
-    Ok(Some(Concept::from_bias(b)?))
+    Ok(Some(Concept::from_bias(b)?.with_tokens(t)?))
 }
 
 /// Set the concept every sequence is tilted toward (the `concept` configuration section: while
@@ -1012,7 +1026,7 @@ pub unsafe extern "C" fn ig_processor_set_concept(
             return Err(null("processor"));
         }
         // SAFETY: `bias` is NULL or `n` readable floats (contract).
-        let c = unsafe { concept_arg(bias, n)? };
+        let c = unsafe { concept_arg(bias, n, std::ptr::null(), 0)? };
         // SAFETY: `p` is a live handle (this function's contract).
         unsafe { lock(p)? }.proc.set_concept(c)?;
         Ok(())
@@ -1042,7 +1056,73 @@ pub unsafe extern "C" fn ig_processor_set_seq_concept(
             return Err(null("processor"));
         }
         // SAFETY: `bias` is NULL or `n` readable floats (contract).
-        let c = unsafe { concept_arg(bias, n)? };
+        let c = unsafe { concept_arg(bias, n, std::ptr::null(), 0)? };
+        // SAFETY: `p` is a live handle (this function's contract).
+        unsafe { lock(p)? }.proc.set_sequence_concept(seq, c)?;
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
+/// As `ig_processor_set_concept` (NULL `bias` with `n` = 0 clears), with the concept's own
+/// tokens: the answer type it stands for (e.g. the first token of every capital's name), which
+/// the `concept.max_type_mass` gate reads — a step whose probability already lies on them is
+/// left alone. `tokens` NULL with `n_tokens` = 0: none (as `ig_processor_set_concept`); they are
+/// copied, sorted and made distinct (4 bytes each).
+///
+/// Errors: as `ig_processor_set_concept`; NULL_POINTER (`tokens` with n_tokens > 0),
+/// TOKEN_OUT_OF_RANGE (a token ≥ V), INVALID_ARGUMENT (tokens without a bias).
+///
+/// # Safety
+/// `p` a live handle; `bias` NULL or `n` readable floats; `tokens` NULL or `n_tokens` readable
+/// ids.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_set_concept_typed(
+    p: *mut IgProcessor,
+    bias: *const f32,
+    n: usize,
+    tokens: *const u32,
+    n_tokens: usize,
+) -> IgStatus {
+    let body = || {
+        if p.is_null() {
+            return Err(null("processor"));
+        }
+        // SAFETY: `bias` and `tokens` are NULL or that many readable values (contract).
+        let c = unsafe { concept_arg(bias, n, tokens, n_tokens)? };
+        // SAFETY: `p` is a live handle (this function's contract).
+        unsafe { lock(p)? }.proc.set_concept(c)?;
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
+/// As `ig_processor_set_seq_concept`, with the concept's own tokens (see
+/// `ig_processor_set_concept_typed`).
+///
+/// Errors: as `ig_processor_set_concept_typed`, and UNKNOWN_SEQUENCE.
+///
+/// # Safety
+/// As `ig_processor_set_concept_typed`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_set_seq_concept_typed(
+    p: *mut IgProcessor,
+    seq: u64,
+    bias: *const f32,
+    n: usize,
+    tokens: *const u32,
+    n_tokens: usize,
+) -> IgStatus {
+    let body = || {
+        if p.is_null() {
+            return Err(null("processor"));
+        }
+        // SAFETY: `bias` and `tokens` are NULL or that many readable values (contract).
+        let c = unsafe { concept_arg(bias, n, tokens, n_tokens)? };
         // SAFETY: `p` is a live handle (this function's contract).
         unsafe { lock(p)? }.proc.set_sequence_concept(seq, c)?;
         Ok(())

@@ -99,6 +99,11 @@ impl Answer {
         }
     }
 
+    /// Whether a content token was accepted yet (with no content table, any token is one).
+    pub(crate) fn has_content(&self) -> bool {
+        self.first_content.is_some()
+    }
+
     /// The aggregates so far, with the answer-level void by `w`.
     pub(crate) fn stats(&self, w: &AnswerWeights) -> AnswerStats {
         let mut a = AnswerStats {

@@ -101,8 +101,18 @@ pub(super) fn decide<E: Logit>(
     // 4b. The concept tilt (dense): the rest of the step runs on the tilted row.
     let concept = st.concept.as_ref().or(core.concept.as_ref());
     let cc = &cfg.concept;
-    let onset = cc.max_steps == 0 || st.now.step < cc.max_steps;
-    if let Some(c) = concept.filter(|_| cc.enabled && onset && reg.void_score >= cc.min_void) {
+    let onset = (cc.max_steps == 0 || st.now.step < cc.max_steps)
+        && !(cc.until_content && st.answer.has_content());
+    // The type-mass gate: a model already naming the concept's type is left alone.
+    let open = |c: &concept::Concept| match c.tokens() {
+        Some(t) if cc.max_type_mass < 1.0 => {
+            concept::type_mass(row, f, t) < cc.max_type_mass as f64
+        }
+        _ => true,
+    };
+    if let Some(c) =
+        concept.filter(|c| cc.enabled && onset && reg.void_score >= cc.min_void && open(c))
+    {
         let (alpha, kl) =
             concept::strength(row, f, c.bias(), cc.lambda * reg.void_score, cc.max_kl);
         if alpha > 0.0 {

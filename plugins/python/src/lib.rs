@@ -603,12 +603,15 @@ impl Processor {
     /// Set (or clear, with None) the concept the rows are tilted toward: one finite logit
     /// bias per token (standardised to mean 0, SD 1; see the `concept` configuration section),
     /// for every sequence, or for live sequence `seq` only (its own takes precedence).
-    #[pyo3(signature = (bias, seq = None))]
+    /// `tokens`: the concept's own tokens (the answer type it stands for), which the
+    /// `concept.max_type_mass` gate reads.
+    #[pyo3(signature = (bias, seq = None, tokens = None))]
     fn set_concept(
         &mut self,
         py: Python<'_>,
         bias: Option<PyReadonlyArray1<'_, f32>>,
         seq: Option<u64>,
+        tokens: Option<Vec<u32>>,
     ) -> PyResult<()> {
         let c = match &bias {
             Some(a) => Some(
@@ -616,8 +619,15 @@ impl Processor {
                     a.as_slice()
                         .map_err(|e| invalid(py, format!("concept bias: {e}")))?,
                 )
+                .and_then(|c| c.with_tokens(tokens.as_deref().unwrap_or(&[])))
                 .map_err(|e| raise(py, e))?,
             ),
+            None if tokens.as_ref().is_some_and(|t| !t.is_empty()) => {
+                return Err(invalid(
+                    py,
+                    "concept tokens without a concept bias (None clears the concept)",
+                ));
+            }
             None => None,
         };
         let p = self.inner_mut();

@@ -535,3 +535,28 @@ def test_concept_tilt():
         p.set_concept(bias, seq=99)
     p.set_concept(None, seq=1)
     assert p.step(1, row.copy()).token == 3
+
+
+def test_concept_type_mass_gate():
+    # The type is tokens 10..20: a row already naming it is left alone under max_type_mass.
+    v = 50
+    bias = np.zeros(v, dtype=np.float32)
+    bias[10:20] = 1.0
+    named = np.zeros(v, dtype=np.float32)
+    named[12] = 8.0
+    absent = np.zeros(v, dtype=np.float32)
+    absent[3] = 8.0
+    cfg = {"temperature": {"base": 1, "response": "none"}, "sampler": {"min_p": 0},
+           "concept": {"lambda": 4, "max_type_mass": 0.5}}
+    p = ig.Processor(v, config=cfg)
+    p.begin(1)
+    p.set_concept(bias, tokens=range(10, 20))
+    assert "concept" not in p.step(1, named.copy(), mode="logits").flags
+    assert "concept" in p.step(1, absent.copy(), mode="logits").flags
+    p.set_concept(bias)  # no tokens: the gate has nothing to read
+    assert "concept" in p.step(1, named.copy(), mode="logits").flags
+    with pytest.raises(ig.InfogravityError) as e:
+        p.set_concept(bias, tokens=[v])
+    assert e.value.status_name == "TokenOutOfRange"
+    with pytest.raises(ig.InfogravityError):
+        p.set_concept(None, tokens=[3])

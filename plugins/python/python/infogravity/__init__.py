@@ -326,15 +326,18 @@ class Processor:
         """Load a probe file (``probe.json`` of ``infogravity eval qa --hidden``, same model)."""
         self._p.load_probe(os.fspath(path))
 
-    def set_concept(self, bias: Any, seq: Optional[int] = None) -> None:
+    def set_concept(self, bias: Any, seq: Optional[int] = None, tokens: Any = None) -> None:
         """Tilt rows toward a concept: one finite logit bias per token (e.g. ``W @ direction``
         for the unembedding ``W`` and a direction in its space; standardised to mean 0, SD 1),
         for every sequence or only for live sequence ``seq``; None clears it. While the void
         score v ≥ ``concept.min_void`` the row becomes z + α·b, α = min(λ·v, the largest α
         whose KL stays ≤ ``concept.max_kl``); reports carry the ``concept`` flag and
-        ``concept_kl``."""
+        ``concept_kl``. ``tokens``: the concept's own token ids (the answer type it stands
+        for), read by the ``concept.max_type_mass`` gate: a step whose probability already lies
+        on them is left alone."""
         b = None if bias is None else np.ascontiguousarray(np.asarray(bias, dtype=np.float32))
-        self._p.set_concept(b, None if seq is None else int(seq))
+        t = None if tokens is None else [int(x) for x in tokens]
+        self._p.set_concept(b, None if seq is None else int(seq), t)
 
     def set_content_tokens(self, table: Any) -> None:
         """Which tokens carry content, for ``answer()``'s first content token: one bool per
