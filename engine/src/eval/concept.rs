@@ -38,6 +38,11 @@ pub struct Options {
     pub min_void: f32,
     /// Tilt only the first this many steps of an answer (0: every step).
     pub max_steps: u32,
+    /// Tilt only while the relation's answer tokens hold less than this much of the step's
+    /// probability (`concept.max_type_mass`; 1: off).
+    pub max_type_mass: f32,
+    /// Tilt only until the answer's first content token (`concept.until_content`).
+    pub until_content: bool,
     /// What the answer type is contrasted with.
     pub away: Away,
     /// Tokens per answer (the first sentence ends it sooner).
@@ -116,6 +121,18 @@ pub fn directions(
     };
     let mut rng = Rng::new(o.seed);
     for rel in &relations {
+        // The type-mass gate's set: the first tokens of every answer of the relation, both
+        // halves (the type a host would list, e.g. every capital; compliance counts the same
+        // answers). The directions stay cross-fitted.
+        let mut types = std::collections::BTreeSet::new();
+        for it in items.iter().filter(|i| &i.relation == rel) {
+            for a in &it.answers {
+                if let Some(&t) = e.encode(&format!(" {a}"))?.first() {
+                    types.insert(t);
+                }
+            }
+        }
+        let types: Vec<u32> = types.into_iter().collect();
         for f in [false, true] {
             let mut toward = std::collections::BTreeSet::new();
             for it in items.iter().filter(|i| &i.relation == rel && fold(i) != f) {
@@ -150,8 +167,8 @@ pub fn directions(
             let rn = rand.iter().map(|x| x * x).sum::<f64>().sqrt();
             rand.iter_mut().for_each(|x| *x *= norm / rn);
             let rand: Vec<f32> = rand.iter().map(|&x| x as f32).collect();
-            let concept = Concept::from_direction(v, row, &dir)?;
-            let random = Concept::from_direction(v, row, &rand)?;
+            let concept = Concept::from_direction(v, row, &dir)?.with_tokens(&types)?;
+            let random = Concept::from_direction(v, row, &rand)?.with_tokens(&types)?;
             out.map.insert((rel.clone(), f), (concept, random));
             out.tokens.entry(rel.clone()).or_insert([[0; 2]; 2])[f as usize] =
                 [toward.len(), away.len()];
@@ -170,8 +187,8 @@ fn gaussian(rng: &mut Rng) -> f64 {
 /// The decode configuration: greedy, nothing but the tilt.
 pub fn config(o: &Options) -> String {
     format!(
-        r#"{{"preset":"neutral","temperature":{{"base":0}},"concept":{{"enabled":true,"lambda":{},"max_kl":{},"min_void":{},"max_steps":{}}}}}"#,
-        o.lambda, o.max_kl, o.min_void, o.max_steps
+        r#"{{"preset":"neutral","temperature":{{"base":0}},"concept":{{"enabled":true,"lambda":{},"max_kl":{},"min_void":{},"max_steps":{},"max_type_mass":{},"until_content":{}}}}}"#,
+        o.lambda, o.max_kl, o.min_void, o.max_steps, o.max_type_mass, o.until_content
     )
 }
 
@@ -338,16 +355,26 @@ pub fn report(
     }
     let mut md = format!(
         "# Concept-direction anchoring (T13)\n\n{provenance}\n\nGreedy decoding; the tilt: λ = {}, \
-         KL ≤ {} nats per step, min_void {}, {}; at most {} tokens per answer. Unembedding check: \
+         KL ≤ {} nats per step, min_void {}{}, {}; at most {} tokens per answer. Unembedding check: \
          ĥ fitted on 2·d tokens of the first item's prompt reproduces every logit with relative \
          residual {residual:.2e}.\n\n",
         o.lambda,
         o.max_kl,
         o.min_void,
-        if o.max_steps == 0 {
-            "every step".to_string()
+        if o.max_type_mass < 1.0 {
+            format!(
+                ", only while the relation's answer tokens hold less than {} of the step's probability",
+                o.max_type_mass
+            )
         } else {
-            format!("the first {} steps of each answer", o.max_steps)
+            String::new()
+        },
+        match (o.max_steps, o.until_content) {
+            (0, false) => "every step".to_string(),
+            (0, true) => "until the answer's first content token".to_string(),
+            (n, false) => format!("the first {n} steps of each answer"),
+            (n, true) =>
+                format!("the first {n} steps of each answer, until its first content token"),
         },
         o.max_tokens
     );
@@ -447,6 +474,8 @@ pub fn report(
             "max_kl": o.max_kl,
             "min_void": o.min_void,
             "max_steps": o.max_steps,
+            "max_type_mass": o.max_type_mass,
+            "until_content": o.until_content,
             "away": o.away.name(),
             "max_tokens": o.max_tokens,
             "unembedding_residual": residual,

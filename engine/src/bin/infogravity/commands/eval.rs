@@ -180,6 +180,13 @@ struct ConceptArgs {
     /// Tilt only the first N steps of each answer (0: every step).
     #[arg(long, default_value_t = 0)]
     max_steps: u32,
+    /// Tilt only while the relation's answer tokens (the first tokens of every answer of the
+    /// bank's relation) hold less than this much of the step's probability (1: off).
+    #[arg(long, default_value_t = 1.0)]
+    max_type_mass: f32,
+    /// Tilt only until the answer's first content token (past a leading " the").
+    #[arg(long)]
+    until_content: bool,
     /// What the answer type is contrasted with: `model` (the first tokens of the other half's
     /// plain answers that are not answer tokens) or `vocab` (the vocabulary mean).
     #[arg(long, default_value = "model", value_parser = ["model", "vocab"])]
@@ -532,6 +539,8 @@ fn concept_part(a: ConceptArgs) -> Result<(), CliError> {
         max_kl: a.max_kl,
         min_void: a.min_void,
         max_steps: a.max_steps,
+        max_type_mass: a.max_type_mass,
+        until_content: a.until_content,
         away: if a.away == "model" {
             concept::Away::Model
         } else {
