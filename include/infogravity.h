@@ -1075,7 +1075,9 @@ IgStatus ig_processor_set_seq_concept(struct IgProcessor *p,
  copied, sorted and made distinct (4 bytes each).
 
  Errors: as `ig_processor_set_concept`; NULL_POINTER (`tokens` with n_tokens > 0),
- TOKEN_OUT_OF_RANGE (a token ≥ V), INVALID_ARGUMENT (tokens without a bias).
+ TOKEN_OUT_OF_RANGE (a token ≥ V; checked after SIZE_MISMATCH), INVALID_ARGUMENT (tokens
+ without a bias, a misaligned `tokens`). Memory: 4 bytes per token given while it is copied,
+ 4 per distinct token kept.
 
  Safety:
  `p` a live handle; `bias` NULL or `n` readable floats; `tokens` NULL or `n_tokens` readable

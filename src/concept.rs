@@ -84,7 +84,9 @@ impl Concept {
                 vocab: self.bias.len(),
             });
         }
-        let mut set = tokens.to_vec();
+        let mut set = Vec::new();
+        crate::error::try_reserve(&mut set, tokens.len(), "concept tokens (4 bytes each)")?;
+        set.extend_from_slice(tokens);
         set.sort_unstable();
         set.dedup();
         self.tokens = (!set.is_empty()).then(|| set.into());

@@ -1031,10 +1031,15 @@ fn concept_tilt_until_the_first_content_token() {
             [true, false, false, false]
         };
         assert_eq!(tilted, want, "table: {with_table}");
-        // A reset starts the onset again.
+        // A reset starts the onset again; a content token forced without a step of its own
+        // (a grammar's, a host's) ends it too.
         p.reset(1).unwrap();
         let r = p.step(1, &mut the.clone(), StepMode::Sample).unwrap();
         assert!(r.flags & flags::CONCEPT != 0);
+        p.accept(1, 5).unwrap();
+        p.accept(1, 12).unwrap();
+        let r = p.step(1, &mut the.clone(), StepMode::Sample).unwrap();
+        assert_eq!(r.flags & flags::CONCEPT, 0);
     }
 }
 

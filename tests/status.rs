@@ -691,6 +691,12 @@ fn concept_errors() {
             IgStatus::TokenOutOfRange,
             "concept tokens",
         );
+        // The size is checked before the tokens are read against it.
+        expect(
+            ig_processor_set_concept_typed(h.0, out.as_ptr(), 3, [3u32].as_ptr(), 1),
+            IgStatus::SizeMismatch,
+            "concept bias",
+        );
         expect(
             ig_processor_set_concept_typed(h.0, ptr::null(), 0, types.as_ptr(), 3),
             IgStatus::InvalidArgument,

@@ -508,7 +508,8 @@ pub struct ConceptConfig {
     /// left alone. Default 0.5 (set before it was measured; docs/EVALUATION.md §6: on the 1.5B
     /// model it turned the tilt's capital accuracy loss into none); 1: off. Within (0, 1];
     /// acts only on a concept that carries its tokens (one without them is tilted as if this
-    /// were 1). Cost: one exp per type token at each step a concept is set.
+    /// were 1). The mass is read from the row as measured (before any temperature). Cost: one
+    /// exp per type token at each step the other gates let through.
     #[serde(default = "half")]
     pub max_type_mass: f32,
     /// Tilt only until the sequence's first content token (the answer's onset, past a leading

@@ -976,7 +976,8 @@ pub unsafe extern "C" fn ig_processor_set_content_tokens(
 }
 
 /// A concept from a C (pointer, length) pair: NULL with `n` = 0 is None (clear); with its
-/// own tokens from a second pair (NULL with 0: none; refused without a bias).
+/// own tokens from a second pair (NULL with 0: none; refused without a bias). `n` must be
+/// `vocab`, checked before the tokens are read against it.
 ///
 /// # Safety
 /// `bias` NULL or `n` readable, aligned floats; `tokens` NULL or `n_tokens` readable ids.
@@ -985,6 +986,7 @@ unsafe fn concept_arg(
     n: usize,
     tokens: *const u32,
     n_tokens: usize,
+    vocab: usize,
 ) -> Result<Option<Concept>, Fail> {
     // SAFETY: forwarded contract; NULL with n_tokens > 0 is refused.
     let t = unsafe { slice(tokens, n_tokens, "tokens")? };
@@ -999,6 +1001,14 @@ unsafe fn concept_arg(
     }
     // SAFETY: forwarded contract; NULL with n > 0 is refused.
     let b = unsafe { slice(bias, n, "bias")? };
+    if n != vocab {
+        return Err(crate::Error::SizeMismatch {
+            what: "concept bias",
+            expected: vocab,
+            got: n,
+        }
+        .into());
+    }
     Ok(Some(Concept::from_bias(b)?.with_tokens(t)?))
 }
 
@@ -1025,10 +1035,11 @@ pub unsafe extern "C" fn ig_processor_set_concept(
         if p.is_null() {
             return Err(null("processor"));
         }
-        // SAFETY: `bias` is NULL or `n` readable floats (contract).
-        let c = unsafe { concept_arg(bias, n, std::ptr::null(), 0)? };
         // SAFETY: `p` is a live handle (this function's contract).
-        unsafe { lock(p)? }.proc.set_concept(c)?;
+        let mut h = unsafe { lock(p)? };
+        // SAFETY: `bias` is NULL or `n` readable floats (contract).
+        let c = unsafe { concept_arg(bias, n, std::ptr::null(), 0, h.proc.vocab())? };
+        h.proc.set_concept(c)?;
         Ok(())
     };
     // SAFETY: `p` is NULL or a live handle (this function's contract).
@@ -1055,10 +1066,11 @@ pub unsafe extern "C" fn ig_processor_set_seq_concept(
         if p.is_null() {
             return Err(null("processor"));
         }
-        // SAFETY: `bias` is NULL or `n` readable floats (contract).
-        let c = unsafe { concept_arg(bias, n, std::ptr::null(), 0)? };
         // SAFETY: `p` is a live handle (this function's contract).
-        unsafe { lock(p)? }.proc.set_sequence_concept(seq, c)?;
+        let mut h = unsafe { lock(p)? };
+        // SAFETY: `bias` is NULL or `n` readable floats (contract).
+        let c = unsafe { concept_arg(bias, n, std::ptr::null(), 0, h.proc.vocab())? };
+        h.proc.set_sequence_concept(seq, c)?;
         Ok(())
     };
     // SAFETY: `p` is NULL or a live handle (this function's contract).
@@ -1072,7 +1084,9 @@ pub unsafe extern "C" fn ig_processor_set_seq_concept(
 /// copied, sorted and made distinct (4 bytes each).
 ///
 /// Errors: as `ig_processor_set_concept`; NULL_POINTER (`tokens` with n_tokens > 0),
-/// TOKEN_OUT_OF_RANGE (a token ≥ V), INVALID_ARGUMENT (tokens without a bias).
+/// TOKEN_OUT_OF_RANGE (a token ≥ V; checked after SIZE_MISMATCH), INVALID_ARGUMENT (tokens
+/// without a bias, a misaligned `tokens`). Memory: 4 bytes per token given while it is copied,
+/// 4 per distinct token kept.
 ///
 /// # Safety
 /// `p` a live handle; `bias` NULL or `n` readable floats; `tokens` NULL or `n_tokens` readable
@@ -1090,10 +1104,11 @@ pub unsafe extern "C" fn ig_processor_set_concept_typed(
         if p.is_null() {
             return Err(null("processor"));
         }
-        // SAFETY: `bias` and `tokens` are NULL or that many readable values (contract).
-        let c = unsafe { concept_arg(bias, n, tokens, n_tokens)? };
         // SAFETY: `p` is a live handle (this function's contract).
-        unsafe { lock(p)? }.proc.set_concept(c)?;
+        let mut h = unsafe { lock(p)? };
+        // SAFETY: `bias` and `tokens` are NULL or that many readable values (contract).
+        let c = unsafe { concept_arg(bias, n, tokens, n_tokens, h.proc.vocab())? };
+        h.proc.set_concept(c)?;
         Ok(())
     };
     // SAFETY: `p` is NULL or a live handle (this function's contract).
@@ -1121,10 +1136,11 @@ pub unsafe extern "C" fn ig_processor_set_seq_concept_typed(
         if p.is_null() {
             return Err(null("processor"));
         }
-        // SAFETY: `bias` and `tokens` are NULL or that many readable values (contract).
-        let c = unsafe { concept_arg(bias, n, tokens, n_tokens)? };
         // SAFETY: `p` is a live handle (this function's contract).
-        unsafe { lock(p)? }.proc.set_sequence_concept(seq, c)?;
+        let mut h = unsafe { lock(p)? };
+        // SAFETY: `bias` and `tokens` are NULL or that many readable values (contract).
+        let c = unsafe { concept_arg(bias, n, tokens, n_tokens, h.proc.vocab())? };
+        h.proc.set_sequence_concept(seq, c)?;
         Ok(())
     };
     // SAFETY: `p` is NULL or a live handle (this function's contract).

@@ -59,6 +59,8 @@ pub(crate) struct Answer {
     first_q: f32,
     probes: u32,
     sum_probe: f64,
+    /// A content token was accepted, with or without a step of its own (a forced token).
+    saw_content: bool,
 }
 
 impl Answer {
@@ -99,9 +101,10 @@ impl Answer {
         }
     }
 
-    /// Whether a content token was accepted yet (with no content table, any token is one).
+    /// Whether a content token was accepted yet, with or without a step of its own (with no
+    /// content table, any token is one).
     pub(crate) fn has_content(&self) -> bool {
-        self.first_content.is_some()
+        self.saw_content
     }
 
     /// The aggregates so far, with the answer-level void by `w`.
@@ -336,6 +339,7 @@ impl SeqState {
                 f32::NAN
             }
         };
+        self.answer.saw_content |= content;
         self.trend.push(phi, &cfg.void);
         if cfg.black_hole.enabled || cfg.escape.enabled {
             self.loops.push(token, cfg.escape.breakers.contains(&token));
