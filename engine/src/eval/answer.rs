@@ -552,34 +552,19 @@ pub fn section(
             }
         }
     }
-    let wrong: Vec<bool> = records.iter().map(|r| !r.correct).collect();
-    let best = (0..nb)
-        .filter_map(|i| metrics::auroc(&values[i], &wrong).map(|a| (i, a)))
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(i, _)| i);
-    let columns: Vec<String> = relations.iter().cloned().chain(["pooled".into()]).collect();
-    let _ = writeln!(
-        md,
-        "\nAnswer-level void score (features: {}), every item, AUROC with 95% paired-bootstrap \
-         intervals ({resamples} resamples):\n\n| score | {} |\n|{}",
-        FEATURES.join(", "),
-        columns.join(" | "),
-        "---|".repeat(columns.len() + 1)
+    let title = format!(
+        "Answer-level void score (features: {}), every item, AUROC with 95% paired-bootstrap \
+         intervals ({resamples} resamples):",
+        FEATURES.join(", ")
     );
-    let pairs: Vec<(usize, usize)> = match best {
-        Some(b) => (nb..values.len()).map(|v| (v, b)).collect(),
-        None => vec![],
-    };
-    let per = super::report::per_relation(records, &columns, &values, &pairs, resamples, 2025);
-    auroc_rows(
-        &mut md,
-        &mut json["answer_level"],
-        &names,
+    let table = Table {
+        records,
+        relations,
+        names: &names,
+        values: &values,
         nb,
-        best,
-        &columns,
-        &per,
-    );
+    };
+    table.write(&mut md, &mut json["answer_level"], &title, resamples, 2025);
     md.push_str(&selective(records, &names, nb, &values, resamples, json));
     md
 }
@@ -636,37 +621,77 @@ pub fn pregeneration_section(
             values.push(leave_one_relation_out(records, relations, fit, true));
         }
     }
-    let wrong: Vec<bool> = records.iter().map(|r| !r.correct).collect();
-    let best = (0..nb)
-        .filter_map(|i| metrics::auroc(&values[i], &wrong).map(|a| (i, a)))
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(i, _)| i);
-    let columns: Vec<String> = relations.iter().cloned().chain(["pooled".into()]).collect();
-    let _ = writeln!(
-        md,
-        "\nPre-generation void (what is known before the first content token is chosen: {}; \
+    let title = format!(
+        "Pre-generation void (what is known before the first content token is chosen: {}; \
          the probe: shrinkage LDA, λ = {LDA_SHRINKAGE}, of the state before that token), every \
-         item, AUROC with 95% paired-bootstrap intervals ({resamples} resamples):\n\n\
-         | score | {} |\n|{}",
-        PREGEN_FEATURES.join(", "),
-        columns.join(" | "),
-        "---|".repeat(columns.len() + 1)
+         item, AUROC with 95% paired-bootstrap intervals ({resamples} resamples):",
+        PREGEN_FEATURES.join(", ")
     );
-    let pairs: Vec<(usize, usize)> = match best {
-        Some(b) => (nb..values.len()).map(|v| (v, b)).collect(),
-        None => vec![],
+    let table = Table {
+        records,
+        relations,
+        names: &names,
+        values: &values,
+        nb,
     };
-    let per = super::report::per_relation(records, &columns, &values, &pairs, resamples, 2026);
-    auroc_rows(
+    table.write(
         &mut md,
         &mut json["pre_generation"],
-        &names,
-        nb,
-        best,
-        &columns,
-        &per,
+        &title,
+        resamples,
+        2026,
     );
     md
+}
+
+/// An AUROC table of every item: the first `nb` scores are the single baselines, the rest are
+/// each compared with the best of them.
+struct Table<'a> {
+    records: &'a [Record],
+    relations: &'a [String],
+    names: &'a [String],
+    values: &'a [Vec<f64>],
+    nb: usize,
+}
+
+impl Table<'_> {
+    /// `title` (a sentence), the table per relation and pooled, and the differences to the best
+    /// baseline with paired bootstrap intervals (`resamples`, seeded by `seed`), into `md` and
+    /// under `json`.
+    fn write(
+        &self,
+        md: &mut String,
+        json: &mut serde_json::Value,
+        title: &str,
+        resamples: usize,
+        seed: u64,
+    ) {
+        let (values, nb) = (self.values, self.nb);
+        let wrong: Vec<bool> = self.records.iter().map(|r| !r.correct).collect();
+        let best = (0..nb)
+            .filter_map(|i| metrics::auroc(&values[i], &wrong).map(|a| (i, a)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i);
+        let columns: Vec<String> = self
+            .relations
+            .iter()
+            .cloned()
+            .chain(["pooled".into()])
+            .collect();
+        let _ = writeln!(
+            md,
+            "\n{title}\n\n| score | {} |\n|{}",
+            columns.join(" | "),
+            "---|".repeat(columns.len() + 1)
+        );
+        let pairs: Vec<(usize, usize)> = match best {
+            Some(b) => (nb..values.len()).map(|v| (v, b)).collect(),
+            None => vec![],
+        };
+        let per =
+            super::report::per_relation(self.records, &columns, values, &pairs, resamples, seed);
+        auroc_rows(md, json, self.names, nb, best, &columns, &per);
+    }
 }
 
 /// The rows of an AUROC table (`per`: [`super::report::per_relation`] over `columns`, with
