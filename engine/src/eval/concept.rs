@@ -41,6 +41,9 @@ pub struct Options {
     /// Tilt only while the relation's answer tokens hold less than this much of the step's
     /// probability (`concept.max_type_mass`; 1: off).
     pub max_type_mass: f32,
+    /// The gate's set: every answer of the relation (true: the item's own included) or the
+    /// other half's, the direction's own `toward` set (false).
+    pub type_all: bool,
     /// Tilt only until the answer's first content token (`concept.until_content`).
     pub until_content: bool,
     /// What the answer type is contrasted with.
@@ -121,9 +124,9 @@ pub fn directions(
     };
     let mut rng = Rng::new(o.seed);
     for rel in &relations {
-        // The type-mass gate's set: the first tokens of every answer of the relation, both
-        // halves (the type a host would list, e.g. every capital; compliance counts the same
-        // answers). The directions stay cross-fitted.
+        // The type-mass gate's set under `type_all`: the first tokens of every answer of the
+        // relation, both halves — a host's complete list (every capital), which holds each
+        // item's own answer; otherwise the other half's, as the direction.
         let mut types = std::collections::BTreeSet::new();
         for it in items.iter().filter(|i| &i.relation == rel) {
             for a in &it.answers {
@@ -167,8 +170,9 @@ pub fn directions(
             let rn = rand.iter().map(|x| x * x).sum::<f64>().sqrt();
             rand.iter_mut().for_each(|x| *x *= norm / rn);
             let rand: Vec<f32> = rand.iter().map(|&x| x as f32).collect();
-            let concept = Concept::from_direction(v, row, &dir)?.with_tokens(&types)?;
-            let random = Concept::from_direction(v, row, &rand)?.with_tokens(&types)?;
+            let gate = if o.type_all { &types } else { &toward };
+            let concept = Concept::from_direction(v, row, &dir)?.with_tokens(gate)?;
+            let random = Concept::from_direction(v, row, &rand)?.with_tokens(gate)?;
             out.map.insert((rel.clone(), f), (concept, random));
             out.tokens.entry(rel.clone()).or_insert([[0; 2]; 2])[f as usize] =
                 [toward.len(), away.len()];
@@ -363,7 +367,12 @@ pub fn report(
         o.min_void,
         if o.max_type_mass < 1.0 {
             format!(
-                ", only while the relation's answer tokens hold less than {} of the step's probability",
+                ", only while {} hold less than {} of the step's probability",
+                if o.type_all {
+                    "the first tokens of every answer of the relation (the item's own included)"
+                } else {
+                    "the answer tokens of the direction (the other half's)"
+                },
                 o.max_type_mass
             )
         } else {
@@ -475,6 +484,7 @@ pub fn report(
             "min_void": o.min_void,
             "max_steps": o.max_steps,
             "max_type_mass": o.max_type_mass,
+            "type_set": if o.type_all { "all" } else { "half" },
             "until_content": o.until_content,
             "away": o.away.name(),
             "max_tokens": o.max_tokens,

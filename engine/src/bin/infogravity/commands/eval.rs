@@ -180,10 +180,16 @@ struct ConceptArgs {
     /// Tilt only the first N steps of each answer (0: every step).
     #[arg(long, default_value_t = 0)]
     max_steps: u32,
-    /// Tilt only while the relation's answer tokens (the first tokens of every answer of the
-    /// bank's relation) hold less than this much of the step's probability (1: off).
+    /// Tilt only while the relation's answer tokens hold less than this much of the step's
+    /// probability (1: off; the library's `concept.max_type_mass` defaults to 0.5, this to 1 so
+    /// that the ungated runs of docs/EVALUATION.md §6 reproduce).
     #[arg(long, default_value_t = 1.0)]
     max_type_mass: f32,
+    /// The answer tokens that gate: `half` (the first tokens of the other half's answers, the
+    /// direction's own set: an item's answer counts only if another item shares it) or `all`
+    /// (every answer of the relation, the item's own included: a host's complete list).
+    #[arg(long, default_value = "half", value_parser = ["half", "all"])]
+    type_set: String,
     /// Tilt only until the answer's first content token (past a leading " the").
     #[arg(long)]
     until_content: bool,
@@ -540,6 +546,7 @@ fn concept_part(a: ConceptArgs) -> Result<(), CliError> {
         min_void: a.min_void,
         max_steps: a.max_steps,
         max_type_mass: a.max_type_mass,
+        type_all: a.type_set == "all",
         until_content: a.until_content,
         away: if a.away == "model" {
             concept::Away::Model
