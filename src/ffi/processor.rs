@@ -1031,19 +1031,8 @@ pub unsafe extern "C" fn ig_processor_set_concept(
     bias: *const f32,
     n: usize,
 ) -> IgStatus {
-    let body = || {
-        if p.is_null() {
-            return Err(null("processor"));
-        }
-        // SAFETY: `p` is a live handle (this function's contract).
-        let mut h = unsafe { lock(p)? };
-        // SAFETY: `bias` is NULL or `n` readable floats (contract).
-        let c = unsafe { concept_arg(bias, n, std::ptr::null(), 0, h.proc.vocab())? };
-        h.proc.set_concept(c)?;
-        Ok(())
-    };
-    // SAFETY: `p` is NULL or a live handle (this function's contract).
-    unsafe { on_handle(p, body) }
+    // SAFETY: this function's contract, with no tokens.
+    unsafe { ig_processor_set_concept_typed(p, bias, n, std::ptr::null(), 0) }
 }
 
 /// Set the concept of one live sequence, as `ig_processor_set_concept`; NULL with `n` = 0
@@ -1062,19 +1051,8 @@ pub unsafe extern "C" fn ig_processor_set_seq_concept(
     bias: *const f32,
     n: usize,
 ) -> IgStatus {
-    let body = || {
-        if p.is_null() {
-            return Err(null("processor"));
-        }
-        // SAFETY: `p` is a live handle (this function's contract).
-        let mut h = unsafe { lock(p)? };
-        // SAFETY: `bias` is NULL or `n` readable floats (contract).
-        let c = unsafe { concept_arg(bias, n, std::ptr::null(), 0, h.proc.vocab())? };
-        h.proc.set_sequence_concept(seq, c)?;
-        Ok(())
-    };
-    // SAFETY: `p` is NULL or a live handle (this function's contract).
-    unsafe { on_handle(p, body) }
+    // SAFETY: this function's contract, with no tokens.
+    unsafe { ig_processor_set_seq_concept_typed(p, seq, bias, n, std::ptr::null(), 0) }
 }
 
 /// As `ig_processor_set_concept` (NULL `bias` with `n` = 0 clears), with the concept's own
