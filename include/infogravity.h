@@ -156,6 +156,12 @@
 #define IG_FLAG_BANNED 1024
 
 /*
+ `IgStepReport.flags`: the row was reordered by the null-query contrast
+ (`ig_processor_set_contrast`).
+ */
+#define IG_FLAG_CONTRAST 2048
+
+/*
  sizeof(IgSeqParams) in ABI v1 (LP64): the smallest `struct_size` accepted.
  */
 #define IG_SEQ_PARAMS_V1_SIZE 88
@@ -1106,6 +1112,32 @@ IgStatus ig_processor_set_seq_concept_typed(struct IgProcessor *p,
                                             size_t n,
                                             const uint32_t *tokens,
                                             size_t n_tokens);
+
+/*
+ Give the logits of sequence `seq`'s next step under a content-free query, for the
+ null-query contrast (the `contrast` configuration section; domain-conditional PMI against
+ attractor answers): the host runs a second sequence on the same prompt with its content
+ removed (the subject replaced by "N/A"), feeds it the same tokens, and passes its row of `n`
+ (= V) logits of type `dtype` here before `ig_processor_step`. The step at this position
+ (stepped again too) reorders the tokens within `contrast.plausibility` of its best by
+ log p − β·log q, q the null row's distribution, and IG_FLAG_CONTRAST reports it; accepting a
+ token, a rollback or a reset drops the row. Under `contrast.until_content` (the default) a
+ row given after the sequence's first content token is not used. The row is only read.
+
+ Errors: NULL_POINTER, UNKNOWN_SEQUENCE, SIZE_MISMATCH (n ≠ V), NAN_LOGITS,
+ INFINITE_LOGITS, ALL_MASKED, UNSUPPORTED_DTYPE, INVALID_ARGUMENT (misaligned logits),
+ OUT_OF_MEMORY; on error nothing changes. Memory: 4 bytes × V for the sequence, kept until it
+ ends, and per worker thread.
+
+ Safety:
+ `p` a live handle; `logits` points to `n` readable elements of the named type.
+ */
+IG_NODISCARD
+IgStatus ig_processor_set_contrast(struct IgProcessor *p,
+                                   uint64_t seq,
+                                   const void *logits,
+                                   uint32_t dtype,
+                                   size_t n);
 
 /*
  The handle's vocabulary size and number of live sequences (either out pointer may be NULL;

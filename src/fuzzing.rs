@@ -89,7 +89,7 @@ pub fn c_api(data: &[u8]) {
             break;
         }
         let seq = (b.u8() % 4) as u64;
-        let st = match b.u8() % 6 {
+        let st = match b.u8() % 7 {
             0 => {
                 let anchors: Vec<u32> = (0..b.u8() % 4).map(|_| b.u16() as u32).collect();
                 let query: Vec<u32> = (0..b.u8() % 4).map(|_| b.u16() as u32).collect();
@@ -109,21 +109,8 @@ pub fn c_api(data: &[u8]) {
                 unsafe { ig_processor_begin(p, seq, &params, &mut mass) }
             }
             1 | 2 => {
-                let dtype = b.u8() as u32 % 4; // 3 is unknown
                 let mode = b.u8() as u32 % 3; // 2 is unknown
-                let elem = if dtype == IG_DTYPE_F32 { 4 } else { 2 };
-                let n = if b.u8() % 8 == 0 {
-                    b.u16() as usize % 700
-                } else {
-                    vocab
-                };
-                let raw = b.take(n * elem).to_vec();
-                // Aligned storage for the row, filled with the fuzz bytes (zero-padded).
-                let mut row = vec![0u32; (n * elem).div_ceil(4)];
-                // SAFETY: `row` holds at least raw.len() bytes.
-                unsafe {
-                    ptr::copy_nonoverlapping(raw.as_ptr(), row.as_mut_ptr().cast::<u8>(), raw.len())
-                };
+                let (dtype, n, mut row) = raw_row(&mut b, vocab);
                 // SAFETY: live handle; `row` holds n elements of the named type.
                 let st = unsafe {
                     ig_processor_step(
@@ -173,6 +160,12 @@ pub fn c_api(data: &[u8]) {
                 // SAFETY: live handle.
                 unsafe { ig_processor_accept(p, seq, tok) }
             }
+            5 => {
+                // A null-query row for the next step.
+                let (dtype, n, row) = raw_row(&mut b, vocab);
+                // SAFETY: live handle; `row` holds n elements of the named type.
+                unsafe { ig_processor_set_contrast(p, seq, row.as_ptr().cast(), dtype, n) }
+            }
             _ => {
                 if b.u8() % 2 == 0 {
                     // SAFETY: live handle.
@@ -187,6 +180,23 @@ pub fn c_api(data: &[u8]) {
     }
     // SAFETY: created above, freed once.
     unsafe { ig_processor_free(p) };
+}
+
+/// A row of fuzz bytes: a dtype (3 is unknown), a length (mostly V), and aligned storage
+/// holding the next bytes of the input (zero-padded), n elements of the dtype's size.
+fn raw_row(b: &mut Bytes<'_>, vocab: usize) -> (u32, usize, Vec<u32>) {
+    let dtype = b.u8() as u32 % 4;
+    let elem = if dtype == IG_DTYPE_F32 { 4 } else { 2 };
+    let n = if b.u8().is_multiple_of(8) {
+        b.u16() as usize % 700
+    } else {
+        vocab
+    };
+    let raw = b.take(n * elem);
+    let mut row = vec![0u32; (n * elem).div_ceil(4)];
+    // SAFETY: `row` holds at least raw.len() bytes.
+    unsafe { ptr::copy_nonoverlapping(raw.as_ptr(), row.as_mut_ptr().cast::<u8>(), raw.len()) };
+    (dtype, n, row)
 }
 
 /// Values a knob is drawn from: its extremes, its default region, and the awkward ones in

@@ -56,6 +56,7 @@ pub mod calibration;
 pub mod concept;
 /// cbindgen:ignore
 pub mod config;
+mod contrast;
 /// cbindgen:ignore
 pub mod error;
 pub mod ffi;

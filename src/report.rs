@@ -53,9 +53,11 @@ pub mod flags {
     pub const ROLLBACK: u32 = 512;
     /// A token an earlier rewind banned at this position was masked.
     pub const BANNED: u32 = 1024;
+    /// The row was reordered by the null-query contrast (`GravityProcessor::set_contrast`).
+    pub const CONTRAST: u32 = 2048;
 
     /// Every flag with its printable name, in bit order.
-    pub const NAMES: [(u32, &str); 11] = [
+    pub const NAMES: [(u32, &str); 12] = [
         (ANCHOR, "anchor"),
         (KICK, "kick"),
         (CYCLE_PENALTY, "cycle-penalty"),
@@ -67,6 +69,7 @@ pub mod flags {
         (CONCEPT, "concept"),
         (ROLLBACK, "rollback"),
         (BANNED, "banned"),
+        (CONTRAST, "contrast"),
     ];
 
     /// The names of the flags set in `bits`, joined with `sep` ("" when none is set).

@@ -1103,6 +1103,231 @@ fn concept_tilt_onset_only() {
     assert_eq!((r.token, r.flags & flags::CONCEPT), (Some(3), 0));
 }
 
+/// A query row where token 3 (the attractor) leads token 12 (plausible: p within 0.9 of the
+/// best), and a null-query row that makes 3 the answer whatever the query names.
+fn attractor_rows(v: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut row = flat(v);
+    row[3] = 6.0;
+    row[12] = 5.9;
+    let mut null = flat(v);
+    null[3] = 8.0;
+    (row, null)
+}
+
+#[test]
+fn contrast_demotes_the_attractor_for_one_position() {
+    let v = 300;
+    let (row, null) = attractor_rows(v);
+    let greedy = r#"{"temperature":{"base":0}}"#;
+    let mut p = proc(greedy, v);
+    begin(&mut p, 1, &[]);
+    begin(&mut p, 2, &[]);
+    let r = p.step(1, &mut row.clone(), StepMode::Sample).unwrap();
+    assert_eq!((r.token, r.flags & flags::CONTRAST), (Some(3), 0));
+    p.set_contrast(1, &null).unwrap();
+    let r = p.step(1, &mut row.clone(), StepMode::Sample).unwrap();
+    assert_eq!(
+        (r.token, r.flags & flags::CONTRAST),
+        (Some(12), flags::CONTRAST)
+    );
+    // Φ and the report are the measured row's.
+    let f = field::measure(&row).unwrap();
+    assert!((r.token_potential as f64 - f.potential(row[12])).abs() < 1e-5);
+    assert!((r.entropy as f64 - f.entropy).abs() < 1e-5);
+    // The step is provisional: stepped again at the same position, the row still applies; the
+    // other sequence never saw it.
+    let again = p.step(1, &mut row.clone(), StepMode::Sample).unwrap();
+    assert_eq!(format!("{again:?}"), format!("{r:?}"));
+    assert_eq!(
+        p.step(2, &mut row.clone(), StepMode::Sample).unwrap().token,
+        Some(3)
+    );
+    // Logits mode agrees: the written row's argmax is the sampled token.
+    let mut out = row.clone();
+    p.step(1, &mut out, StepMode::Logits).unwrap();
+    let best = (0..v).max_by(|&a, &b| out[a].total_cmp(&out[b])).unwrap();
+    assert_eq!(best, 12);
+    // Accepting a token spends it.
+    p.accept(1, 12).unwrap();
+    let r = p.step(1, &mut row.clone(), StepMode::Sample).unwrap();
+    assert_eq!((r.token, r.flags & flags::CONTRAST), (Some(3), 0));
+    // A confident step keeps its token: nothing else is within α of p_max.
+    begin(&mut p, 4, &[]);
+    let mut sure = row.clone();
+    sure[3] = 12.0;
+    p.set_contrast(4, &null).unwrap();
+    let r = p.step(4, &mut sure, StepMode::Sample).unwrap();
+    assert_eq!(
+        (r.token, r.flags & flags::CONTRAST),
+        (Some(3), flags::CONTRAST)
+    );
+    // Fork copies the pending row; reset drops it.
+    p.fork(4, 3).unwrap();
+    assert_eq!(
+        p.step(3, &mut row.clone(), StepMode::Sample).unwrap().token,
+        Some(12)
+    );
+    p.reset(4).unwrap();
+    assert_eq!(
+        p.step(4, &mut row.clone(), StepMode::Sample).unwrap().token,
+        Some(3)
+    );
+    // Bad rows are refused and leave the pending one in place.
+    p.set_contrast(2, &null).unwrap();
+    let mut nan = null.clone();
+    nan[7] = f32::NAN;
+    assert!(matches!(
+        p.set_contrast(2, &nan),
+        Err(Error::InvalidLogits(_))
+    ));
+    assert!(matches!(
+        p.set_contrast(2, &null[1..]),
+        Err(Error::SizeMismatch { .. })
+    ));
+    assert!(matches!(
+        p.set_contrast(2, &vec![f32::NEG_INFINITY; v]),
+        Err(Error::InvalidLogits(_))
+    ));
+    assert!(matches!(
+        p.set_contrast(99, &null),
+        Err(Error::UnknownSequence(99))
+    ));
+    assert_eq!(
+        p.step(2, &mut row.clone(), StepMode::Sample).unwrap().token,
+        Some(12)
+    );
+}
+
+#[test]
+fn contrast_gates() {
+    let v = 300;
+    let (row, null) = attractor_rows(v);
+    // Off, β = 0, the neutral preset, or a plausibility that leaves only the best token:
+    // bit-identical to no row.
+    for json in [
+        format!(r#"{{"contrast":{{"enabled":false}},{T_ONE}}}"#),
+        format!(r#"{{"contrast":{{"beta":0}},{T_ONE}}}"#),
+        format!(r#"{{"preset":"neutral","contrast":{{"plausibility":0.1}},{T_ONE}}}"#),
+    ] {
+        let mut p = proc(&json, v);
+        begin(&mut p, 1, &[]);
+        p.set_contrast(1, &null).unwrap();
+        let mut out = row.clone();
+        let r = p.step(1, &mut out, StepMode::Logits).unwrap();
+        assert_eq!(r.flags & flags::CONTRAST, 0, "{json}");
+        assert_eq!(out, row, "{json}");
+    }
+    // At T = 1 the host receives the contrasted row itself: the head (p ≥ 0.1·p_max) raised
+    // by −log q, every other token untouched.
+    let mut p = proc(&format!(r#"{{"contrast":{{}},{T_ONE}}}"#), v);
+    begin(&mut p, 1, &[]);
+    p.set_contrast(1, &null).unwrap();
+    let mut out = row.clone();
+    p.step(1, &mut out, StepMode::Logits).unwrap();
+    let q = field::measure(&null).unwrap();
+    for t in [3, 12] {
+        let want = row[t] as f64 - (null[t] as f64 - q.log_z);
+        assert!(
+            (out[t] as f64 - want).abs() < 1e-4,
+            "{t}: {} {want}",
+            out[t]
+        );
+    }
+    assert!(
+        (0..v)
+            .filter(|&t| t != 3 && t != 12)
+            .all(|t| out[t] == row[t])
+    );
+    let only_best = format!(r#"{{"contrast":{{"plausibility":1}},{T_ONE}}}"#);
+    let mut p = proc(&only_best, v);
+    begin(&mut p, 1, &[]);
+    p.set_contrast(1, &null).unwrap();
+    let mut out = row.clone();
+    p.step(1, &mut out, StepMode::Logits).unwrap();
+    let best = (0..v).max_by(|&a, &b| out[a].total_cmp(&out[b])).unwrap();
+    assert_eq!(best, 3);
+    // Until the first content token (the default): tokens below 10 are function words.
+    let table: Vec<bool> = (0..v).map(|i| i >= 10).collect();
+    let mut p = proc(r#"{"temperature":{"base":0}}"#, v);
+    p.set_content_tokens(Some(infogravity::ContentTable::from_bools(&table)))
+        .unwrap();
+    begin(&mut p, 1, &[]);
+    let mut the = flat(v);
+    the[5] = 12.0;
+    let mut used = vec![];
+    for (r0, want) in [(&the, 5), (&row, 12), (&row, 3)] {
+        p.set_contrast(1, &null).unwrap();
+        let r = p.step(1, &mut r0.clone(), StepMode::Sample).unwrap();
+        assert_eq!(r.token, Some(want));
+        p.accept(1, want).unwrap();
+        used.push(r.flags & flags::CONTRAST != 0);
+    }
+    assert_eq!(used, [true, true, false]);
+    // Bad knobs.
+    for bad in [
+        r#"{"contrast":{"beta":-1}}"#,
+        r#"{"contrast":{"beta":11}}"#,
+        r#"{"contrast":{"plausibility":0}}"#,
+        r#"{"contrast":{"plausibility":1.5}}"#,
+        r#"{"contrast":{"plausibility":"NaN"}}"#,
+    ] {
+        assert!(infogravity::Config::from_json(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn contrast_and_typed_concept_in_batches_equal_single_steps() {
+    // f16 rows, two worker threads, the null-query contrast and a typed concept on the same
+    // steps: a batch writes what single steps write.
+    use half::f16;
+    let v = 257;
+    let rows: Vec<Vec<f32>> = (0..4)
+        .map(|s| (0..v).map(|i| ((i * (s + 3)) % 11) as f32 * 0.05).collect())
+        .collect();
+    let nulls: Vec<Vec<f16>> = (0..4)
+        .map(|s| {
+            (0..v)
+                .map(|i| f16::from_f32(((i * (s + 5)) % 7) as f32 * 0.3))
+                .collect()
+        })
+        .collect();
+    let json = r#"{"concept":{"lambda":8,"max_kl":0.2},"contrast":{"plausibility":0.5},"limits":{"threads":2}}"#;
+    let typed = concept_toward_tens(v)
+        .with_tokens(&(10..20).collect::<Vec<u32>>())
+        .unwrap();
+    let run = |batch: bool| {
+        let mut p = proc(json, v);
+        p.set_concept(Some(typed.clone())).unwrap();
+        for s in 0..4 {
+            begin(&mut p, s, &[]);
+            if s != 2 {
+                p.set_contrast(s, &nulls[s as usize]).unwrap();
+            }
+        }
+        let mut block: Vec<f16> = rows.iter().flatten().map(|&z| f16::from_f32(z)).collect();
+        let mut reps = vec![infogravity::StepReport::default(); 4];
+        if batch {
+            p.step_batch(&[0, 1, 2, 3], &mut block, StepMode::Logits, &mut reps)
+                .unwrap();
+        } else {
+            for (s, row) in block.chunks_exact_mut(v).enumerate() {
+                let r = p
+                    .step_row(s as u64, infogravity::LogitsMut::F16(row), StepMode::Logits)
+                    .unwrap();
+                reps[s] = r;
+            }
+        }
+        (block, reps)
+    };
+    let (a, ra) = run(true);
+    let (b, rb) = run(false);
+    assert_eq!(a, b);
+    assert_eq!(format!("{ra:?}"), format!("{rb:?}"));
+    let used: Vec<bool> = ra.iter().map(|r| r.flags & flags::CONTRAST != 0).collect();
+    assert_eq!(used, [true, true, false, true]);
+    assert!(ra.iter().all(|r| r.flags & flags::CONCEPT != 0));
+}
+
 /// `rollback(seq, n)` returns a sequence exactly to where it was before its last n tokens:
 /// stepping on afterwards gives the reports, tokens and answer aggregates of a sequence that
 /// never took them — every preset, sampling at T > 0 included (the stream is rewound too).

@@ -719,3 +719,92 @@ fn concept_errors() {
         );
     }
 }
+
+#[test]
+fn contrast_errors() {
+    // ig_processor_set_contrast: a null-query row for the next step of one sequence.
+    let h = handle(r#"{"temperature":{"base":0}}"#, 4);
+    assert_eq!(begin(&h, 1), IgStatus::Ok);
+    let row = [6.0f32, 5.9, 0.0, 0.0];
+    let null = [8.0f32, 0.0, 0.0, 0.0];
+    let greedy = |null: Option<&[f32; 4]>| {
+        if let Some(n) = null {
+            // SAFETY: live handle and sequence; `n` holds 4 floats.
+            let st =
+                unsafe { ig_processor_set_contrast(h.0, 1, n.as_ptr().cast(), IG_DTYPE_F32, 4) };
+            assert_eq!(st, IgStatus::Ok, "{}", last_error());
+        }
+        let mut r = IgStepReport::default();
+        let mut row = row;
+        // SAFETY: row and report valid for the call.
+        let st = unsafe {
+            ig_processor_step(
+                h.0,
+                1,
+                row.as_mut_ptr().cast(),
+                IG_DTYPE_F32,
+                4,
+                IG_MODE_SAMPLE,
+                &mut r,
+            )
+        };
+        assert_eq!(st, IgStatus::Ok);
+        (r.token, r.flags & IG_FLAG_CONTRAST != 0)
+    };
+    assert_eq!(greedy(None), (0, false));
+    assert_eq!(greedy(Some(&null)), (1, true));
+    // An f16 row.
+    let half: Vec<half::f16> = null.iter().map(|&z| half::f16::from_f32(z)).collect();
+    // SAFETY: live handle; `half` holds 4 f16 values.
+    let st = unsafe { ig_processor_set_contrast(h.0, 1, half.as_ptr().cast(), IG_DTYPE_F16, 4) };
+    assert_eq!(st, IgStatus::Ok);
+    // SAFETY: live handle; each call's bad input is named.
+    unsafe {
+        let nan = [f32::NAN, 0.0, 0.0, 0.0];
+        let inf = [f32::INFINITY, 0.0, 0.0, 0.0];
+        let masked = [f32::NEG_INFINITY; 4];
+        let f = |r: &[f32; 4]| r.as_ptr().cast();
+        expect(
+            ig_processor_set_contrast(ptr::null_mut(), 1, f(&null), IG_DTYPE_F32, 4),
+            IgStatus::NullPointer,
+            "processor",
+        );
+        expect(
+            ig_processor_set_contrast(h.0, 1, ptr::null(), IG_DTYPE_F32, 4),
+            IgStatus::NullPointer,
+            "logits",
+        );
+        expect(
+            ig_processor_set_contrast(h.0, 9, f(&null), IG_DTYPE_F32, 4),
+            IgStatus::UnknownSequence,
+            "9",
+        );
+        expect(
+            ig_processor_set_contrast(h.0, 1, f(&null), IG_DTYPE_F32, 3),
+            IgStatus::SizeMismatch,
+            "null-query row",
+        );
+        expect(
+            ig_processor_set_contrast(h.0, 1, f(&null), 7, 4),
+            IgStatus::UnsupportedDtype,
+            "7",
+        );
+        expect(
+            ig_processor_set_contrast(h.0, 1, f(&nan), IG_DTYPE_F32, 4),
+            IgStatus::NanLogits,
+            "NaN",
+        );
+        expect(
+            ig_processor_set_contrast(h.0, 1, f(&inf), IG_DTYPE_F32, 4),
+            IgStatus::InfiniteLogits,
+            "inf",
+        );
+        expect(
+            ig_processor_set_contrast(h.0, 1, f(&masked), IG_DTYPE_F32, 4),
+            IgStatus::AllMasked,
+            "mask",
+        );
+    }
+    // The refused rows left the f16 one in place.
+    assert_eq!(greedy(None), (1, true));
+}

@@ -25,8 +25,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 pub use sections::{
-    AbstainConfig, AnchorConfig, AnswerWeights, BlackHoleConfig, ConceptConfig, EscapeConfig,
-    LimitsConfig, MassConfig, MassScale, Response, SamplerConfig, TaskSpaceConfig,
+    AbstainConfig, AnchorConfig, AnswerWeights, BlackHoleConfig, ConceptConfig, ContrastConfig,
+    EscapeConfig, LimitsConfig, MassConfig, MassScale, Response, SamplerConfig, TaskSpaceConfig,
     TemperatureConfig, VoidConfig, VoidWeights,
 };
 
@@ -51,6 +51,9 @@ pub struct Config {
     /// Concept-direction tilt scaled by the void score, bounded in KL.
     #[serde(default)]
     pub concept: ConceptConfig,
+    /// The null-query contrast (PMI) at steps the host gives a content-free query's row.
+    #[serde(default)]
+    pub contrast: ContrastConfig,
     /// Loop escape: temperature kick and cycle penalty while in a black hole.
     pub escape: EscapeConfig,
     /// Abstention at the start of an answer.
@@ -79,6 +82,7 @@ impl Config {
                 t.response = Response::None;
                 c.anchor.enabled = false;
                 c.concept.enabled = false;
+                c.contrast.enabled = false;
                 c.escape.enabled = false;
                 c.abstain.enabled = false;
                 c.sampler.min_p = 0.0;
@@ -142,6 +146,7 @@ impl Config {
         self.black_hole.validate(l)?;
         self.anchor.validate(l)?;
         self.concept.validate()?;
+        self.contrast.validate()?;
         self.answer.validate("answer")?;
         self.escape.validate()?;
         self.abstain.validate()?;

@@ -552,6 +552,50 @@ impl ConceptConfig {
     }
 }
 
+/// The null-query contrast (domain-conditional PMI; docs/DESIGN.md §1 "Interventions";
+/// `crate::contrast`): at a step the host gave the row of a content-free query
+/// (`GravityProcessor::set_contrast`), the tokens within `plausibility` of p_max are reordered
+/// by log p − β·log q. Acts only where a row is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContrastConfig {
+    /// Default true (neutral: false): use a null-query row where the host gives one. Cost, at
+    /// such a step: one pass writing the contrasted row and one measuring it.
+    pub enabled: bool,
+    /// β: the weight of the null query's log-probability (1: PMI). Default 1.0, within [0, 10];
+    /// off: 0.
+    pub beta: f32,
+    /// α: only tokens with p ≥ α·p_max are reordered; the rest are never raised, so a step
+    /// with nothing else within α of its best token keeps it. Default 0.1 (Li et al.'s
+    /// contrastive decoding), within (0, 1].
+    pub plausibility: f32,
+    /// Use a given row only until the sequence's first content token (an attractor answer
+    /// acts at the answer's onset; the content table decides what counts, without one every
+    /// token does, so only the first step reads a row). Default true.
+    pub until_content: bool,
+}
+
+impl Default for ContrastConfig {
+    fn default() -> Self {
+        ContrastConfig {
+            enabled: true,
+            beta: 1.0,
+            plausibility: 0.1,
+            until_content: true,
+        }
+    }
+}
+
+impl ContrastConfig {
+    pub(super) fn validate(&self) -> Result<()> {
+        range("contrast.beta", self.beta, 0.0, 10.0)?;
+        if self.plausibility.is_nan() || self.plausibility <= 0.0 {
+            return oor("contrast.plausibility", "must be > 0");
+        }
+        range("contrast.plausibility", self.plausibility, 0.0, 1.0)
+    }
+}
+
 /// Loop escape (docs/DESIGN.md §1 "Interventions"). Two parts act **before** a loop completes,
 /// on every step, gated only by a back-to-back repeat actually running (text that does not
 /// repeat itself pays nothing):

@@ -1125,6 +1125,64 @@ pub unsafe extern "C" fn ig_processor_set_seq_concept_typed(
     unsafe { on_handle(p, body) }
 }
 
+/// Give the logits of sequence `seq`'s next step under a content-free query, for the
+/// null-query contrast (the `contrast` configuration section; domain-conditional PMI against
+/// attractor answers): the host runs a second sequence on the same prompt with its content
+/// removed (the subject replaced by "N/A"), feeds it the same tokens, and passes its row of `n`
+/// (= V) logits of type `dtype` here before `ig_processor_step`. The step at this position
+/// (stepped again too) reorders the tokens within `contrast.plausibility` of its best by
+/// log p − β·log q, q the null row's distribution, and IG_FLAG_CONTRAST reports it; accepting a
+/// token, a rollback or a reset drops the row. Under `contrast.until_content` (the default) a
+/// row given after the sequence's first content token is not used. The row is only read.
+///
+/// Errors: NULL_POINTER, UNKNOWN_SEQUENCE, SIZE_MISMATCH (n ≠ V), NAN_LOGITS,
+/// INFINITE_LOGITS, ALL_MASKED, UNSUPPORTED_DTYPE, INVALID_ARGUMENT (misaligned logits),
+/// OUT_OF_MEMORY; on error nothing changes. Memory: 4 bytes × V for the sequence, kept until it
+/// ends, and per worker thread.
+///
+/// # Safety
+/// `p` a live handle; `logits` points to `n` readable elements of the named type.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_processor_set_contrast(
+    p: *mut IgProcessor,
+    seq: u64,
+    logits: *const c_void,
+    dtype: u32,
+    n: usize,
+) -> IgStatus {
+    let body = || {
+        // SAFETY: `p` is NULL or a live handle (this function's contract).
+        let mut g = unsafe { lock(p)? };
+        dtype_size(dtype)?;
+        let v = g.proc.vocab();
+        if n != v {
+            return Err(Fail::new(
+                IgStatus::SizeMismatch,
+                format!("size mismatch: null-query row: expected {v}, got {n}"),
+            ));
+        }
+        // SAFETY: `logits` holds `n` (= V, checked) readable elements of `dtype` (contract);
+        // `slice` checks NULL and alignment.
+        unsafe {
+            match dtype {
+                IG_DTYPE_F32 => g
+                    .proc
+                    .set_contrast(seq, slice(logits.cast::<f32>(), n, "logits")?),
+                IG_DTYPE_F16 => g
+                    .proc
+                    .set_contrast(seq, slice(logits.cast::<f16>(), n, "logits")?),
+                _ => g
+                    .proc
+                    .set_contrast(seq, slice(logits.cast::<bf16>(), n, "logits")?),
+            }?
+        };
+        Ok(())
+    };
+    // SAFETY: `p` is NULL or a live handle (this function's contract).
+    unsafe { on_handle(p, body) }
+}
+
 /// The handle's vocabulary size and number of live sequences (either out pointer may be NULL;
 /// no alignment needed). Errors: NULL_POINTER (p).
 ///

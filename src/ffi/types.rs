@@ -64,6 +64,9 @@ pub const IG_FLAG_CONCEPT: u32 = 256;
 pub const IG_FLAG_ROLLBACK: u32 = 512;
 /// `IgStepReport.flags`: a token an earlier rewind banned at this position was masked.
 pub const IG_FLAG_BANNED: u32 = 1024;
+/// `IgStepReport.flags`: the row was reordered by the null-query contrast
+/// (`ig_processor_set_contrast`).
+pub const IG_FLAG_CONTRAST: u32 = 2048;
 
 // The C constants are the Rust definitions (one source of truth, checked at compile time).
 const _: () = {
@@ -81,7 +84,8 @@ const _: () = {
     assert!(IG_FLAG_CONCEPT == flags::CONCEPT);
     assert!(IG_FLAG_ROLLBACK == flags::ROLLBACK);
     assert!(IG_FLAG_BANNED == flags::BANNED);
-    assert!(flags::NAMES.len() == 11);
+    assert!(IG_FLAG_CONTRAST == flags::CONTRAST);
+    assert!(flags::NAMES.len() == 12);
 };
 
 /// sizeof(IgSeqParams) in ABI v1 (LP64): the smallest `struct_size` accepted.

@@ -7,8 +7,9 @@
 //! 2. measure the field in one pass, before any truncation (a truncated list's entropy is
 //!    biased), gathering the candidates; a NaN/+inf row is rejected here, untouched (`field`);
 //! 3. score the regimes: void score, black-hole score, hysteresis (`policy`);
-//! 4. interventions: abstention, anchor bias (λ·v), cycle penalty — sparse edits
-//!    (`interventions`);
+//! 4. interventions: abstention; the dense rewrites, each into a copy of the row — the
+//!    null-query contrast where the host gave a row (`set_contrast`), then the concept tilt
+//!    (`set_concept`); anchor bias (λ·v), escape penalties — sparse edits (`interventions`);
 //! 5. temperature T_t (`policy`);
 //! 6. truncation (min-p → top-k → top-p, as one cut τ) and
 //! 7. [`StepMode::Sample`]: seeded selection, the row only read; [`StepMode::Logits`]: the row
@@ -34,7 +35,9 @@
 //! `escape.rollback` = D another D·(4·max_period + 140) bytes, bounded by the limits in the
 //! configuration; per worker thread 8 bytes × (max_candidates + anchors) plus
 //! 8 bytes × V for the exact fallback, and for batches 8 bytes per candidate of its rows (at
-//! most max_candidates each). Nothing is allocated per step once the buffers have grown.
+//! most max_candidates each); 4 bytes × V per worker thread once a concept or a null-query row
+//! is set, and per sequence given a null-query row. Nothing is allocated per step once the
+//! buffers have grown.
 
 mod batch;
 mod rewind;
@@ -524,6 +527,36 @@ impl GravityProcessor {
         Ok(())
     }
 
+    /// Give the logits of `seq`'s next step under a content-free query, for the null-query
+    /// contrast (`contrast` section; domain-conditional PMI, see `crate::contrast`): the host
+    /// runs a second sequence on the same prompt with its content removed (the subject replaced
+    /// by "N/A"), feeds it the same tokens, and passes its row here before stepping `seq`. The
+    /// step at this position (stepped again too: a grammar rejection, a verify) reorders the
+    /// tokens within `contrast.plausibility` of its best by log p − β·log q; accepting a token,
+    /// a rewind or a reset drops the row. Under `contrast.until_content` (the default) a row
+    /// given after the sequence's first content token is not used. The row must hold V values;
+    /// NaN, +inf or every token masked is refused, and on error nothing changes. Reserves 4
+    /// bytes × V for the sequence on first use and per worker thread.
+    pub fn set_contrast<E: Logit>(&mut self, seq: u64, row: &[E]) -> Result<()> {
+        let slot = self.table.slot(seq)?;
+        let v = self.core.vocab;
+        if row.len() != v {
+            return Err(Error::SizeMismatch {
+                what: "null-query row",
+                expected: v,
+                got: row.len(),
+            });
+        }
+        for w in &mut self.workers {
+            if w.contrasted.capacity() < v {
+                try_reserve(&mut w.contrasted, v, "contrasted row (4 bytes × V)")?;
+            }
+        }
+        let st = &mut self.table.seqs[slot];
+        st.touched = self.table.clock;
+        st.contrast.set(row)
+    }
+
     /// Load (or clear) a calibration: fitted void and answer-level void weights and M(Q)
     /// standardisation (a section the calibration lacks keeps the configuration's).
     pub fn set_calibration(&mut self, calib: Option<Calibration>) {
@@ -847,6 +880,7 @@ fn new_scratch(core: &Core) -> Result<Scratch> {
         arena: Vec::new(),
         failed: None,
         tilted: Vec::new(),
+        contrasted: Vec::new(),
     };
     try_reserve(&mut w.edits, extra, "intervention edits")?;
     try_reserve(&mut w.pens, pens, "escape penalties")?;

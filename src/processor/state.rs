@@ -7,6 +7,7 @@
 use crate::concept::Concept;
 use crate::config::AnswerWeights;
 use crate::config::Config;
+use crate::contrast::NullRow;
 use crate::field::Cand;
 use crate::interventions::AbstainState;
 use crate::mass::QueryMass;
@@ -176,6 +177,8 @@ pub struct SeqState {
     pub(crate) anchors: Vec<u32>,
     /// This sequence's own concept (else the processor's).
     pub(crate) concept: Option<Concept>,
+    /// The null-query row of the step at this position (`GravityProcessor::set_contrast`).
+    pub(crate) contrast: NullRow,
     pub(crate) batch_epoch: u64,
     /// The query's tokens: those given at `begin` and those accepted before the first step
     /// (a host priming its sampler with the prompt), at most `limits.max_query_tokens`.
@@ -223,6 +226,7 @@ impl SeqState {
             mass,
             anchors,
             concept: None,
+            contrast: NullRow::default(),
             batch_epoch: 0,
             begun: (mass, query.len()),
             query,
@@ -311,6 +315,7 @@ impl SeqState {
     /// the surprisal trend and, with its step's field, the answer aggregates (`content`: whether
     /// `token` is a content token).
     pub(crate) fn accept(&mut self, token: u32, content: bool, cfg: &Config) {
+        self.contrast.clear();
         if self.before_first_step() {
             if self.query.len() < cfg.limits.max_query_tokens as usize {
                 self.query.push(token);
@@ -380,6 +385,7 @@ impl SeqState {
             return Ok(());
         }
         self.proposal = None;
+        self.contrast.clear();
         let advice = self.advice.take();
         self.rewind.restore(
             n as usize,

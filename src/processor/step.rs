@@ -4,6 +4,7 @@
 
 use crate::concept;
 use crate::config::AnswerWeights;
+use crate::contrast;
 use crate::error::{Error, Result};
 use crate::field::{self, Cand, Candidates, Field, Logit};
 use crate::interventions::{self, Abstain, SeqView};
@@ -31,6 +32,8 @@ pub(super) struct Scratch {
     pub failed: Option<(usize, Error)>,
     /// The concept-tilted row (capacity V once a concept is set).
     pub tilted: Vec<f32>,
+    /// The null-query contrasted row (capacity V once a null-query row is set).
+    pub contrasted: Vec<f32>,
 }
 
 /// A measured batch row waiting for its decision.
@@ -98,7 +101,63 @@ pub(super) fn decide<E: Logit>(
         abstain_step(st, next, f, row, mode, abstain, &mut rep);
         return rep;
     }
-    // 4b. The concept tilt (dense): the rest of the step runs on the tilted row.
+    // 4b. The null-query contrast (dense): the rest of the step runs on the contrasted row.
+    let xc = &cfg.contrast;
+    if xc.enabled
+        && xc.beta > 0.0
+        && st.contrast.pending()
+        && !(xc.until_content && st.answer.has_content())
+    {
+        let mut c = std::mem::take(&mut w.contrasted);
+        contrast::apply(row, f, &st.contrast, xc.beta, xc.plausibility, &mut c);
+        // Finite stays finite and masked stays masked, so the contrasted row measures.
+        if let Ok(fc) = measure(core, &mut w.cands, &c[..]) {
+            rep.flags |= flags::CONTRAST;
+            concept_stage(
+                core,
+                st,
+                w,
+                next,
+                &reg,
+                f,
+                &fc,
+                &mut c[..],
+                Some(&*row),
+                mode,
+                &mut rep,
+            );
+            if mode == StepMode::Logits {
+                write_back(row, &c);
+            }
+            w.contrasted = c;
+            return rep;
+        }
+        w.contrasted = c;
+        // Unreachable in practice; the step below re-gathers the candidates.
+        let _ = measure(core, &mut w.cands, row);
+    }
+    let no_orig: Option<&[E]> = None;
+    concept_stage(core, st, w, next, &reg, f, f, row, no_orig, mode, &mut rep);
+    rep
+}
+
+/// Stage 4c, the concept tilt (dense), on `row` with its field `fs` (the contrasted row when
+/// `orig` holds the measured one), then the rest of the step ([`finish`]).
+#[allow(clippy::too_many_arguments)] // the stage's inputs, each distinct; two call sites
+fn concept_stage<R: Logit, E: Logit>(
+    core: &Core,
+    st: &mut SeqState,
+    w: &mut Scratch,
+    next: Dyn,
+    reg: &Regimes,
+    f: &Field,
+    fs: &Field,
+    row: &mut [R],
+    orig: Option<&[E]>,
+    mode: StepMode,
+    rep: &mut StepReport,
+) {
+    let cfg = &core.cfg;
     let concept = st.concept.as_ref().or(core.concept.as_ref());
     let cc = &cfg.concept;
     let onset = (cc.max_steps == 0 || st.now.step < cc.max_steps)
@@ -106,7 +165,7 @@ pub(super) fn decide<E: Logit>(
     // The type-mass gate: a model already naming the concept's type is left alone.
     let open = |c: &concept::Concept| match c.tokens() {
         Some(t) if cc.max_type_mass < 1.0 => {
-            concept::type_mass(row, f, t) < cc.max_type_mass as f64
+            concept::type_mass(row, fs, t) < cc.max_type_mass as f64
         }
         _ => true,
     };
@@ -114,7 +173,7 @@ pub(super) fn decide<E: Logit>(
         concept.filter(|c| cc.enabled && onset && reg.void_score >= cc.min_void && open(c))
     {
         let (alpha, kl) =
-            concept::strength(row, f, c.bias(), cc.lambda * reg.void_score, cc.max_kl);
+            concept::strength(row, fs, c.bias(), cc.lambda * reg.void_score, cc.max_kl);
         if alpha > 0.0 {
             let mut tilted = std::mem::take(&mut w.tilted);
             concept::tilt(row, c.bias(), alpha, &mut tilted);
@@ -122,45 +181,64 @@ pub(super) fn decide<E: Logit>(
             if let Ok(ft) = measure(core, &mut w.cands, &tilted[..]) {
                 rep.flags |= flags::CONCEPT;
                 rep.concept_kl = kl;
-                finish(
-                    core,
-                    st,
-                    w,
-                    next,
-                    &reg,
-                    f,
-                    &ft,
-                    &mut tilted[..],
-                    Some(&*row),
-                    mode,
-                    &mut rep,
-                );
+                // Potentials are read from the measured row: `orig`, or this one.
+                match orig {
+                    Some(o) => finish(
+                        core,
+                        st,
+                        w,
+                        next,
+                        reg,
+                        f,
+                        &ft,
+                        &mut tilted[..],
+                        Some(o),
+                        mode,
+                        rep,
+                    ),
+                    None => finish(
+                        core,
+                        st,
+                        w,
+                        next,
+                        reg,
+                        f,
+                        &ft,
+                        &mut tilted[..],
+                        Some(&*row),
+                        mode,
+                        rep,
+                    ),
+                }
                 if mode == StepMode::Logits {
-                    for (d, &t) in row.iter_mut().zip(tilted.iter()) {
-                        *d = if t.is_finite() {
-                            E::from_f32_finite(t)
-                        } else {
-                            E::from_f32(t)
-                        };
-                    }
+                    write_back(row, &tilted);
                 }
                 w.tilted = tilted;
-                return rep;
+                return;
             }
             w.tilted = tilted;
             // Unreachable in practice; the untilted step below re-gathers the candidates.
             let _ = measure(core, &mut w.cands, row);
         }
     }
-    let no_orig: Option<&[E]> = None;
-    finish(core, st, w, next, &reg, f, f, row, no_orig, mode, &mut rep);
-    rep
+    finish(core, st, w, next, reg, f, fs, row, orig, mode, rep);
 }
 
-/// Stages 4–7 after abstention and the concept tilt, on `row` with its field `fs` (the tilted
-/// row when `orig` holds the measured one): the sparse edits, the temperature (from the measured
+/// Copy a rewritten f32 row (its values already rounded to `E`) back into the host's row.
+fn write_back<E: Logit>(row: &mut [E], from: &[f32]) {
+    for (d, &t) in row.iter_mut().zip(from) {
+        *d = if t.is_finite() {
+            E::from_f32_finite(t)
+        } else {
+            E::from_f32(t)
+        };
+    }
+}
+
+/// Stages 4–7 after abstention and the dense rewrites, on `row` with its field `fs` (a
+/// rewritten row when `orig` holds the measured one): the sparse edits, the temperature (from the measured
 /// field `f`), the selection, and the proposal (potentials under the measured field).
-#[allow(clippy::too_many_arguments)] // the stage's inputs, each distinct; two call sites
+#[allow(clippy::too_many_arguments)] // the stage's inputs, each distinct; three call sites
 fn finish<R: Logit, E: Logit>(
     core: &Core,
     st: &mut SeqState,
