@@ -638,6 +638,25 @@ impl Processor {
         .map_err(|e| raise(py, e))
     }
 
+    /// Give live sequence `seq`'s next step the logits of a content-free query (float32, V
+    /// values), for the null-query contrast (the `contrast` configuration section): the step at
+    /// this position reorders its plausible tokens by log p − β·log q; accepting a token, a
+    /// rollback or a reset drops the row.
+    #[pyo3(signature = (seq, row))]
+    fn set_contrast(
+        &mut self,
+        py: Python<'_>,
+        seq: u64,
+        row: PyReadonlyArray1<'_, f32>,
+    ) -> PyResult<()> {
+        let s = row
+            .as_slice()
+            .map_err(|e| invalid(py, format!("null-query row: {e}")))?;
+        self.inner_mut()
+            .set_contrast(seq, s)
+            .map_err(|e| raise(py, e))
+    }
+
     /// Set the content table of the answer aggregates: one bool (or uint8, non-zero = content)
     /// per token of the vocabulary; None clears it (every token is content).
     #[pyo3(signature = (table))]

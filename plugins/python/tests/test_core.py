@@ -560,3 +560,39 @@ def test_concept_type_mass_gate():
     assert e.value.status_name == "TokenOutOfRange"
     with pytest.raises(ig.InfogravityError):
         p.set_concept(None, tokens=[3])
+
+
+def test_null_query_contrast():
+    # Token 3 is the attractor: the query puts it just ahead of token 12, and the content-free
+    # query makes it the answer whatever is asked. The contrast reorders by log p − log q.
+    v = 50
+    row = np.zeros(v, dtype=np.float32)
+    row[3], row[12] = 6.0, 5.9
+    null = np.zeros(v, dtype=np.float32)
+    null[3] = 8.0
+    p = ig.Processor(v, config={"temperature": {"base": 0}})
+    p.begin(1)
+    assert p.step(1, row.copy()).token == 3
+    p.set_contrast(1, null)
+    r = p.step(1, row.copy())
+    assert r.token == 12 and "contrast" in r.flags
+    # float16 rows are read through a float32 copy.
+    p.set_contrast(1, null.astype(np.float16))
+    assert p.step(1, row.copy()).token == 12
+    p.accept(1, 12)
+    assert "contrast" not in p.step(1, row.copy()).flags
+    for bad, name in [(null[:30], "SizeMismatch"), (np.full(v, np.nan, np.float32), "NanLogits")]:
+        with pytest.raises(ig.InfogravityError) as e:
+            p.set_contrast(1, bad)
+        assert e.value.status_name == name
+    with pytest.raises(ig.InfogravityError) as e:
+        p.set_contrast(99, null)
+    assert e.value.status_name == "UnknownSequence"
+    # Token ids outside 0..2^32 are TokenOutOfRange, not OverflowError.
+    for t in (-1, 2**32):
+        with pytest.raises(ig.InfogravityError) as e:
+            p.accept(1, t)
+        assert e.value.status_name == "TokenOutOfRange"
+    with pytest.raises(ig.InfogravityError) as e:
+        p.set_concept(np.arange(v, dtype=np.float32), tokens=[-1])
+    assert e.value.status_name == "TokenOutOfRange"

@@ -110,6 +110,15 @@ def check_config(config: Union[None, str, Mapping[str, Any]] = None, preset: Opt
     return json.loads(_native.check_config(config_json(config, preset)))
 
 
+def _token(x: Any, what: str) -> int:
+    """A token id as the native layer takes it (a 32-bit unsigned id): one outside that range
+    is TokenOutOfRange here, where the conversion would raise OverflowError."""
+    t = int(x)
+    if not 0 <= t <= 0xFFFFFFFF:
+        raise InfogravityError(f"token out of range: {what} {t}", 14, "TokenOutOfRange")
+    return t
+
+
 def as_logits(x: Any) -> tuple[np.ndarray, Optional[str]]:
     """A zero-copy numpy view of logits for the processor, and its dtype tag.
 
@@ -264,7 +273,7 @@ class Processor:
 
     def accept(self, seq: int, token: int) -> None:
         """The token ``seq`` emitted (after each step, whichever mode)."""
-        self._p.accept(int(seq), int(token))
+        self._p.accept(int(seq), _token(token, "accepted token"))
 
     def rollback(self, seq: int, n: int) -> None:
         """Rewind ``seq`` by its last ``n`` accepted tokens, after the host truncated its KV
@@ -336,8 +345,24 @@ class Processor:
         for), read by the ``concept.max_type_mass`` gate: a step whose probability already lies
         on them is left alone."""
         b = None if bias is None else np.ascontiguousarray(np.asarray(bias, dtype=np.float32))
-        t = None if tokens is None else [int(x) for x in tokens]
+        t = None if tokens is None else [_token(x, "concept token") for x in tokens]
         self._p.set_concept(b, None if seq is None else int(seq), t)
+
+    def set_contrast(self, seq: int, row: Any) -> None:
+        """Give live sequence ``seq``'s next step the logits of a content-free query, for the
+        null-query contrast against attractor answers (the ``contrast`` configuration section;
+        domain-conditional PMI): run a second sequence on the same prompt with its content
+        removed (the subject replaced by "N/A"), feed it the same tokens, and pass its row here
+        before ``step``. The step at this position reorders the tokens within
+        ``contrast.plausibility`` of its best by log p − β·log q (reports carry the
+        ``contrast`` flag); accepting a token, a rollback or a reset drops the row, and under
+        ``contrast.until_content`` (the default) a row given after the first content token is
+        not used. ``row``: V logits, float32 as is; float16 or bfloat16 (numpy, ml_dtypes or a
+        CPU torch tensor) are read through a float32 copy."""
+        a, tag = as_logits(row)
+        if tag == "bf16":
+            a = (a.astype(np.uint32) << 16).view(np.float32)
+        self._p.set_contrast(int(seq), np.ascontiguousarray(a, dtype=np.float32))
 
     def set_content_tokens(self, table: Any) -> None:
         """Which tokens carry content, for ``answer()``'s first content token: one bool per
