@@ -130,7 +130,10 @@ cargo run --quiet -- eval sensitivity "${smoke[@]}" --limit 8 --resamples 200 --
 tail -1 target/eval-smoke.log
 cargo run --quiet -- eval concept "${smoke[@]}" --limit 6 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
 tail -1 target/eval-smoke.log
-for f in qa.md loops.md temperature.md phase.md phase_indicator.svg sensitivity.md concept.md; do
+cargo run --quiet -- eval pmi "${smoke[@]}" --limit 6 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
+grep -q "The contrast reordered" target/eval-smoke/pmi.md
+tail -1 target/eval-smoke.log
+for f in qa.md loops.md temperature.md phase.md phase_indicator.svg sensitivity.md concept.md pmi.md; do
     test -s "target/eval-smoke/$f" || { echo "evaluation smoke wrote no $f" >&2; exit 1; }
 done
 

@@ -7,6 +7,7 @@ pub mod loops;
 pub mod metrics;
 pub mod phase;
 pub mod plot;
+pub mod pmi;
 pub mod qa;
 pub mod report;
 pub mod sensitivity;

@@ -327,14 +327,33 @@ pub fn decode_answer(
     e: &mut Engine,
     stream: &mut infogravity::GravityProcessor,
     seq: u64,
+    row: Vec<f32>,
+    cache: &mut crate::KvCache,
+    max_tokens: usize,
+    each: impl FnMut(&[f32], &infogravity::StepReport, u32) -> Result<()>,
+) -> Result<String> {
+    let before = |_: &mut Engine, _: &mut infogravity::GravityProcessor, _: Option<u32>| Ok(());
+    decode_answer_with(e, stream, seq, row, cache, max_tokens, before, each)
+}
+
+/// [`decode_answer`] with `before(engine, processor, previous token)` called before every step
+/// (None before the first): where a host hands the processor more than the row, e.g. the
+/// null-query row of [`crate::eval::pmi`].
+#[allow(clippy::too_many_arguments)] // decode_answer's inputs and the hook; crate-internal
+pub fn decode_answer_with(
+    e: &mut Engine,
+    stream: &mut infogravity::GravityProcessor,
+    seq: u64,
     mut row: Vec<f32>,
     cache: &mut crate::KvCache,
     max_tokens: usize,
+    mut before: impl FnMut(&mut Engine, &mut infogravity::GravityProcessor, Option<u32>) -> Result<()>,
     mut each: impl FnMut(&[f32], &infogravity::StepReport, u32) -> Result<()>,
 ) -> Result<String> {
     let eos = e.lm.info().eos_token_id;
     let (mut tokens, mut answer) = (vec![], String::new());
     for _ in 0..max_tokens {
+        before(e, stream, tokens.last().copied())?;
         let rep = stream.step(seq, &mut row, infogravity::StepMode::Sample)?;
         // No token only when an abstention stops the sequence: take the argmax then.
         let tok = match rep.token {

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use indicatif::ProgressBar;
 use infogravity::Config;
 use infogravity_engine::Engine;
-use infogravity_engine::eval::{concept, loops, phase, qa, report, sensitivity, temperature};
+use infogravity_engine::eval::{concept, loops, phase, pmi, qa, report, sensitivity, temperature};
 
 use crate::CliError;
 use crate::args::{EvalRun, ModelArgs, shipped_prior};
@@ -36,6 +36,11 @@ enum Part {
     /// a random direction of the same norm, each tilt bounded in KL; answer-type compliance and
     /// accuracy with paired intervals.
     Concept(ConceptArgs),
+    /// Null-query PMI against attractor answers: every QA item answered greedily, plainly and
+    /// with the processor's null-query contrast (the same prompt with its subject replaced by
+    /// "N/A", run beside it until the answer's first content token); the attractor-answer rate
+    /// and accuracy with paired intervals.
+    Pmi(PmiArgs),
     /// Temperature rules swept over T0 under one truncation (top-nσ by default) on a mixed bank:
     /// fixed, EDT, dynatemp and the gravity temperature in each direction; QA accuracy against
     /// diversity (answer disagreement, open-ended 1 − self-BLEU) at matched diversity, and
@@ -207,6 +212,25 @@ struct ConceptArgs {
 }
 
 #[derive(clap::Args, Debug)]
+struct PmiArgs {
+    /// Only N items, evenly spaced over the bank (a smoke run).
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value = "eval/qa_bank.jsonl")]
+    bank: PathBuf,
+    /// β: the weight of the null query's log-probability (1: PMI).
+    #[arg(long, default_value_t = 1.0)]
+    beta: f32,
+    /// α: only tokens with p ≥ α·p_max are reordered.
+    #[arg(long, default_value_t = 0.1)]
+    plausibility: f32,
+    #[arg(long, default_value_t = 2000)]
+    resamples: usize,
+    #[command(flatten)]
+    run: EvalRun,
+}
+
+#[derive(clap::Args, Debug)]
 struct TemperatureArgs {
     /// Only N QA items, evenly spaced.
     #[arg(long)]
@@ -300,6 +324,7 @@ pub fn exec(a: Args) -> Result<(), CliError> {
         Part::Qa(a) => qa(a),
         Part::Loops(a) => loops(a),
         Part::Concept(a) => concept_part(a),
+        Part::Pmi(a) => pmi_part(a),
         Part::Temperature(a) => temperature(a),
         Part::Phase(a) => phase(a),
         Part::Sensitivity(a) => sensitivity(a),
@@ -598,6 +623,45 @@ fn concept_part(a: ConceptArgs) -> Result<(), CliError> {
     )
 }
 
+fn pmi_part(a: PmiArgs) -> Result<(), CliError> {
+    let o = pmi::Options {
+        beta: a.beta,
+        plausibility: a.plausibility,
+        max_tokens: 16,
+    };
+    Config::from_json(&pmi::config(&o))?;
+    let items = evenly(qa::load_bank(&a.bank)?, a.limit);
+    run_part(
+        &a.run,
+        items.len() * pmi::CONDITIONS.len(),
+        "decodes",
+        |eng, out, bar| {
+            Ok(pmi::run(
+                eng,
+                &items,
+                &o,
+                &out.join("pmi.jsonl"),
+                |d, _| bar.set_position(d as u64),
+            )?)
+        },
+        |eng, out, records| {
+            let provenance = format!(
+                "infogravity {} eval pmi: {} ({} items), model {}",
+                env!("CARGO_PKG_VERSION"),
+                a.bank.display(),
+                items.len(),
+                eng.lm.info().source,
+            );
+            let rep = pmi::report(&records, &o, a.resamples, &provenance);
+            write_report(out, "pmi", &rep.markdown, &rep.json)?;
+            Ok(Done {
+                what: format!("{} items × 2 decodes", items.len()),
+                markdown: rep.markdown,
+            })
+        },
+    )
+}
+
 /// `--method NAME=JSON`: the name and a configuration that parses.
 fn parse_method(s: &str) -> Result<(String, String), String> {
     let (name, json) = s
@@ -868,6 +932,7 @@ mod tests {
                 Part::Qa(QaArgs { run, .. })
                 | Part::Loops(LoopsArgs { run, .. })
                 | Part::Concept(ConceptArgs { run, .. })
+                | Part::Pmi(PmiArgs { run, .. })
                 | Part::Phase(PhaseArgs { run, .. })
                 | Part::Sensitivity(SensitivityArgs { run, .. })
                 | Part::Temperature(TemperatureArgs { run, .. }) => run,
