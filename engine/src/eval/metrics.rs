@@ -135,6 +135,31 @@ pub(crate) fn percentile_interval(value: f64, mut d: Vec<f64>) -> Option<Interva
     })
 }
 
+/// The mean paired difference `a − b` over items with its bootstrap interval.
+pub fn paired_diff(a: &[f64], b: &[f64], resamples: usize, seed: u64) -> Option<Interval> {
+    let d: Vec<f64> = a.iter().zip(b).map(|(a, b)| a - b).collect();
+    bootstrap(d.len(), resamples, seed, |s| {
+        (!s.is_empty()).then(|| mean_at(&d, s))
+    })
+}
+
+impl Interval {
+    /// "+v [+lo, +hi]", or "–" for none.
+    pub fn signed(i: &Option<Interval>) -> String {
+        match i {
+            Some(i) => format!("{:+.3} [{:+.3}, {:+.3}]", i.value, i.lo, i.hi),
+            None => "–".into(),
+        }
+    }
+
+    /// `[value, lo, hi]`, or null for none.
+    pub fn json(i: &Option<Interval>) -> serde_json::Value {
+        i.as_ref().map_or(serde_json::Value::Null, |i| {
+            serde_json::json!([i.value, i.lo, i.hi])
+        })
+    }
+}
+
 /// Mean of `x` over `idx`.
 pub fn mean_at(x: &[f64], idx: &[usize]) -> f64 {
     idx.iter().map(|&i| x[i]).sum::<f64>() / idx.len().max(1) as f64
@@ -548,6 +573,26 @@ mod tests {
         assert!((iv.value - 4.5).abs() < 1e-12);
         assert!(iv.lo < 4.5 && iv.hi > 4.5 && iv.hi - iv.lo < 1.5, "{iv:?}");
         assert!(bootstrap(3, 10, 1, |_| None).is_none());
+        // Paired differences: a − b is +1 on 30 of 100 items, −1 on 10, 0 elsewhere.
+        let a: Vec<f64> = (0..100).map(|i| (i < 30) as u8 as f64).collect();
+        let b: Vec<f64> = (0..100).map(|i| (i >= 90) as u8 as f64).collect();
+        let d = paired_diff(&a, &b, 1000, 3);
+        let iv = d.unwrap();
+        assert!(
+            (iv.value - 0.2).abs() < 1e-12 && iv.lo > 0.0 && iv.hi < 0.4,
+            "{iv:?}"
+        );
+        assert_eq!(
+            paired_diff(&a, &a, 100, 3).map(|i| (i.lo, i.hi)),
+            Some((0.0, 0.0))
+        );
+        assert_eq!(
+            Interval::signed(&d),
+            format!("+0.200 [{:+.3}, {:+.3}]", iv.lo, iv.hi)
+        );
+        assert_eq!(Interval::signed(&None), "–");
+        assert_eq!(Interval::json(&d), serde_json::json!([0.2, iv.lo, iv.hi]));
+        assert!(Interval::json(&paired_diff(&[], &[], 10, 3)).is_null());
     }
 
     #[test]

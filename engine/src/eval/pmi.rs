@@ -239,13 +239,6 @@ pub struct Report {
     pub json: serde_json::Value,
 }
 
-fn ci(i: &Option<Interval>) -> String {
-    match i {
-        Some(i) => format!("{:+.3} [{:+.3}, {:+.3}]", i.value, i.lo, i.hi),
-        None => "–".into(),
-    }
-}
-
 /// Accuracy and the attractor-error rate per condition and relation, the paired differences with
 /// bootstrap intervals (over items, with each condition's attractors held fixed), and the
 /// attractors themselves.
@@ -305,12 +298,7 @@ pub fn report(records: &[Record], o: &Options, resamples: usize, provenance: &st
         let acc: Vec<Vec<f64>> = (0..2).map(|k| col(&|_, r| r.correct, k)).collect();
         let att: Vec<Vec<f64>> = (0..2).map(|k| col(&is_attr, k)).collect();
         let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len().max(1) as f64;
-        let diff = |x: &[Vec<f64>], seed: u64| {
-            let d: Vec<f64> = x[1].iter().zip(&x[0]).map(|(a, b)| a - b).collect();
-            metrics::bootstrap(d.len(), resamples, seed, |s| {
-                (!s.is_empty()).then(|| metrics::mean_at(&d, s))
-            })
-        };
+        let diff = |x: &[Vec<f64>], seed: u64| metrics::paired_diff(&x[1], &x[0], resamples, seed);
         let seed = 0x9e1 + gi as u64;
         let (da, dt) = (diff(&acc, seed), diff(&att, seed));
         let (t0, t1) = (mean(&att[0]), mean(&att[1]));
@@ -320,15 +308,11 @@ pub fn report(records: &[Record], o: &Options, resamples: usize, provenance: &st
             idx.len(),
             mean(&acc[0]),
             mean(&acc[1]),
-            ci(&da),
-            ci(&dt),
+            Interval::signed(&da),
+            Interval::signed(&dt),
             relative.map_or("–".into(), |r| format!("{:+.0}%", 100.0 * r)),
         ));
-        let iv = |i: &Option<Interval>| {
-            i.as_ref()
-                .map(|i| serde_json::json!([i.value, i.lo, i.hi]))
-                .unwrap_or(serde_json::Value::Null)
-        };
+        let iv = Interval::json;
         json_groups.insert(
             name.clone(),
             serde_json::json!({
