@@ -130,6 +130,11 @@ cargo run --quiet -- eval sensitivity "${smoke[@]}" --limit 8 --resamples 200 --
 tail -1 target/eval-smoke.log
 cargo run --quiet -- eval concept "${smoke[@]}" --limit 6 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
 tail -1 target/eval-smoke.log
+# resuming those records under another λ must be refused, not mixed into one table
+if cargo run --quiet -- eval concept "${smoke[@]}" --limit 6 --lambda 3 --out target/eval-smoke \
+    >/dev/null 2>target/eval-smoke.err || ! grep -q "use another --out" target/eval-smoke.err; then
+    echo "eval concept resumed records of other knobs" >&2; cat target/eval-smoke.err >&2; exit 1
+fi
 cargo run --quiet -- eval pmi "${smoke[@]}" --limit 6 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
 grep -q "The contrast reordered" target/eval-smoke/pmi.md
 tail -1 target/eval-smoke.log

@@ -88,6 +88,23 @@ pub struct Record {
     pub tilted: u32,
     /// Σ KL over the tilted steps, nats.
     pub sum_kl: f64,
+    /// The knobs of a tilted decode ([`knobs`]; None: a plain one, or a record written before
+    /// records carried them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knobs: Option<String>,
+}
+
+/// Everything that shapes a tilted decode, as one string: the configuration, the direction's
+/// `away` side, the gate's set, the random seed and the answer length.
+pub fn knobs(o: &Options) -> String {
+    format!(
+        "{} away={} type_all={} seed={} max_tokens={}",
+        config(o),
+        o.away.name(),
+        o.type_all,
+        o.seed,
+        o.max_tokens
+    )
 }
 
 /// The two concepts (answer type, random) of each (relation, fold).
@@ -232,6 +249,7 @@ fn decode(
         steps,
         tilted,
         sum_kl,
+        knobs: None,
     })
 }
 
@@ -264,6 +282,21 @@ pub fn run(
     let ids: HashSet<u32> = items.iter().map(|i| i.id).collect();
     let mut have: Vec<Record> = super::read_jsonl(out, "concept results")?;
     have.retain(|r| ids.contains(&r.id));
+    // Resuming under other knobs would mix two configurations in one table.
+    let want = knobs(o);
+    if let Some(r) = have
+        .iter()
+        .find(|r| r.condition != CONDITIONS[0] && r.knobs.as_deref() != Some(want.as_str()))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "{}: item {} ({}) was decoded with the knobs {}, this run asks for {want}; use \
+             another --out",
+            out.display(),
+            r.id,
+            r.condition,
+            r.knobs.as_deref().unwrap_or("(not recorded)"),
+        )));
+    }
     let mut file = super::append(out)?;
     let types = answer_types(items);
     let cfg = infogravity::Config::from_json(&config(o))?;
@@ -295,7 +328,8 @@ pub fn run(
                     (2, Some(c)) => Some(c.1.clone()),
                     _ => None,
                 })?;
-                let r = decode(e, &mut p, item, &types[&item.relation], cond, o.max_tokens)?;
+                let mut r = decode(e, &mut p, item, &types[&item.relation], cond, o.max_tokens)?;
+                r.knobs = (k > 0).then(|| want.clone());
                 let line = serde_json::to_string(&r).expect("records serialise");
                 writeln!(file, "{line}")
                     .map_err(|err| Error::Io(format!("{}: {err}", out.display())))?;
@@ -313,13 +347,6 @@ pub fn run(
 pub struct Report {
     pub markdown: String,
     pub json: serde_json::Value,
-}
-
-fn ci(i: &Option<Interval>) -> String {
-    match i {
-        Some(i) => format!("{:+.3} [{:+.3}, {:+.3}]", i.value, i.lo, i.hi),
-        None => "–".into(),
-    }
 }
 
 /// Compliance and accuracy per condition and relation, the paired differences from greedy
@@ -414,10 +441,7 @@ pub fn report(
         let acc: Vec<Vec<f64>> = (0..3).map(|k| col(k, |r| r.correct)).collect();
         let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len().max(1) as f64;
         let diff = |x: &[Vec<f64>], k: usize, seed: u64| {
-            let d: Vec<f64> = x[k].iter().zip(&x[0]).map(|(a, b)| a - b).collect();
-            metrics::bootstrap(d.len(), resamples, seed, |s| {
-                (!s.is_empty()).then(|| metrics::mean_at(&d, s))
-            })
+            metrics::paired_diff(&x[k], &x[0], resamples, seed)
         };
         let seed = 0x5eed + gi as u64;
         let (dc1, dc2) = (diff(&comp, 1, seed), diff(&comp, 2, seed));
@@ -428,19 +452,15 @@ pub fn report(
             mean(&comp[0]),
             mean(&comp[1]),
             mean(&comp[2]),
-            ci(&dc1),
-            ci(&dc2),
+            Interval::signed(&dc1),
+            Interval::signed(&dc2),
             mean(&acc[0]),
             mean(&acc[1]),
             mean(&acc[2]),
-            ci(&da1),
-            ci(&da2),
+            Interval::signed(&da1),
+            Interval::signed(&da2),
         ));
-        let iv = |i: &Option<Interval>| {
-            i.as_ref()
-                .map(|i| serde_json::json!([i.value, i.lo, i.hi]))
-                .unwrap_or(serde_json::Value::Null)
-        };
+        let iv = Interval::json;
         json_groups.insert(
             name.clone(),
             serde_json::json!({
