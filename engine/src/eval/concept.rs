@@ -14,7 +14,6 @@
 //! alike.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -330,9 +329,7 @@ pub fn run(
                 })?;
                 let mut r = decode(e, &mut p, item, &types[&item.relation], cond, o.max_tokens)?;
                 r.knobs = (k > 0).then(|| want.clone());
-                let line = serde_json::to_string(&r).expect("records serialise");
-                writeln!(file, "{line}")
-                    .map_err(|err| Error::Io(format!("{}: {err}", out.display())))?;
+                super::write_line(&mut file, out, &r)?;
                 have.push(r);
             }
             progress(k * items.len() + n + 1, total);

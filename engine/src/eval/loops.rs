@@ -321,7 +321,6 @@ pub fn run_loops(
     out: &std::path::Path,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<LoopRecord>> {
-    use std::io::Write;
     let mut have: Vec<LoopRecord> = super::read_jsonl(out, "loop results")?;
     let mut file = super::append(out)?;
     let ids: Vec<Vec<u32>> = prompts
@@ -361,9 +360,7 @@ pub fn run_loops(
                     rollbacks: g.rollbacks,
                     rewound: g.rewound,
                 };
-                let line = serde_json::to_string(&r).expect("records serialise");
-                writeln!(file, "{line}")
-                    .map_err(|err| infogravity::Error::Io(format!("{}: {err}", out.display())))?;
+                super::write_line(&mut file, out, &r)?;
                 have.push(r);
             }
             progress(have.len().min(total), total);

@@ -14,7 +14,6 @@
 //! share one); the target is a rate lower by ≥ 30% with no accuracy loss.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -192,9 +191,7 @@ pub fn run(
         for (n, item) in items.iter().enumerate() {
             if !done.contains(&item.id) {
                 let r = decode(e, &mut p, &table, item, k == 1, o)?;
-                let line = serde_json::to_string(&r).expect("records serialise");
-                writeln!(file, "{line}")
-                    .map_err(|err| Error::Io(format!("{}: {err}", out.display())))?;
+                super::write_line(&mut file, out, &r)?;
                 have.push(r);
             }
             progress(k * items.len() + n + 1, total);

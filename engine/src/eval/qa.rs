@@ -5,7 +5,6 @@
 //! signal is recorded: the field at the first answer token (the void score's features), per-token
 //! baselines over the answer and the prompt-side components of M(Q) (docs/DESIGN.md §1).
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -419,8 +418,7 @@ pub fn run_bank(
     stream.set_probe(signals.probe.cloned())?;
     for item in items.iter().filter(|i| !done.contains(&i.id)) {
         let r = run_item(e, &mut stream, item, signals, 16)?;
-        let line = serde_json::to_string(&r).expect("records serialise");
-        writeln!(file, "{line}").map_err(|err| Error::Io(format!("{}: {err}", out.display())))?;
+        super::write_line(&mut file, out, &r)?;
         have.push(r);
         n += 1;
         progress(n, total);
