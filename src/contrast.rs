@@ -17,6 +17,12 @@
 //! Li et al., arXiv 2210.15097) and a confident step (nothing else within α of p_max) keeps its
 //! token. A token the null row masks counts as the null row's least likely finite token.
 //!
+//! Under `contrast.prior_top_only` (the default) a step is reordered only where its most
+//! likely token is also the null row's: an attractor candidate, the answer the relation's prior
+//! gives whatever the query names. Elsewhere it stays plain, so a right answer the query itself
+//! makes likely is not demoted for being common a priori (" China" for a Chinese city, whose
+//! null query expects " the"); ungated, PMI did that (docs/EVALUATION.md §7).
+//!
 //! Cost: at `set_contrast`, one measurement pass and one pass writing log q (4 bytes × V per
 //! sequence that is given a row, kept for reuse until it ends); at a step that reads it, one
 //! pass writing z' and the usual measurement pass over it (4 bytes × V per worker thread).
@@ -32,6 +38,8 @@ pub(crate) struct NullRow {
     lp: Vec<f32>,
     /// The least finite log q (what a masked token counts as).
     floor: f32,
+    /// The null row's most likely token.
+    top: u32,
     pending: bool,
 }
 
@@ -42,6 +50,7 @@ impl Clone for NullRow {
             NullRow {
                 lp: self.lp.clone(),
                 floor: self.floor,
+                top: self.top,
                 pending: true,
             }
         } else {
@@ -69,6 +78,7 @@ impl NullRow {
             l
         }));
         self.floor = floor;
+        self.top = f.argmax;
         self.pending = true;
         Ok(())
     }
@@ -76,6 +86,11 @@ impl NullRow {
     /// A row waits for the step.
     pub(crate) fn pending(&self) -> bool {
         self.pending
+    }
+
+    /// The null row's most likely token (the lowest index among ties).
+    pub(crate) fn top(&self) -> u32 {
+        self.top
     }
 
     /// The step's position moved (a token accepted, a rewind): the row no longer applies.

@@ -1246,9 +1246,33 @@ fn contrast_gates() {
     p.step(1, &mut out, StepMode::Logits).unwrap();
     let best = (0..v).max_by(|&a, &b| out[a].total_cmp(&out[b])).unwrap();
     assert_eq!(best, 3);
-    // Until the first content token (the default): tokens below 10 are function words.
+    // Only where the step's most likely token is the null row's too (the default): a step led
+    // by token 12, which the null query does not favour, stays plain, bit for bit; without the
+    // gate it is reordered (12 − log q(12) still leads).
+    let mut led = row.clone();
+    led[12] = 6.1;
+    for (json, used) in [
+        (format!(r#"{{"contrast":{{}},{T_ONE}}}"#), false),
+        (
+            format!(r#"{{"contrast":{{"prior_top_only":false}},{T_ONE}}}"#),
+            true,
+        ),
+    ] {
+        let mut p = proc(&json, v);
+        begin(&mut p, 1, &[]);
+        p.set_contrast(1, &null).unwrap();
+        let mut out = led.clone();
+        let r = p.step(1, &mut out, StepMode::Logits).unwrap();
+        assert_eq!(r.flags & flags::CONTRAST != 0, used, "{json}");
+        assert_eq!(out == led, !used, "{json}");
+    }
+    // Until the first content token (the default): tokens below 10 are function words. (The
+    // gate is off here: " the" leads the first step, the attractor 3 the null row's.)
     let table: Vec<bool> = (0..v).map(|i| i >= 10).collect();
-    let mut p = proc(r#"{"temperature":{"base":0}}"#, v);
+    let mut p = proc(
+        r#"{"temperature":{"base":0},"contrast":{"prior_top_only":false}}"#,
+        v,
+    );
     p.set_content_tokens(Some(infogravity::ContentTable::from_bools(&table)))
         .unwrap();
     begin(&mut p, 1, &[]);
@@ -1291,7 +1315,7 @@ fn contrast_and_typed_concept_in_batches_equal_single_steps() {
                 .collect()
         })
         .collect();
-    let json = r#"{"concept":{"lambda":8,"max_kl":0.2},"contrast":{"plausibility":0.5},"limits":{"threads":2}}"#;
+    let json = r#"{"concept":{"lambda":8,"max_kl":0.2},"contrast":{"plausibility":0.5,"prior_top_only":false},"limits":{"threads":2}}"#;
     let typed = concept_toward_tens(v)
         .with_tokens(&(10..20).collect::<Vec<u32>>())
         .unwrap();

@@ -573,6 +573,17 @@ pub struct ContrastConfig {
     /// acts at the answer's onset; the content table decides what counts, without one every
     /// token does, so only the first step reads a row). Default true.
     pub until_content: bool,
+    /// Reorder only a step whose most likely token is also the null row's: the answer the
+    /// relation's prior gives whatever the query names, an attractor candidate. Elsewhere the
+    /// step stays plain, so a right answer the query makes likely is not demoted for being
+    /// common a priori (docs/EVALUATION.md §7). Default true; costs nothing (the null row's
+    /// argmax is found when it is measured).
+    #[serde(default = "yes")]
+    pub prior_top_only: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for ContrastConfig {
@@ -582,6 +593,7 @@ impl Default for ContrastConfig {
             beta: 1.0,
             plausibility: 0.1,
             until_content: true,
+            prior_top_only: true,
         }
     }
 }

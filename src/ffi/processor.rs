@@ -1131,8 +1131,9 @@ pub unsafe extern "C" fn ig_processor_set_seq_concept_typed(
 /// removed (the subject replaced by "N/A"), feeds it the same tokens, and passes its row of `n`
 /// (= V) logits of type `dtype` here before `ig_processor_step`. The step at this position
 /// (stepped again too) reorders the tokens within `contrast.plausibility` of its best by
-/// log p − β·log q, q the null row's distribution, and IG_FLAG_CONTRAST reports it; accepting a
-/// token, a rollback or a reset drops the row. Under `contrast.until_content` (the default) a
+/// log p − β·log q, q the null row's distribution, and IG_FLAG_CONTRAST reports it — under
+/// `contrast.prior_top_only` (the default) only where its best token is also the null row's
+/// (an attractor candidate); accepting a token, a rollback or a reset drops the row. Under `contrast.until_content` (the default) a
 /// row given after the sequence's first content token is not used. The row is only read.
 ///
 /// Errors: NULL_POINTER, UNKNOWN_SEQUENCE, SIZE_MISMATCH (n ≠ V), NAN_LOGITS,

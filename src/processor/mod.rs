@@ -532,9 +532,11 @@ impl GravityProcessor {
     /// runs a second sequence on the same prompt with its content removed (the subject replaced
     /// by "N/A"), feeds it the same tokens, and passes its row here before stepping `seq`. The
     /// step at this position (stepped again too: a grammar rejection, a verify) reorders the
-    /// tokens within `contrast.plausibility` of its best by log p − β·log q; accepting a token,
-    /// a rewind or a reset drops the row. Under `contrast.until_content` (the default) a row
-    /// given after the sequence's first content token is not used. The row must hold V values;
+    /// tokens within `contrast.plausibility` of its best by log p − β·log q — under
+    /// `contrast.prior_top_only` (the default) only where its best token is also the null
+    /// row's; accepting a token, a rewind or a reset drops the row. Under
+    /// `contrast.until_content` (the default) a row given after the sequence's first content
+    /// token is not used. The row must hold V values;
     /// NaN, +inf or every token masked is refused, and on error nothing changes. Reserves 4
     /// bytes × V for the sequence on first use and per worker thread.
     pub fn set_contrast<E: Logit>(&mut self, seq: u64, row: &[E]) -> Result<()> {

@@ -107,6 +107,7 @@ pub(super) fn decide<E: Logit>(
         && xc.beta > 0.0
         && st.contrast.pending()
         && !(xc.until_content && st.answer.has_content())
+        && (!xc.prior_top_only || f.argmax == st.contrast.top())
     {
         let mut c = std::mem::take(&mut w.contrasted);
         contrast::apply(row, f, &st.contrast, xc.beta, xc.plausibility, &mut c);

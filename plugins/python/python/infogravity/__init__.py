@@ -355,7 +355,8 @@ class Processor:
         removed (the subject replaced by "N/A"), feed it the same tokens, and pass its row here
         before ``step``. The step at this position reorders the tokens within
         ``contrast.plausibility`` of its best by log p − β·log q (reports carry the
-        ``contrast`` flag); accepting a token, a rollback or a reset drops the row, and under
+        ``contrast`` flag) — under ``contrast.prior_top_only`` (the default) only where its
+        best token is also the null row's; accepting a token, a rollback or a reset drops the row, and under
         ``contrast.until_content`` (the default) a row given after the first content token is
         not used. ``row``: V logits, float32 as is; float16 or bfloat16 (numpy, ml_dtypes or a
         CPU torch tensor) are read through a float32 copy."""
