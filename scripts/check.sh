@@ -137,6 +137,9 @@ if cargo run --quiet -- eval concept "${smoke[@]}" --limit 6 --lambda 3 --out ta
 fi
 cargo run --quiet -- eval pmi "${smoke[@]}" --limit 6 --resamples 200 --out target/eval-smoke >target/eval-smoke.log
 grep -q "The contrast reordered" target/eval-smoke/pmi.md
+# the heads each decode records must replay it exactly under its own knobs
+grep -qE "replay to the run on ([0-9]+) of \1 items" target/eval-smoke/pmi.md \
+    || { echo "eval pmi: the run's own knobs do not replay to the run" >&2; exit 1; }
 tail -1 target/eval-smoke.log
 for f in qa.md loops.md temperature.md phase.md phase_indicator.svg sensitivity.md concept.md pmi.md; do
     test -s "target/eval-smoke/$f" || { echo "evaluation smoke wrote no $f" >&2; exit 1; }

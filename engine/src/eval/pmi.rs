@@ -13,6 +13,7 @@
 //! (a right answer is not counted: on a many-to-one relation such as region many right answers
 //! share one); the target is a rate lower by ≥ 30% with no accuracy loss.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::metrics::{self, Interval};
 use super::qa::{self, Item};
 use crate::Engine;
-use infogravity::{ContentTable, Error, GravityProcessor, Result, flags};
+use infogravity::{ContentTable, Error, GravityProcessor, Result, field, flags};
 
 /// The two decodes of every item, in order.
 pub const CONDITIONS: [&str; 2] = ["greedy", "pmi"];
@@ -39,6 +40,9 @@ pub const ATTRACTOR_WRONG: usize = 2;
 pub struct Options {
     pub beta: f32,
     pub plausibility: f32,
+    /// Reorder only steps whose most likely token is also the null row's
+    /// (`contrast.prior_top_only`).
+    pub prior_top_only: bool,
     /// Tokens per answer (the first sentence ends it sooner).
     pub max_tokens: usize,
 }
@@ -57,14 +61,64 @@ pub struct Record {
     /// The contrast's (β, α) of a PMI decode (None: a plain one).
     #[serde(default)]
     pub contrast: Option<[f32; 2]>,
+    /// A PMI decode reordered only steps whose most likely token was also the null row's
+    /// (records written before the gate existed were ungated).
+    #[serde(default)]
+    pub prior_top_only: bool,
+    /// Every step given a null row, in order (a PMI decode): what [`replay`] needs to tell
+    /// what other knobs would have answered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heads: Vec<Head>,
+}
+
+/// A head is kept down to this fraction of p_max (so knobs with α ≥ it can be replayed) …
+pub const HEAD_FLOOR: f32 = 0.02;
+/// … and to at most this many tokens.
+pub const HEAD_MAX: usize = 32;
+
+/// One step given a null row, as the plain row p and the null row q saw it: the tokens with
+/// p ≥ [`HEAD_FLOOR`]·p_max, most likely first (at most [`HEAD_MAX`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Head {
+    pub tokens: Vec<u32>,
+    /// log p and log q of each token.
+    pub lp: Vec<f32>,
+    pub lq: Vec<f32>,
+    /// Whether each token is a content token (the contrast stops after one).
+    pub content: Vec<bool>,
+    /// The null row's most likely token.
+    pub null_top: u32,
+    /// The token the decode took.
+    pub chosen: u32,
+}
+
+impl Head {
+    fn of(row: &[f32], null: &[f32], table: &ContentTable, chosen: u32) -> Result<Head> {
+        let (f, g) = (field::measure(row)?, field::measure(null)?);
+        let cut = f.max + HEAD_FLOOR.ln();
+        let mut tokens: Vec<u32> = (0..row.len() as u32)
+            .filter(|&t| row[t as usize] >= cut)
+            .collect();
+        tokens.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]).then(a.cmp(&b)));
+        tokens.truncate(HEAD_MAX);
+        let log = |z: &[f32], t: u32, lz: f64| (z[t as usize] as f64 - lz) as f32;
+        Ok(Head {
+            lp: tokens.iter().map(|&t| log(row, t, f.log_z)).collect(),
+            lq: tokens.iter().map(|&t| log(null, t, g.log_z)).collect(),
+            content: tokens.iter().map(|&t| table.is_content(t)).collect(),
+            tokens,
+            null_top: g.argmax,
+            chosen,
+        })
+    }
 }
 
 /// The decode configuration: greedy, nothing but the contrast (which acts only where a row is
 /// given: the plain decode gives none).
 pub fn config(o: &Options) -> String {
     format!(
-        r#"{{"preset":"neutral","temperature":{{"base":0}},"contrast":{{"enabled":true,"beta":{},"plausibility":{},"until_content":true}}}}"#,
-        o.beta, o.plausibility
+        r#"{{"preset":"neutral","temperature":{{"base":0}},"contrast":{{"enabled":true,"beta":{},"plausibility":{},"until_content":true,"prior_top_only":{}}}}}"#,
+        o.beta, o.plausibility, o.prior_top_only
     )
 }
 
@@ -96,6 +150,7 @@ fn decode(
     let Options {
         beta,
         plausibility,
+        prior_top_only,
         max_tokens,
     } = *o;
     let seq = item.id as u64;
@@ -105,35 +160,39 @@ fn decode(
     let row = logits[logits.len() - v..].to_vec();
     drop(logits);
     // The null sequence: its row and cache while the answer has no content token yet.
-    let mut null = if pmi {
+    let null = RefCell::new(if pmi {
         let (q, stem) = null_query(item)?;
         let (ids, _, _) = crate::prompt_with_span(e, None, &q, &stem)?;
         let (logits, cache) = e.prefill(&ids)?;
         Some((logits[logits.len() - v..].to_vec(), cache))
     } else {
         None
-    };
+    });
     p.begin(seq, &Default::default())?;
-    let (mut steps, mut contrasted) = (0u32, 0u32);
+    let (mut steps, mut contrasted, mut heads) = (0u32, 0u32, vec![]);
     let before = |e: &mut Engine, p: &mut GravityProcessor, prev: Option<u32>| {
+        let mut null = null.borrow_mut();
         if let Some(t) = prev {
             if table.is_content(t) {
-                null = None;
-            } else if let Some((row, cache)) = &mut null {
+                *null = None;
+            } else if let Some((row, cache)) = &mut *null {
                 *row = e.lm.forward(cache, &[t])?;
             }
         }
-        match &null {
+        match &*null {
             Some((row, _)) => p.set_contrast(seq, row),
             None => Ok(()),
         }
     };
-    let answer =
-        qa::decode_answer_with(e, p, seq, row, &mut cache, max_tokens, before, |_, r, _| {
-            steps += 1;
-            contrasted += (r.flags & flags::CONTRAST != 0) as u32;
-            Ok(())
-        })?;
+    let each = |row: &[f32], r: &infogravity::StepReport, tok: u32| {
+        steps += 1;
+        contrasted += (r.flags & flags::CONTRAST != 0) as u32;
+        if let Some((q, _)) = &*null.borrow() {
+            heads.push(Head::of(row, q, table, tok)?);
+        }
+        Ok(())
+    };
+    let answer = qa::decode_answer_with(e, p, seq, row, &mut cache, max_tokens, before, each)?;
     p.end(seq)?;
     Ok(Record {
         id: item.id,
@@ -144,6 +203,8 @@ fn decode(
         steps,
         contrasted,
         contrast: pmi.then_some([beta, plausibility]),
+        prior_top_only: pmi && prior_top_only,
+        heads,
     })
 }
 
@@ -164,16 +225,18 @@ pub fn run(
     have.retain(|r| ids.contains(&r.id));
     // Resuming under other knobs would mix two configurations in one table.
     let want = [o.beta, o.plausibility];
-    if let Some(r) = have
-        .iter()
-        .find(|r| r.condition == CONDITIONS[1] && r.contrast != Some(want))
-    {
+    if let Some(r) = have.iter().find(|r| {
+        r.condition == CONDITIONS[1]
+            && (r.contrast != Some(want) || r.prior_top_only != o.prior_top_only)
+    }) {
         return Err(Error::InvalidArgument(format!(
-            "{}: item {} was decoded with the contrast {:?} ([β, α]), this run asks for {want:?}; \
-             use another --out",
+            "{}: item {} was decoded with the contrast {:?} ([β, α]), gated by the prior's top: \
+             {}; this run asks for {want:?}, {}; use another --out",
             out.display(),
             r.id,
-            r.contrast
+            r.contrast,
+            r.prior_top_only,
+            o.prior_top_only
         )));
     }
     let mut file = super::append(out)?;
@@ -230,15 +293,187 @@ fn attractors(records: &[&Record]) -> BTreeMap<(String, String), (usize, usize)>
     m
 }
 
+/// Knobs a recorded PMI run is replayed under ([`replay`]): the contrast's β and α, and two
+/// gates that keep a step plain.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gate {
+    pub beta: f32,
+    pub plausibility: f32,
+    /// Reorder only a step whose p_max is below this (1: every step).
+    pub max_p: f32,
+    /// Reorder only a step whose most likely token is also the null row's (an attractor
+    /// candidate: the answer the relation's prior gives).
+    pub agree: bool,
+}
+
+/// The knobs every report replays (the run's own come first, as a check).
+pub const REPLAYS: [Gate; 12] = {
+    const fn g(beta: f32, plausibility: f32, max_p: f32, agree: bool) -> Gate {
+        Gate {
+            beta,
+            plausibility,
+            max_p,
+            agree,
+        }
+    }
+    [
+        g(1.0, 0.1, 1.0, false),
+        g(1.0, 0.2, 1.0, false),
+        g(1.0, 0.3, 1.0, false),
+        g(1.0, 0.5, 1.0, false),
+        g(0.5, 0.1, 1.0, false),
+        g(0.5, 0.3, 1.0, false),
+        g(1.0, 0.1, 0.9, false),
+        g(1.0, 0.1, 0.7, false),
+        g(1.0, 0.1, 0.5, false),
+        g(1.0, 0.1, 1.0, true),
+        g(1.0, 0.3, 1.0, true),
+        g(1.0, 0.1, 0.7, true),
+    ]
+};
+
+impl Gate {
+    fn label(&self) -> String {
+        let mut s = format!("β {}, α {}", self.beta, self.plausibility);
+        if self.max_p < 1.0 {
+            s += &format!(", p_max < {}", self.max_p);
+        }
+        if self.agree {
+            s += ", tops agree";
+        }
+        s
+    }
+
+    /// The token a greedy step with head `h` takes under these knobs.
+    pub fn choose(&self, h: &Head) -> Option<u32> {
+        let (&top, &lp_top) = (h.tokens.first()?, h.lp.first()?);
+        if lp_top.exp() >= self.max_p || (self.agree && h.null_top != top) {
+            return Some(top);
+        }
+        let cut = lp_top + self.plausibility.ln();
+        let mut best: Option<(u32, f32)> = None;
+        for ((&t, &lp), &lq) in h.tokens.iter().zip(&h.lp).zip(&h.lq) {
+            let s = (-self.beta).mul_add(lq, lp);
+            if lp >= cut && best.is_none_or(|(b, bs)| s > bs || (s == bs && t < b)) {
+                best = Some((t, s));
+            }
+        }
+        best.map(|(t, _)| t)
+    }
+}
+
+/// What the PMI decode `run` of an item would have answered under `g`, read from its heads
+/// without decoding: the run itself while `g` takes the run's token at every step it recorded;
+/// the plain decode `plain` where `g` parts from the run on the plain path (every earlier step
+/// took the plain token) by taking the plain token, a content token (after it both decode
+/// plainly from the same prefix); None otherwise (that would need a decode), and for a run
+/// without heads.
+pub fn replay<'a>(plain: &'a Record, run: &'a Record, g: &Gate) -> Option<&'a Record> {
+    if run.heads.is_empty() {
+        return None;
+    }
+    let mut on_plain = true;
+    for h in &run.heads {
+        let top = *h.tokens.first()?;
+        let s = g.choose(h)?;
+        if s != h.chosen {
+            return (on_plain && s == top && h.content[0]).then_some(plain);
+        }
+        on_plain &= h.chosen == top;
+    }
+    Some(run)
+}
+
 /// The markdown and JSON report.
 pub struct Report {
     pub markdown: String,
     pub json: serde_json::Value,
 }
 
+/// Accuracy and attractor errors of one comparison (plain, other) in one group of items.
+struct Stats {
+    name: String,
+    n: usize,
+    accuracy: [f64; 2],
+    accuracy_delta: Option<Interval>,
+    attractor: [f64; 2],
+    attractor_delta: Option<Interval>,
+}
+
+impl Stats {
+    fn relative(&self) -> Option<f64> {
+        let [t0, t1] = self.attractor;
+        (t0 > 0.0).then(|| (t1 - t0) / t0)
+    }
+
+    fn relative_text(&self) -> String {
+        self.relative()
+            .map_or("–".into(), |r| format!("{:+.0}%", 100.0 * r))
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "accuracy_delta": Interval::json(&self.accuracy_delta),
+            "attractor_error_rate": self.attractor,
+            "attractor_delta": Interval::json(&self.attractor_delta),
+            "attractor_relative": self.relative(),
+        })
+    }
+}
+
+/// Each condition's attractors (found among its own answers) and the paired differences,
+/// pooled then per relation, over the item pairs `pairs` (plain, other).
+type Attractors = BTreeMap<(String, String), (usize, usize)>;
+fn compare(pairs: &[[&Record; 2]], resamples: usize) -> (Vec<Stats>, [Attractors; 2]) {
+    let attr: [Attractors; 2] =
+        [0, 1].map(|k| attractors(&pairs.iter().map(|r| r[k]).collect::<Vec<_>>()));
+    // An attractor error: a wrong answer that is an attractor (a right one is not counted:
+    // on a many-to-one relation such as region, many right answers share one).
+    let is_attr = |k: usize, r: &Record| {
+        !r.correct && attr[k].contains_key(&(r.relation.clone(), key(&r.answer)))
+    };
+    let mut groups: Vec<(String, Vec<usize>)> = vec![("pooled".into(), (0..pairs.len()).collect())];
+    let rels: std::collections::BTreeSet<&String> = pairs.iter().map(|r| &r[0].relation).collect();
+    for rel in rels {
+        groups.push((
+            rel.clone(),
+            (0..pairs.len())
+                .filter(|&i| &pairs[i][0].relation == rel)
+                .collect(),
+        ));
+    }
+    let stats = groups
+        .into_iter()
+        .enumerate()
+        .map(|(gi, (name, idx))| {
+            let col = |f: &dyn Fn(usize, &Record) -> bool, k: usize| -> Vec<f64> {
+                idx.iter()
+                    .map(|&i| f(k, pairs[i][k]) as u8 as f64)
+                    .collect()
+            };
+            let acc = [0, 1].map(|k| col(&|_, r| r.correct, k));
+            let att = [0, 1].map(|k| col(&is_attr, k));
+            let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len().max(1) as f64;
+            let seed = 0x9e1 + gi as u64;
+            let diff = |x: &[Vec<f64>; 2]| metrics::paired_diff(&x[1], &x[0], resamples, seed);
+            Stats {
+                n: idx.len(),
+                accuracy: [mean(&acc[0]), mean(&acc[1])],
+                accuracy_delta: diff(&acc),
+                attractor: [mean(&att[0]), mean(&att[1])],
+                attractor_delta: diff(&att),
+                name,
+            }
+        })
+        .collect();
+    (stats, attr)
+}
+
 /// Accuracy and the attractor-error rate per condition and relation, the paired differences with
-/// bootstrap intervals (over items, with each condition's attractors held fixed), and the
-/// attractors themselves.
+/// bootstrap intervals (over items, with each condition's attractors held fixed), the
+/// attractors themselves, and the run replayed under [`REPLAYS`].
 pub fn report(records: &[Record], o: &Options, resamples: usize, provenance: &str) -> Report {
     let mut by_item: BTreeMap<u32, [Option<&Record>; 2]> = BTreeMap::new();
     for r in records {
@@ -250,32 +485,13 @@ pub fn report(records: &[Record], o: &Options, resamples: usize, provenance: &st
         .values()
         .filter_map(|rs| Some([rs[0]?, rs[1]?]))
         .collect();
-    let attr: Vec<BTreeMap<(String, String), (usize, usize)>> = (0..2)
-        .map(|k| attractors(&complete.iter().map(|r| r[k]).collect::<Vec<_>>()))
-        .collect();
-    // An attractor error: a wrong answer that is an attractor (a right one is not counted:
-    // on a many-to-one relation such as region, many right answers share one).
-    let is_attr = |k: usize, r: &Record| {
-        !r.correct && attr[k].contains_key(&(r.relation.clone(), key(&r.answer)))
-    };
-    let mut groups: Vec<(String, Vec<usize>)> =
-        vec![("pooled".into(), (0..complete.len()).collect())];
-    let rels: std::collections::BTreeSet<&String> =
-        complete.iter().map(|r| &r[0].relation).collect();
-    for rel in rels {
-        groups.push((
-            rel.clone(),
-            (0..complete.len())
-                .filter(|&i| &complete[i][0].relation == rel)
-                .collect(),
-        ));
-    }
+    let (stats, attr) = compare(&complete, resamples);
     let mut md = format!(
         "# Null-query PMI against attractor answers (SCIENCE.md §4.3 d)\n\n{provenance}\n\n\
-         Greedy decoding; the contrast: each step until the answer's first content token reorders \
-         the tokens with p ≥ {}·p_max by log p − {}·log q, q the next-token distribution of the \
-         same prompt with the subject replaced by \"{NULL_SUBJECT}\"; at most {} tokens per \
-         answer. An attractor answer: the head of a first sentence (to a comma, normalised, \
+         Greedy decoding; the contrast: each step until the answer's first content token{} \
+         reorders the tokens with p ≥ {}·p_max by log p − {}·log q, q the next-token \
+         distribution of the same prompt with the subject replaced by \"{NULL_SUBJECT}\"; at \
+         most {} tokens per answer. An attractor answer: the head of a first sentence (to a comma, normalised, \
          without a leading \"the\") that ≥ {ATTRACTOR_ITEMS} items \
          of a relation receive, ≥ {ATTRACTOR_WRONG} of them wrongly, found among each \
          condition's own answers; the attractor-error rate: the fraction of items answered \
@@ -283,44 +499,30 @@ pub fn report(records: &[Record], o: &Options, resamples: usize, provenance: &st
          resamples) with each condition's attractors held fixed.\n\n\
          | group | n | accuracy greedy | PMI | Δ (95% CI) | attractor errors greedy | PMI | Δ (95% CI) | relative |\n\
          |---|---|---|---|---|---|---|---|---|\n",
-        o.plausibility, o.beta, o.max_tokens
+        if o.prior_top_only {
+            " whose most likely token is also the null query's"
+        } else {
+            ""
+        },
+        o.plausibility,
+        o.beta,
+        o.max_tokens
     );
     let mut json_groups = serde_json::Map::new();
-    for (gi, (name, idx)) in groups.iter().enumerate() {
-        let col = |f: &dyn Fn(usize, &Record) -> bool, k: usize| -> Vec<f64> {
-            idx.iter()
-                .map(|&i| f(k, complete[i][k]) as u8 as f64)
-                .collect()
-        };
-        let acc: Vec<Vec<f64>> = (0..2).map(|k| col(&|_, r| r.correct, k)).collect();
-        let att: Vec<Vec<f64>> = (0..2).map(|k| col(&is_attr, k)).collect();
-        let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len().max(1) as f64;
-        let diff = |x: &[Vec<f64>], seed: u64| metrics::paired_diff(&x[1], &x[0], resamples, seed);
-        let seed = 0x9e1 + gi as u64;
-        let (da, dt) = (diff(&acc, seed), diff(&att, seed));
-        let (t0, t1) = (mean(&att[0]), mean(&att[1]));
-        let relative = (t0 > 0.0).then(|| (t1 - t0) / t0);
+    for s in &stats {
         md.push_str(&format!(
-            "| {name} | {} | {:.3} | {:.3} | {} | {t0:.3} | {t1:.3} | {} | {} |\n",
-            idx.len(),
-            mean(&acc[0]),
-            mean(&acc[1]),
-            Interval::signed(&da),
-            Interval::signed(&dt),
-            relative.map_or("–".into(), |r| format!("{:+.0}%", 100.0 * r)),
+            "| {} | {} | {:.3} | {:.3} | {} | {:.3} | {:.3} | {} | {} |\n",
+            s.name,
+            s.n,
+            s.accuracy[0],
+            s.accuracy[1],
+            Interval::signed(&s.accuracy_delta),
+            s.attractor[0],
+            s.attractor[1],
+            Interval::signed(&s.attractor_delta),
+            s.relative_text(),
         ));
-        let iv = Interval::json;
-        json_groups.insert(
-            name.clone(),
-            serde_json::json!({
-                "n": idx.len(),
-                "accuracy": [mean(&acc[0]), mean(&acc[1])],
-                "accuracy_delta": iv(&da),
-                "attractor_error_rate": [t0, t1],
-                "attractor_delta": iv(&dt),
-                "attractor_relative": relative,
-            }),
-        );
+        json_groups.insert(s.name.clone(), s.json());
     }
     // The attractors of each condition, and what the contrast did.
     md.push_str(
@@ -359,6 +561,8 @@ pub fn report(records: &[Record], o: &Options, resamples: usize, provenance: &st
          answers: {fixed} wrong → right, {broke} right → wrong.\n",
         complete.len()
     ));
+    let (replay_md, replay_json) = replays(&complete, o, &stats, resamples);
+    md.push_str(&replay_md);
     let by_rel: HashMap<&str, usize> = complete.iter().fold(HashMap::new(), |mut m, r| {
         *m.entry(r[0].relation.as_str()).or_default() += 1;
         m
@@ -369,6 +573,7 @@ pub fn report(records: &[Record], o: &Options, resamples: usize, provenance: &st
             "provenance": provenance,
             "beta": o.beta,
             "plausibility": o.plausibility,
+            "prior_top_only": o.prior_top_only,
             "null_subject": NULL_SUBJECT,
             "max_tokens": o.max_tokens,
             "items": by_rel,
@@ -379,8 +584,100 @@ pub fn report(records: &[Record], o: &Options, resamples: usize, provenance: &st
             "changed": changed,
             "wrong_to_right": fixed,
             "right_to_wrong": broke,
+            "replays": replay_json,
         }),
     }
+}
+
+/// The replay table: every knob set of [`REPLAYS`] against the plain decode, over the items it
+/// can be replayed on. Empty when no record carries heads.
+fn replays(
+    complete: &[[&Record; 2]],
+    o: &Options,
+    run: &[Stats],
+    resamples: usize,
+) -> (String, serde_json::Value) {
+    let with_heads = complete.iter().filter(|r| !r[1].heads.is_empty()).count();
+    if with_heads == 0 {
+        return (String::new(), serde_json::Value::Null);
+    }
+    let own = Gate {
+        beta: o.beta,
+        plausibility: o.plausibility,
+        max_p: 1.0,
+        agree: o.prior_top_only,
+    };
+    // The run's own knobs must replay to the run itself.
+    let mismatched = complete
+        .iter()
+        .filter(|r| !r[1].heads.is_empty())
+        .filter(|r| !replay(r[0], r[1], &own).is_some_and(|x| std::ptr::eq(x, r[1])))
+        .count();
+    let names: Vec<&str> = run.iter().map(|s| s.name.as_str()).collect();
+    let mut md = format!(
+        "\n## The run replayed under other knobs\n\n\
+         Every PMI decode recorded, at each step given a null row, the tokens with p ≥ \
+         {HEAD_FLOOR}·p_max (at most {HEAD_MAX}) with their log p and log q, and the null row's \
+         most likely token; from them each item's answer under other knobs is known without \
+         decoding where those knobs take the run's token at every step, or leave the plain \
+         path by taking the plain token, a content token (the other items are left out: \
+         \"replayed\" counts the rest). \"p_max < x\": reorder only a step less sure than x; \
+         \"tops agree\": only a step whose most likely token is also the null query's. The \
+         run's own knobs replay to the run on {} of {with_heads} items with heads. Accuracy Δ \
+         and attractor errors against greedy on the same items, each condition's attractors \
+         found among its own answers.\n\n\
+         | knobs | replayed | {} | attractor errors greedy → replayed (relative) |\n|---|---|{}---|\n",
+        with_heads - mismatched,
+        names
+            .iter()
+            .map(|n| format!("Δ accuracy {n}"))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---|".repeat(names.len()),
+    );
+    let mut json = vec![];
+    for g in &REPLAYS {
+        let pairs: Vec<[&Record; 2]> = complete
+            .iter()
+            .filter_map(|r| Some([r[0], replay(r[0], r[1], g)?]))
+            .collect();
+        let (stats, _) = compare(&pairs, resamples);
+        let cell = |name: &str| {
+            stats
+                .iter()
+                .find(|s| s.name == name)
+                .map_or("–".into(), |s| Interval::signed(&s.accuracy_delta))
+        };
+        let pooled = stats.first();
+        md.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            g.label(),
+            pairs.len(),
+            names
+                .iter()
+                .map(|n| cell(n))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            pooled.map_or("–".into(), |s| format!(
+                "{:.3} → {:.3} ({})",
+                s.attractor[0],
+                s.attractor[1],
+                s.relative_text()
+            )),
+        ));
+        json.push(serde_json::json!({
+            "beta": g.beta,
+            "plausibility": g.plausibility,
+            "max_p": g.max_p,
+            "agree": g.agree,
+            "replayed": pairs.len(),
+            "groups": stats.iter().map(|s| (s.name.clone(), s.json())).collect::<serde_json::Map<_, _>>(),
+        }));
+    }
+    (
+        md,
+        serde_json::json!({"with_heads": with_heads, "own_knobs_mismatched": mismatched, "knobs": json}),
+    )
 }
 
 #[cfg(test)]
@@ -397,6 +694,8 @@ mod tests {
             steps: 1,
             contrasted: 0,
             contrast: None,
+            prior_top_only: false,
+            heads: vec![],
         }
     }
 
@@ -422,6 +721,75 @@ mod tests {
         // Bern: two items only; Oslo: one wrong; Rome counts only its three capital items.
         assert_eq!(keys, ["paris", "rome"]);
         assert_eq!(a[&("capital".into(), "rome".into())], (3, 2));
+    }
+
+    fn head(p: &[f64], q: &[f64], content: bool, null_top: u32, chosen: u32) -> Head {
+        let ln = |x: &[f64]| x.iter().map(|v| v.ln() as f32).collect();
+        Head {
+            tokens: (10..10 + p.len() as u32).collect(),
+            lp: ln(p),
+            lq: ln(q),
+            content: vec![content; p.len()],
+            null_top,
+            chosen,
+        }
+    }
+
+    #[test]
+    fn replay_reads_other_knobs_from_the_heads() {
+        let gate = |beta, plausibility, max_p, agree| Gate {
+            beta,
+            plausibility,
+            max_p,
+            agree,
+        };
+        let (p, q) = ([0.5, 0.3, 0.15], [0.7, 0.05, 0.05]);
+        let plain = rec(0, "capital", " A.", false);
+        let mut run = Record {
+            condition: "pmi".into(),
+            answer: " B.".into(),
+            correct: true,
+            contrasted: 1,
+            heads: vec![head(&p, &q, true, 10, 11)],
+            ..plain.clone()
+        };
+        let is = |x: Option<&Record>, want: &Record| x.is_some_and(|x| std::ptr::eq(x, want));
+        // PMI: log 0.3 − log 0.05 leads; the run's own knobs give the run back.
+        assert!(is(replay(&plain, &run, &REPLAYS[0]), &run));
+        // β = 0.5 still picks token 11.
+        assert!(is(replay(&plain, &run, &gate(0.5, 0.1, 1.0, false)), &run));
+        // α = 0.7 leaves the plain token alone in the head; p_max 0.5 is not below 0.5; the
+        // null row's top is not the step's: each keeps the plain token, a content token.
+        for g in [
+            gate(1.0, 0.7, 1.0, false),
+            gate(1.0, 0.1, 0.5, false),
+            gate(1.0, 0.1, 1.0, true),
+        ] {
+            let mut r = run.clone();
+            r.heads[0].null_top = if g.agree { 12 } else { 10 };
+            assert!(is(replay(&plain, &r, &g), &plain), "{g:?}");
+        }
+        assert!(is(replay(&plain, &run, &gate(1.0, 0.1, 1.0, true)), &run));
+        // The plain token is not content: what follows would need a decode.
+        run.heads[0].content = vec![false; 3];
+        assert!(replay(&plain, &run, &gate(1.0, 0.7, 1.0, false)).is_none());
+        // Two steps: the first took the plain token (" the": PMI keeps it), the second PMI's.
+        run.contrasted = 2;
+        run.heads = vec![
+            head(&[0.9, 0.05], &[0.1, 0.1], false, 10, 10),
+            head(&p, &q, true, 10, 11),
+        ];
+        assert!(is(
+            replay(&plain, &run, &gate(1.0, 0.7, 1.0, false)),
+            &plain
+        ));
+        assert!(is(replay(&plain, &run, &REPLAYS[0]), &run));
+        // The first step left the plain path: a later difference cannot be read.
+        run.heads[0].chosen = 11;
+        assert!(replay(&plain, &run, &gate(1.0, 0.7, 1.0, false)).is_none());
+        // A run without heads (written before they were kept) is not replayed.
+        run.heads.clear();
+        assert!(replay(&plain, &run, &REPLAYS[0]).is_none());
     }
 
     #[test]

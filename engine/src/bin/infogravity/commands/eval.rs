@@ -224,6 +224,10 @@ struct PmiArgs {
     /// α: only tokens with p ≥ α·p_max are reordered.
     #[arg(long, default_value_t = 0.1)]
     plausibility: f32,
+    /// Reorder every step until the first content token, not only those whose most likely
+    /// token is also the null query's (`contrast.prior_top_only` off).
+    #[arg(long)]
+    ungated: bool,
     #[arg(long, default_value_t = 2000)]
     resamples: usize,
     #[command(flatten)]
@@ -627,6 +631,7 @@ fn pmi_part(a: PmiArgs) -> Result<(), CliError> {
     let o = pmi::Options {
         beta: a.beta,
         plausibility: a.plausibility,
+        prior_top_only: !a.ungated,
         max_tokens: 16,
     };
     Config::from_json(&pmi::config(&o))?;
