@@ -71,13 +71,14 @@ pub struct Record {
     pub heads: Vec<Head>,
 }
 
-/// A head is kept down to this fraction of p_max (so knobs with α ≥ it can be replayed) …
-pub const HEAD_FLOOR: f32 = 0.02;
-/// … and to at most this many tokens.
-pub const HEAD_MAX: usize = 32;
+/// A head is kept down to this fraction of p_max, or the run's α if smaller (so knobs with
+/// α ≥ it can be replayed), every token of it (a flat row keeps many).
+pub const HEAD_FLOOR: f32 = 0.1;
+/// Records written before heads were complete kept at most this many tokens, down to 0.02.
+const OLD_CAP: usize = 32;
 
 /// One step given a null row, as the plain row p and the null row q saw it: the tokens with
-/// p ≥ [`HEAD_FLOOR`]·p_max, most likely first (at most [`HEAD_MAX`]).
+/// p ≥ `floor`·p_max, most likely first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Head {
     pub tokens: Vec<u32>,
@@ -90,17 +91,26 @@ pub struct Head {
     pub null_top: u32,
     /// The token the decode took.
     pub chosen: u32,
+    /// ln(p/p_max) down to which every token is kept (None: an older record, see
+    /// [`Head::complete_to`]).
+    #[serde(default)]
+    pub floor: Option<f32>,
 }
 
 impl Head {
-    fn of(row: &[f32], null: &[f32], table: &ContentTable, chosen: u32) -> Result<Head> {
+    fn of(
+        row: &[f32],
+        null: &[f32],
+        table: &ContentTable,
+        chosen: u32,
+        floor: f32,
+    ) -> Result<Head> {
         let (f, g) = (field::measure(row)?, field::measure(null)?);
-        let cut = f.max + HEAD_FLOOR.ln();
+        let cut = f.max + floor.ln();
         let mut tokens: Vec<u32> = (0..row.len() as u32)
             .filter(|&t| row[t as usize] >= cut)
             .collect();
         tokens.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]).then(a.cmp(&b)));
-        tokens.truncate(HEAD_MAX);
         let log = |z: &[f32], t: u32, lz: f64| (z[t as usize] as f64 - lz) as f32;
         Ok(Head {
             lp: tokens.iter().map(|&t| log(row, t, f.log_z)).collect(),
@@ -109,7 +119,18 @@ impl Head {
             tokens,
             null_top: g.argmax,
             chosen,
+            floor: Some(floor.ln()),
         })
+    }
+
+    /// ln(p/p_max) down to which the head holds every token. An older record kept 0.02 of
+    /// p_max but at most 32 tokens: a full one is complete only down to its last token.
+    fn complete_to(&self) -> f32 {
+        match (self.floor, self.lp.first(), self.lp.last()) {
+            (Some(f), _, _) => f,
+            (None, Some(top), Some(last)) if self.tokens.len() >= OLD_CAP => last - top,
+            _ => 0.02f32.ln(),
+        }
     }
 }
 
@@ -188,7 +209,7 @@ fn decode(
         steps += 1;
         contrasted += (r.flags & flags::CONTRAST != 0) as u32;
         if let Some((q, _)) = &*null.borrow() {
-            heads.push(Head::of(row, q, table, tok)?);
+            heads.push(Head::of(row, q, table, tok, HEAD_FLOOR.min(plausibility))?);
         }
         Ok(())
     };
@@ -349,6 +370,10 @@ impl Gate {
         let (&top, &lp_top) = (h.tokens.first()?, h.lp.first()?);
         if lp_top.exp() >= self.max_p || (self.agree && h.null_top != top) {
             return Some(top);
+        }
+        // A head recorded short of these knobs' own cannot tell.
+        if self.plausibility.ln() < h.complete_to() {
+            return None;
         }
         let cut = lp_top + self.plausibility.ln();
         let mut best: Option<(u32, f32)> = None;
@@ -617,11 +642,14 @@ fn replays(
     let mut md = format!(
         "\n## The run replayed under other knobs\n\n\
          Every PMI decode recorded, at each step given a null row, the tokens with p ≥ \
-         {HEAD_FLOOR}·p_max (at most {HEAD_MAX}) with their log p and log q, and the null row's \
+         {HEAD_FLOOR}·p_max (or α, if smaller) with their log p and log q, and the null row's \
          most likely token; from them each item's answer under other knobs is known without \
          decoding where those knobs take the run's token at every step, or leave the plain \
-         path by taking the plain token, a content token (the other items are left out: \
-         \"replayed\" counts the rest). \"p_max < x\": reorder only a step less sure than x; \
+         path by taking the plain token, a content token. The other items are left out, and \
+         they are not a random subset: they are where the knobs would have taken a token no \
+         recorded path took, so knobs that act where the run did not are replayed mostly \
+         where they change nothing. A row that replays every item is exact; read the others \
+         as indications only. \"p_max < x\": reorder only a step less sure than x; \
          \"tops agree\": only a step whose most likely token is also the null query's. The \
          run's own knobs replay to the run on {} of {with_heads} items with heads. Accuracy Δ \
          and attractor errors against greedy on the same items, each condition's attractors \
@@ -652,7 +680,11 @@ fn replays(
         md.push_str(&format!(
             "| {} | {} | {} | {} |\n",
             g.label(),
-            pairs.len(),
+            if pairs.len() == complete.len() {
+                format!("all {}", pairs.len())
+            } else {
+                format!("{} of {}", pairs.len(), complete.len())
+            },
             names
                 .iter()
                 .map(|n| cell(n))
@@ -732,6 +764,7 @@ mod tests {
             content: vec![content; p.len()],
             null_top,
             chosen,
+            floor: None,
         }
     }
 
@@ -787,6 +820,14 @@ mod tests {
         // The first step left the plain path: a later difference cannot be read.
         run.heads[0].chosen = 11;
         assert!(replay(&plain, &run, &gate(1.0, 0.7, 1.0, false)).is_none());
+        // A head kept only down to half of p_max cannot tell knobs with α = 0.1.
+        run.heads[0].chosen = 10;
+        run.heads[1].floor = Some(0.5f32.ln());
+        assert!(is(
+            replay(&plain, &run, &gate(1.0, 0.7, 1.0, false)),
+            &plain
+        ));
+        assert!(replay(&plain, &run, &REPLAYS[0]).is_none());
         // A run without heads (written before they were kept) is not replayed.
         run.heads.clear();
         assert!(replay(&plain, &run, &REPLAYS[0]).is_none());
