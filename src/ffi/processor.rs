@@ -1133,8 +1133,9 @@ pub unsafe extern "C" fn ig_processor_set_seq_concept_typed(
 /// (stepped again too) reorders the tokens within `contrast.plausibility` of its best by
 /// log p − β·log q, q the null row's distribution, and IG_FLAG_CONTRAST reports it — under
 /// `contrast.prior_top_only` (the default) only where its best token is also the null row's
-/// (an attractor candidate); accepting a token, a rollback or a reset drops the row. Under `contrast.until_content` (the default) a
-/// row given after the sequence's first content token is not used. The row is only read.
+/// (an attractor candidate); accepting a token, a rollback or a reset drops the row. Under
+/// `contrast.until_content` (the default) a row given after the sequence's first content token
+/// is not used. The row is only read.
 ///
 /// Errors: NULL_POINTER, UNKNOWN_SEQUENCE, SIZE_MISMATCH (n ≠ V), NAN_LOGITS,
 /// INFINITE_LOGITS, ALL_MASKED, UNSUPPORTED_DTYPE, INVALID_ARGUMENT (misaligned logits),

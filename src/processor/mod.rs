@@ -536,9 +536,9 @@ impl GravityProcessor {
     /// `contrast.prior_top_only` (the default) only where its best token is also the null
     /// row's; accepting a token, a rewind or a reset drops the row. Under
     /// `contrast.until_content` (the default) a row given after the sequence's first content
-    /// token is not used. The row must hold V values;
-    /// NaN, +inf or every token masked is refused, and on error nothing changes. Reserves 4
-    /// bytes × V for the sequence on first use and per worker thread.
+    /// token is not used. The row must hold V values; NaN, +inf or every token masked is
+    /// refused, and on error nothing changes. Reserves 4 bytes × V for the sequence on first
+    /// use and per worker thread.
     pub fn set_contrast<E: Logit>(&mut self, seq: u64, row: &[E]) -> Result<()> {
         let slot = self.table.slot(seq)?;
         let v = self.core.vocab;
