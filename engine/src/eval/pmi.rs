@@ -27,7 +27,8 @@ use infogravity::{ContentTable, Error, GravityProcessor, Result, field, flags};
 /// The two decodes of every item, in order.
 pub const CONDITIONS: [&str; 2] = ["greedy", "pmi"];
 
-/// What replaces the subject in the null query (calibrate-before-use's content-free input).
+/// What replaces the subject in the null query by default (calibrate-before-use's content-free
+/// input); [`Options::null_subject`] names another.
 pub const NULL_SUBJECT: &str = "N/A";
 
 /// An answer at least this many items of a relation receive …
@@ -35,8 +36,8 @@ pub const ATTRACTOR_ITEMS: usize = 3;
 /// … at least this many of them wrongly, is an attractor.
 pub const ATTRACTOR_WRONG: usize = 2;
 
-/// The contrast's knobs (the `contrast` configuration section).
-#[derive(Debug, Clone, Copy)]
+/// The contrast's knobs (the `contrast` configuration section), and the null query's subject.
+#[derive(Debug, Clone)]
 pub struct Options {
     pub beta: f32,
     pub plausibility: f32,
@@ -45,6 +46,8 @@ pub struct Options {
     pub prior_top_only: bool,
     /// Tokens per answer (the first sentence ends it sooner).
     pub max_tokens: usize,
+    /// What replaces the subject in the null query ([`NULL_SUBJECT`] by default).
+    pub null_subject: String,
 }
 
 /// What one decode of one item produced.
@@ -65,6 +68,13 @@ pub struct Record {
     /// (records written before the gate existed were ungated).
     #[serde(default)]
     pub prior_top_only: bool,
+    /// The null query's subject of a PMI decode (None: written before it could be chosen, so
+    /// [`NULL_SUBJECT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null_subject: Option<String>,
+    /// The decode's token limit (None: written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<usize>,
     /// Every step given a null row, in order (a PMI decode): what [`replay`] needs to tell
     /// what other knobs would have answered.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -143,9 +153,9 @@ pub fn config(o: &Options) -> String {
     )
 }
 
-/// The item's question and stem with its subject replaced by [`NULL_SUBJECT`]; an item whose
-/// question does not name its subject has no null query and is refused.
-pub fn null_query(item: &Item) -> Result<(String, String)> {
+/// The item's question and stem with its subject replaced by `subject`; an item whose question
+/// does not name its subject has no null query and is refused.
+pub fn null_query(item: &Item, subject: &str) -> Result<(String, String)> {
     if item.subject.trim().is_empty() || !item.question.contains(&item.subject) {
         return Err(Error::InvalidArgument(format!(
             "item {}: the question {:?} does not name its subject {:?}, so it has no null query",
@@ -153,8 +163,8 @@ pub fn null_query(item: &Item) -> Result<(String, String)> {
         )));
     }
     Ok((
-        item.question.replace(&item.subject, NULL_SUBJECT),
-        item.stem.replace(&item.subject, NULL_SUBJECT),
+        item.question.replace(&item.subject, subject),
+        item.stem.replace(&item.subject, subject),
     ))
 }
 
@@ -173,6 +183,7 @@ fn decode(
         plausibility,
         prior_top_only,
         max_tokens,
+        ref null_subject,
     } = *o;
     let seq = item.id as u64;
     let v = e.lm.info().vocab;
@@ -182,7 +193,7 @@ fn decode(
     drop(logits);
     // The null sequence: its row and cache while the answer has no content token yet.
     let null = RefCell::new(if pmi {
-        let (q, stem) = null_query(item)?;
+        let (q, stem) = null_query(item, null_subject)?;
         let (ids, _, _) = crate::prompt_with_span(e, None, &q, &stem)?;
         let (logits, cache) = e.prefill(&ids)?;
         Some((logits[logits.len() - v..].to_vec(), cache))
@@ -225,8 +236,51 @@ fn decode(
         contrasted,
         contrast: pmi.then_some([beta, plausibility]),
         prior_top_only: pmi && prior_top_only,
+        null_subject: pmi.then(|| null_subject.clone()),
+        max_tokens: Some(max_tokens),
         heads,
     })
+}
+
+/// Resuming under other knobs would mix two configurations in one table: refused, naming the
+/// first record that differs (one written before the null subject or the token limit was
+/// recorded carries the defaults of then).
+fn resumable(have: &[Record], o: &Options, out: &Path) -> Result<()> {
+    let want = [o.beta, o.plausibility];
+    let knobs = |r: &Record| {
+        format!(
+            "the contrast {:?} ([β, α]), gated by the prior's top: {}, null subject {:?}, \
+             at most {} tokens",
+            r.contrast,
+            r.prior_top_only,
+            r.null_subject.as_deref().unwrap_or(NULL_SUBJECT),
+            r.max_tokens.map_or("?".into(), |m| m.to_string())
+        )
+    };
+    if let Some(r) = have.iter().find(|r| {
+        r.max_tokens.is_some_and(|m| m != o.max_tokens)
+            || (r.condition == CONDITIONS[1]
+                && (r.contrast != Some(want)
+                    || r.prior_top_only != o.prior_top_only
+                    || r.null_subject.as_deref().unwrap_or(NULL_SUBJECT) != o.null_subject))
+    }) {
+        let asked = Record {
+            contrast: Some(want),
+            prior_top_only: o.prior_top_only,
+            null_subject: Some(o.null_subject.clone()),
+            max_tokens: Some(o.max_tokens),
+            ..r.clone()
+        };
+        return Err(Error::InvalidArgument(format!(
+            "{}: item {} ({}) was decoded with {}; this run asks for {}; use another --out",
+            out.display(),
+            r.id,
+            r.condition,
+            knobs(r),
+            knobs(&asked)
+        )));
+    }
+    Ok(())
 }
 
 /// Decode every item under both conditions; (id, condition) pairs already in `out` are
@@ -239,27 +293,12 @@ pub fn run(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Record>> {
     for it in items {
-        null_query(it)?;
+        null_query(it, &o.null_subject)?;
     }
     let ids: HashSet<u32> = items.iter().map(|i| i.id).collect();
     let mut have: Vec<Record> = super::read_jsonl(out, "pmi results")?;
     have.retain(|r| ids.contains(&r.id));
-    // Resuming under other knobs would mix two configurations in one table.
-    let want = [o.beta, o.plausibility];
-    if let Some(r) = have.iter().find(|r| {
-        r.condition == CONDITIONS[1]
-            && (r.contrast != Some(want) || r.prior_top_only != o.prior_top_only)
-    }) {
-        return Err(Error::InvalidArgument(format!(
-            "{}: item {} was decoded with the contrast {:?} ([β, α]), gated by the prior's top: \
-             {}; this run asks for {want:?}, {}; use another --out",
-            out.display(),
-            r.id,
-            r.contrast,
-            r.prior_top_only,
-            o.prior_top_only
-        )));
-    }
+    resumable(&have, o, out)?;
     let mut file = super::append(out)?;
     let cfg = infogravity::Config::from_json(&config(o))?;
     let mut p = GravityProcessor::new(cfg, e.lm.info().vocab)?;
@@ -515,7 +554,7 @@ pub fn report(records: &[Record], o: &Options, resamples: usize, provenance: &st
         "# Null-query PMI against attractor answers (SCIENCE.md §4.3 d)\n\n{provenance}\n\n\
          Greedy decoding; the contrast: each step until the answer's first content token{} \
          reorders the tokens with p ≥ {}·p_max by log p − {}·log q, q the next-token \
-         distribution of the same prompt with the subject replaced by \"{NULL_SUBJECT}\"; at \
+         distribution of the same prompt with the subject replaced by {:?}; at \
          most {} tokens per answer. An attractor answer: the head of a first sentence (to a comma, normalised, \
          without a leading \"the\") that ≥ {ATTRACTOR_ITEMS} items \
          of a relation receive, ≥ {ATTRACTOR_WRONG} of them wrongly, found among each \
@@ -531,6 +570,7 @@ pub fn report(records: &[Record], o: &Options, resamples: usize, provenance: &st
         },
         o.plausibility,
         o.beta,
+        o.null_subject,
         o.max_tokens
     );
     let mut json_groups = serde_json::Map::new();
@@ -599,7 +639,7 @@ pub fn report(records: &[Record], o: &Options, resamples: usize, provenance: &st
             "beta": o.beta,
             "plausibility": o.plausibility,
             "prior_top_only": o.prior_top_only,
-            "null_subject": NULL_SUBJECT,
+            "null_subject": o.null_subject,
             "max_tokens": o.max_tokens,
             "items": by_rel,
             "groups": json_groups,
@@ -727,6 +767,8 @@ mod tests {
             contrasted: 0,
             contrast: None,
             prior_top_only: false,
+            null_subject: None,
+            max_tokens: None,
             heads: vec![],
         }
     }
@@ -843,13 +885,70 @@ mod tests {
             stem: "The capital of Chad is".into(),
             answers: vec!["N'Djamena".into()],
         };
-        let (q, s) = null_query(&it).unwrap();
+        let (q, s) = null_query(&it, NULL_SUBJECT).unwrap();
         assert_eq!(q, "What is the capital of N/A?");
         assert_eq!(s, "The capital of N/A is");
+        let (q, _) = null_query(&it, "Zembla").unwrap();
+        assert_eq!(q, "What is the capital of Zembla?");
         let bad = Item {
             subject: "Niger".into(),
             ..it
         };
-        assert!(null_query(&bad).is_err());
+        assert!(null_query(&bad, NULL_SUBJECT).is_err());
+    }
+
+    #[test]
+    fn a_resume_under_other_knobs_is_refused() {
+        let o = Options {
+            beta: 1.0,
+            plausibility: 0.1,
+            prior_top_only: true,
+            max_tokens: 16,
+            null_subject: NULL_SUBJECT.into(),
+        };
+        let plain = rec(0, "capital", " A.", false);
+        let run = Record {
+            condition: "pmi".into(),
+            contrast: Some([1.0, 0.1]),
+            prior_top_only: true,
+            ..plain.clone()
+        };
+        let out = Path::new("pmi.jsonl");
+        // Records of before (no subject, no limit recorded) carry the defaults.
+        assert!(resumable(&[plain.clone(), run.clone()], &o, out).is_ok());
+        let refused = |r: Record| resumable(&[plain.clone(), r], &o, out).is_err();
+        assert!(refused(Record {
+            null_subject: Some("Zembla".into()),
+            ..run.clone()
+        }));
+        assert!(refused(Record {
+            max_tokens: Some(32),
+            ..run.clone()
+        }));
+        assert!(refused(Record {
+            prior_top_only: false,
+            ..run.clone()
+        }));
+        assert!(refused(Record {
+            contrast: Some([0.5, 0.1]),
+            ..run.clone()
+        }));
+        // A plain decode at another limit is refused too; its subject is not asked.
+        assert!(refused(Record {
+            max_tokens: Some(8),
+            ..plain.clone()
+        }));
+        let other = Options {
+            null_subject: "Zembla".into(),
+            ..o.clone()
+        };
+        assert!(resumable(std::slice::from_ref(&plain), &other, out).is_ok());
+        let msg = resumable(&[plain, run], &other, out)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("\"Zembla\"") && msg.contains("another --out"),
+            "{msg}"
+        );
     }
 }

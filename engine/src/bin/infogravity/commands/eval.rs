@@ -228,6 +228,9 @@ struct PmiArgs {
     /// token is also the null query's (`contrast.prior_top_only` off).
     #[arg(long)]
     ungated: bool,
+    /// What replaces the subject in the null query.
+    #[arg(long, default_value = pmi::NULL_SUBJECT)]
+    null_subject: String,
     #[arg(long, default_value_t = 2000)]
     resamples: usize,
     #[command(flatten)]
@@ -633,6 +636,7 @@ fn pmi_part(a: PmiArgs) -> Result<(), CliError> {
         plausibility: a.plausibility,
         prior_top_only: !a.ungated,
         max_tokens: 16,
+        null_subject: a.null_subject.clone(),
     };
     Config::from_json(&pmi::config(&o))?;
     let items = evenly(qa::load_bank(&a.bank)?, a.limit);
