@@ -178,3 +178,115 @@ def test_bad_config_is_a_clear_error(model):
     g = GravityLogitsProcessor({"temperature": {"base": -2}})
     with pytest.raises(ig.InfogravityError, match="temperature.base"):
         m.generate(ids, max_new_tokens=2, logits_processor=[g], do_sample=False)
+
+
+# An item of eval/qa_bank.jsonl where `eval pmi` (SmolLM2, the reference engine) shows the gated
+# contrast at work: greedy answers " the Nordic region, …" (wrong); at the first step " the" is
+# also the null query's top, so the step is reordered by PMI and the answer is " Europe, …".
+NORWAY = ("Which continent is Norway in?", "Norway is in", "Norway")
+CHAD = ("What is the capital of Chad?", "The capital of Chad is", "Chad")
+CONTRAST = {"temperature": {"base": 0}, "contrast": {"enabled": True}}
+
+
+def stem_ids(tok, question, stem):
+    """The reference engine's prompt: the chat template's user turn, then the answer's stem."""
+    text = tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                   tokenize=False)
+    return tok(text + stem, return_tensors="pt", add_special_tokens=False)["input_ids"]
+
+
+def null_ids(tok, item):
+    q, stem, subject = item
+    return stem_ids(tok, q.replace(subject, "N/A"), stem.replace(subject, "N/A"))
+
+
+class Counting:
+    """The model, counting its forward calls."""
+
+    def __init__(self, m):
+        self.m, self.calls = m, 0
+
+    @property
+    def device(self):
+        return self.m.device
+
+    def __call__(self, **kw):
+        self.calls += 1
+        return self.m(**kw)
+
+
+def contrast_bit():
+    return next(b for b in range(32) if ig.flag_names(1 << b) == ["contrast"])
+
+
+def test_the_null_query_contrast_reorders_an_attractor_onset(model):
+    tok, m = model
+    ids = stem_ids(tok, NORWAY[0], NORWAY[1])
+    plain = m.generate(ids, max_new_tokens=4, do_sample=False)
+    assert tok.decode(new_tokens(plain, ids)).startswith(" the Nordic")
+    table = ig.content_table(tok, vocab=m.config.vocab_size)
+    null = Counting(m)
+    g = GravityLogitsProcessor(CONTRAST, preset="neutral", null_model=null,
+                               null_input_ids=null_ids(tok, NORWAY), content_tokens=table)
+    out = m.generate(ids, max_new_tokens=4, logits_processor=[g], do_sample=False)
+    text = tok.decode(new_tokens(out, ids))
+    assert text.startswith(" Europe"), text
+    flags = g.reports[0]["flags"]
+    bit = 1 << contrast_bit()
+    assert flags[0] & bit and not (flags[1:] & bit).any()
+    # The first token is content: the null prompt's prefill is the only null forward.
+    assert null.calls == 1
+    # The same with the contrast off in the configuration is refused, not silently plain.
+    off = GravityLogitsProcessor({"temperature": {"base": 0}}, preset="neutral", null_model=m,
+                                 null_input_ids=null_ids(tok, NORWAY))
+    with pytest.raises(ValueError, match="contrast is off"):
+        m.generate(ids, max_new_tokens=2, logits_processor=[off], do_sample=False)
+
+
+def test_the_null_rows_follow_a_padded_batch_and_end_at_content(model):
+    tok, m = model
+    table = ig.content_table(tok, vocab=m.config.vocab_size)
+    items = [NORWAY, CHAD]
+    alone = []
+    for it in items:
+        g = GravityLogitsProcessor(CONTRAST, preset="neutral", null_model=m,
+                                   null_input_ids=null_ids(tok, it), content_tokens=table)
+        ids = stem_ids(tok, it[0], it[1])
+        out = m.generate(ids, max_new_tokens=5, logits_processor=[g], do_sample=False)
+        alone.append((new_tokens(out, ids), g.reports[0]))
+    # Both batched: prompts and null prompts left-padded to their longest (the null prompts
+    # differ in length: the relations' templates do).
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+    def left(rows):
+        n = max(r.shape[1] for r in rows)
+        ids = torch.full((len(rows), n), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), n), dtype=torch.long)
+        for b, r in enumerate(rows):
+            ids[b, n - r.shape[1]:] = r[0]
+            mask[b, n - r.shape[1]:] = 1
+        return ids, mask
+
+    ids, mask = left([stem_ids(tok, it[0], it[1]) for it in items])
+    nids, nmask = left([null_ids(tok, it) for it in items])
+    assert (nmask == 0).any()
+    null = Counting(m)
+    g = GravityLogitsProcessor(CONTRAST, preset="neutral", pad_token_id=pad, null_model=null,
+                               null_input_ids=nids, null_attention_mask=nmask, content_tokens=table)
+    out = m.generate(ids, attention_mask=mask, max_new_tokens=5, logits_processor=[g], do_sample=False,
+                     pad_token_id=pad)
+    bit = 1 << contrast_bit()
+    for b, (tokens, rep) in enumerate(alone):
+        assert out[b, ids.shape[1]:].tolist() == tokens, items[b]
+        assert (g.reports[b]["token"] == rep["token"]).all()
+        assert ((g.reports[b]["flags"] & bit) == (rep["flags"] & bit)).all()
+    # Null forwards: the prefill, then one step per token until every row has a content token.
+    firsts = [next(i for i, t in enumerate(tokens) if table[t]) for tokens, _ in alone]
+    assert null.calls == 1 + max(firsts)
+    with pytest.raises(ValueError, match="2 rows, the generation 1"):
+        m.generate(ids[:1], max_new_tokens=2, logits_processor=[g], do_sample=False)
+    with pytest.raises(ValueError, match="both null_model and null_input_ids"):
+        GravityLogitsProcessor(CONTRAST, null_input_ids=nids)
+    with pytest.raises(ValueError, match="all padding"):
+        GravityLogitsProcessor(CONTRAST, null_model=m, null_input_ids=nids,
+                               null_attention_mask=torch.zeros_like(nmask))
