@@ -615,6 +615,22 @@ const char *ig_last_error(void);
 IG_NODISCARD IgStatus ig_config_validate(const char *config_json);
 
 /*
+ Does a token's text carry content, as the content table counts it
+ (`ig_processor_set_content_tokens`; the answer-level void's first content token, the
+ null-query contrast's `until_content`)? `*is_content` = 1 when the piece holds a letter or
+ digit and its word is not an English function word ("the", "of", "is" …), else 0. `piece` is
+ `len` bytes of UTF-8, not NUL-terminated (an invalid sequence reads as U+FFFD): a host builds
+ its table from its vocabulary's pieces (the llama.cpp glue does, from
+ `llama_token_to_piece`).
+
+ Errors: NULL_POINTER (`is_content`, or `piece` with `len` > 0).
+
+ Safety:
+ `piece` NULL with `len` 0 or `len` readable bytes; `is_content` a writable `uint32_t`.
+ */
+IG_NODISCARD IgStatus ig_content_piece(const char *piece, size_t len, uint32_t *is_content);
+
+/*
  The concept bias of a direction in unembedding space (Park et al. 2024), for
  `ig_processor_set_concept`: ℓ = mean γ(toward) − mean γ(away) over the rows γ of the
  row-major `vocab` × `dim` unembedding (`n_away` = 0: minus the mean over every token), and

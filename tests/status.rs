@@ -808,3 +808,41 @@ fn contrast_errors() {
     // The refused rows left the f16 one in place.
     assert_eq!(greedy(None), (1, true));
 }
+
+#[test]
+fn content_piece() {
+    // ig_content_piece: the content table's rule on one piece of text, not NUL-terminated.
+    let is = |s: &[u8]| {
+        let mut c = 7u32;
+        // SAFETY: `s` holds `s.len()` bytes; `c` is writable.
+        let st = unsafe { ig_content_piece(s.as_ptr().cast(), s.len(), &mut c) };
+        expect(st, IgStatus::Ok, "");
+        c
+    };
+    assert_eq!(is(b" Europe"), 1);
+    assert_eq!(is(b" the"), 0);
+    assert_eq!(is(b" The"), 0);
+    assert_eq!(is(b"42"), 1);
+    assert_eq!(is(b", "), 0);
+    assert_eq!(is(b""), 0);
+    // Only `len` bytes are read: " the" of " theory".
+    assert_eq!(is(&b" theory"[..4]), 0);
+    // Invalid UTF-8 reads as U+FFFD around the letters.
+    assert_eq!(is(b"\xffParis"), 1);
+    let mut c = 0u32;
+    // SAFETY: the NULLs are what the function must refuse; (NULL, 0) is the empty piece.
+    unsafe {
+        expect(
+            ig_content_piece(ptr::null(), 3, &mut c),
+            IgStatus::NullPointer,
+            "piece",
+        );
+        expect(
+            ig_content_piece(b"x".as_ptr().cast(), 1, ptr::null_mut()),
+            IgStatus::NullPointer,
+            "is_content",
+        );
+        expect(ig_content_piece(ptr::null(), 0, &mut c), IgStatus::Ok, "");
+    }
+    assert_eq!(c, 0);
+}

@@ -88,6 +88,44 @@ fn rollback_rewinds_llama_cpp_memory() {
     );
 }
 
+/// (f) The null-query contrast inside llama.cpp (`llama_sampler_infogravity_set_null_prompt`:
+/// the sampler runs the "N/A" prompt in a second context): on a bank item where greedy answers
+/// " the Nordic region", the gated contrast reorders the first step (" the" is also the null
+/// query's top) and the answer names Europe, as the reference engine's `eval pmi` does; with no
+/// null prompt nothing is contrasted. Bad calls return their status.
+#[test]
+fn the_null_query_contrast_runs_in_a_second_context() {
+    let Some(l) = llama() else { return };
+    let (ok, out) = e2e(&l, &["contrast", l.f32.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let line = |k: &str| {
+        out.lines()
+            .find(|x| x.starts_with(k))
+            .unwrap_or_else(|| panic!("no {k:?} in {out}"))
+    };
+    let plain = line("contrast plain ");
+    assert!(plain.contains("text=\" the Nordic"), "{plain}");
+    assert!(
+        !plain.split("flags=").nth(1).unwrap().contains('1'),
+        "{plain}"
+    );
+    let null = line("contrast null ");
+    assert!(
+        null.contains("Europe") && !null.contains("text=\" the"),
+        "{null}"
+    );
+    let flags = null.split("flags=").nth(1).unwrap();
+    assert!(
+        flags.starts_with('1') && !flags[1..].contains('1'),
+        "only the first step is contrasted: {null}"
+    );
+    // NULL_POINTER (empty prompt, not a gravity sampler), TOKEN_OUT_OF_RANGE, OK (cleared).
+    assert!(
+        line("contrast errors ").ends_with("empty=1 out_of_range=14 not_gravity=1 cleared=0"),
+        "{out}"
+    );
+}
+
 /// (b) The field the sampler reports inside llama.cpp equals the ONNX reference engine's on the
 /// same weights (llama.cpp runs the GGUF dequantised to F32; the ONNX model is the same
 /// dequantised weights): entropy within 0.01 nats + 1 %, p_max within 0.01, at every step.

@@ -20,6 +20,8 @@ namespace {
 struct shared_processor {
     IgProcessor * p = nullptr;
     std::atomic<uint64_t> next_seq{1};
+    std::mutex content_lock;
+    std::vector<uint8_t> content;  // the vocabulary's content table, once a null prompt needs it
     explicit shared_processor(IgProcessor * p) : p(p) {}
     ~shared_processor() { ig_processor_free(p); }
     shared_processor(const shared_processor &) = delete;
@@ -35,6 +37,11 @@ struct ig_sampler {
     ig_llama_report_fn report = nullptr;
     void * user = nullptr;
     std::vector<float> row;  // the full row, gathered from the candidates
+    const llama_vocab * vocab = nullptr;
+    // The null-query contrast: the host's second context, fed the accepted tokens until the
+    // first content token (`null_live`); its last logits are the next step's null row.
+    llama_context * null_ctx = nullptr;
+    bool null_live = false;
 };
 
 // INFOGRAVITY_LOG=FILE: every report as one JSON line (for servers, where there is no callback).
@@ -73,6 +80,22 @@ const char * ig_name(const llama_sampler * /*smpl*/) {
     return "infogravity";
 }
 
+// The null prompt after `token`: done at a content token, else fed it (one decode).
+void null_accept(ig_sampler * s, llama_token token) {
+    if (!s->null_live) {
+        return;
+    }
+    if (s->shared->content[(size_t) token]) {
+        s->null_live = false;
+        return;
+    }
+    llama_token t = token;
+    if (llama_decode(s->null_ctx, llama_batch_get_one(&t, 1)) != 0) {
+        std::fprintf(stderr, "infogravity: the null prompt's decode failed; its contrast ends\n");
+        s->null_live = false;
+    }
+}
+
 void ig_accept(llama_sampler * smpl, llama_token token) {
     auto * s = (ig_sampler *) smpl->ctx;
     if (token < 0 || token >= s->n_vocab) {
@@ -82,6 +105,7 @@ void ig_accept(llama_sampler * smpl, llama_token token) {
     if (st != IG_STATUS_OK) {
         warn("accept", st);
     }
+    null_accept(s, token);
 }
 
 // The candidates as one full row in token-id order. When they are the whole vocabulary in order
@@ -136,6 +160,16 @@ void ig_apply(llama_sampler * smpl, llama_token_data_array * cur_p) {
         }
         return;
     }
+    if (s->null_live) {
+        const float * q = llama_get_logits_ith(s->null_ctx, -1);
+        IgStatus st = q ? ig_processor_set_contrast(s->shared->p, s->seq, q, IG_DTYPE_F32,
+                                                     (size_t) s->n_vocab)
+                        : IG_STATUS_ENGINE;
+        if (st != IG_STATUS_OK) {
+            warn("null-query row", st);
+            s->null_live = false;
+        }
+    }
     IgStepReport r;
     ig_step_report_init(&r);
     IgStatus st = ig_processor_step(s->shared->p, s->seq, s->row.data(), IG_DTYPE_F32,
@@ -179,6 +213,8 @@ void ig_apply(llama_sampler * smpl, llama_token_data_array * cur_p) {
 
 void ig_reset(llama_sampler * smpl) {
     auto * s = (ig_sampler *) smpl->ctx;
+    s->null_live = false;
+    s->null_ctx = nullptr;
     IgStatus st = ig_processor_reset(s->shared->p, s->seq);
     if (st != IG_STATUS_OK) {
         warn("reset", st);
@@ -191,6 +227,8 @@ llama_sampler * ig_clone(const llama_sampler * smpl) {
     const auto * s = (const ig_sampler *) smpl->ctx;
     auto * c = new ig_sampler(*s);
     c->seq = s->shared->next_seq.fetch_add(1);
+    c->null_ctx = nullptr;  // the null context follows one sequence: the original's
+    c->null_live = false;
     IgStatus st = ig_processor_fork(s->shared->p, s->seq, c->seq);
     if (st != IG_STATUS_OK) {
         warn("clone", st);
@@ -262,6 +300,7 @@ extern "C" llama_sampler * llama_sampler_init_infogravity(const llama_vocab * vo
     s->report = report;
     s->user = user;
     s->row.assign((size_t) n_vocab, 0.0f);
+    s->vocab = vocab;
     static llama_sampler_i iface = make_iface();
     return llama_sampler_init(&iface, s);
 }
@@ -290,5 +329,88 @@ extern "C" IgStatus llama_sampler_infogravity_rollback(llama_sampler * smpl, uin
         return IG_STATUS_NULL_POINTER;
     }
     auto * s = (ig_sampler *) smpl->ctx;
-    return ig_processor_rollback(s->shared->p, s->seq, n);
+    IgStatus st = ig_processor_rollback(s->shared->p, s->seq, n);
+    if (st == IG_STATUS_OK && n > 0) {
+        s->null_live = false;  // the null context is not rewound
+    }
+    return st;
+}
+
+namespace {
+
+// The vocabulary's content table (ig_content_piece of each token's piece, control tokens
+// empty), built once per sampler family and set on the processor.
+IgStatus ensure_content(ig_sampler * s) {
+    shared_processor & sh = *s->shared;
+    std::lock_guard<std::mutex> lock(sh.content_lock);
+    if (!sh.content.empty()) {
+        return IG_STATUS_OK;
+    }
+    std::vector<uint8_t> table((size_t) s->n_vocab);
+    std::vector<char> buf(64);
+    for (llama_token t = 0; t < s->n_vocab; t++) {
+        int32_t n = llama_token_to_piece(s->vocab, t, buf.data(), (int32_t) buf.size(), 0, false);
+        if (n < 0) {
+            buf.resize((size_t) -n);
+            n = llama_token_to_piece(s->vocab, t, buf.data(), (int32_t) buf.size(), 0, false);
+        }
+        uint32_t c = 0;
+        IgStatus st = ig_content_piece(buf.data(), n > 0 ? (size_t) n : 0, &c);
+        if (st != IG_STATUS_OK) {
+            return st;
+        }
+        table[(size_t) t] = (uint8_t) c;
+    }
+    IgStatus st = ig_processor_set_content_tokens(sh.p, table.data(), table.size());
+    if (st == IG_STATUS_OK) {
+        sh.content = std::move(table);
+    }
+    return st;
+}
+
+}  // namespace
+
+extern "C" IgStatus llama_sampler_infogravity_set_null_prompt(llama_sampler * smpl,
+                                                              llama_context * null_ctx,
+                                                              const llama_token * null_prompt,
+                                                              size_t n) {
+    if (!llama_sampler_infogravity_processor(smpl)) {
+        return IG_STATUS_NULL_POINTER;
+    }
+    auto * s = (ig_sampler *) smpl->ctx;
+    s->null_live = false;
+    s->null_ctx = nullptr;
+    if (!null_ctx) {
+        return IG_STATUS_OK;
+    }
+    if (!null_prompt || n == 0) {
+        std::fprintf(stderr, "infogravity: the null prompt is empty\n");
+        return IG_STATUS_NULL_POINTER;
+    }
+    const int32_t v = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(null_ctx)));
+    if (v != s->n_vocab) {
+        std::fprintf(stderr, "infogravity: the null context's vocabulary has %d tokens, the sampler's %d\n",
+                     v, s->n_vocab);
+        return IG_STATUS_SIZE_MISMATCH;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (null_prompt[i] < 0 || null_prompt[i] >= s->n_vocab) {
+            std::fprintf(stderr, "infogravity: null prompt token %d is outside the vocabulary\n",
+                         null_prompt[i]);
+            return IG_STATUS_TOKEN_OUT_OF_RANGE;
+        }
+    }
+    IgStatus st = ensure_content(s);
+    if (st != IG_STATUS_OK) {
+        return st;
+    }
+    llama_memory_clear(llama_get_memory(null_ctx), true);
+    std::vector<llama_token> ids(null_prompt, null_prompt + n);
+    if (llama_decode(null_ctx, llama_batch_get_one(ids.data(), (int32_t) ids.size())) != 0) {
+        std::fprintf(stderr, "infogravity: the null prompt's decode failed (%zu tokens; n_batch?)\n", n);
+        return IG_STATUS_ENGINE;
+    }
+    s->null_ctx = null_ctx;
+    s->null_live = true;
+    return IG_STATUS_OK;
 }

@@ -8,6 +8,9 @@
 get_filename_component(INFOGRAVITY_GLUE_DIR "${CMAKE_CURRENT_LIST_FILE}" DIRECTORY)
 get_filename_component(INFOGRAVITY_PREFIX "${INFOGRAVITY_GLUE_DIR}/../../.." ABSOLUTE)
 
+# Found again at every configure: a cached path would keep linking the library of an earlier
+# prefix (a build tree reused across installs links a stale libinfogravity).
+unset(INFOGRAVITY_LIBRARY CACHE)
 find_library(INFOGRAVITY_LIBRARY infogravity PATHS "${INFOGRAVITY_PREFIX}/lib" NO_DEFAULT_PATH REQUIRED)
 
 function(infogravity_add_to target)

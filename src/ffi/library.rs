@@ -73,6 +73,38 @@ pub unsafe extern "C" fn ig_config_validate(config_json: *const c_char) -> IgSta
     })
 }
 
+/// Does a token's text carry content, as the content table counts it
+/// (`ig_processor_set_content_tokens`; the answer-level void's first content token, the
+/// null-query contrast's `until_content`)? `*is_content` = 1 when the piece holds a letter or
+/// digit and its word is not an English function word ("the", "of", "is" …), else 0. `piece` is
+/// `len` bytes of UTF-8, not NUL-terminated (an invalid sequence reads as U+FFFD): a host builds
+/// its table from its vocabulary's pieces (the llama.cpp glue does, from
+/// `llama_token_to_piece`).
+///
+/// Errors: NULL_POINTER (`is_content`, or `piece` with `len` > 0).
+///
+/// # Safety
+/// `piece` NULL with `len` 0 or `len` readable bytes; `is_content` a writable `uint32_t`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ig_content_piece(
+    piece: *const c_char,
+    len: usize,
+    is_content: *mut u32,
+) -> IgStatus {
+    boundary(|| {
+        if is_content.is_null() {
+            return Err(super::boundary::null("is_content"));
+        }
+        // SAFETY: `piece` is NULL with len 0 or holds `len` readable bytes (contract).
+        let bytes = unsafe { slice(piece.cast::<u8>(), len, "piece")? };
+        let c = crate::processor::is_content_piece(&String::from_utf8_lossy(bytes));
+        // SAFETY: non-NULL (checked) and writable (contract).
+        unsafe { is_content.write_unaligned(c as u32) };
+        Ok(())
+    })
+}
+
 /// The concept bias of a direction in unembedding space (Park et al. 2024), for
 /// `ig_processor_set_concept`: ℓ = mean γ(toward) − mean γ(away) over the rows γ of the
 /// row-major `vocab` × `dim` unembedding (`n_away` = 0: minus the mean over every token), and

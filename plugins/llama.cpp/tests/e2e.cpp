@@ -8,6 +8,8 @@
 //   e2e report MODEL N         the prompt's token ids and N greedy steps' reports, as JSON
 //   e2e clone MODEL            `balanced` sampling; the sampler is cloned mid-sequence and both
 //                              continue on the same logits: "clone same" or "clone DIFFER"
+//   e2e contrast MODEL         the null-query contrast (set_null_prompt) on one bank item:
+//                              "contrast plain|null text=… flags=…", then the errors
 //   e2e bench MODEL            tokens/s with llama.cpp's default chain vs the gravity sampler,
 //                              and the sampling cost per token at V = n_vocab and 151,936
 //
@@ -73,12 +75,13 @@ struct Model {
         llama_model_free(model);
     }
 
-    std::vector<llama_token> chat(const char * question) const {
+    // The chat prompt of `question`, then `stem` (the answer's first words) when given.
+    std::vector<llama_token> chat(const char * question, const char * stem = "") const {
         llama_chat_message msg = {"user", question};
         std::vector<char> buf(4096);
         const char * tmpl = llama_model_chat_template(model, nullptr);
         int n = llama_chat_apply_template(tmpl, &msg, 1, true, buf.data(), (int32_t) buf.size());
-        std::string text(buf.data(), (size_t) n);
+        std::string text = std::string(buf.data(), (size_t) n) + stem;
         std::vector<llama_token> ids(text.size() + 8);
         int k = llama_tokenize(vocab, text.c_str(), (int32_t) text.size(), ids.data(),
                                (int32_t) ids.size(), true, true);
@@ -550,9 +553,66 @@ int rollback(Model & m, bool off) {
     return 0;
 }
 
+void flags_by_step(const IgStepReport * r, void * user) {
+    static_cast<std::vector<uint32_t> *>(user)->push_back(r->flags);
+}
+
+std::string text_of(const Model & m, const std::vector<llama_token> & ids) {
+    std::string s;
+    char buf[256];
+    for (llama_token t : ids) {
+        const int n = llama_token_to_piece(m.vocab, t, buf, sizeof buf, 0, false);
+        if (n > 0) s.append(buf, (size_t) n);
+    }
+    return s;
+}
+
+// The null-query contrast through llama_sampler_infogravity_set_null_prompt: an item of
+// eval/qa_bank.jsonl where greedy answers " the Nordic region" and the gated contrast (" the" is
+// also the null query's top) " Europe" (the reference engine's `eval pmi`). Prints each run's
+// text and contrast flags per step, then the error statuses of bad calls.
+int contrast(Model & m) {
+    const char * cfg = "{\"preset\":\"neutral\",\"temperature\":{\"base\":0},"
+                       "\"contrast\":{\"enabled\":true}}";
+    const auto prompt = m.chat("Which continent is Norway in?", "Norway is in");
+    const auto null = m.chat("Which continent is N/A in?", "N/A is in");
+    auto cp = llama_context_default_params();
+    cp.n_ctx = 256;
+    cp.n_batch = 256;
+    cp.n_threads = cp.n_threads_batch = 2;
+    llama_context * nctx = llama_init_from_model(m.model, cp);
+    for (int with = 0; with < 2; with++) {
+        std::vector<uint32_t> flags;
+        llama_sampler * g = gravity(m, cfg, 1, flags_by_step, &flags);
+        if (with && llama_sampler_infogravity_set_null_prompt(g, nctx, null.data(), null.size()) !=
+                        IG_STATUS_OK) {
+            std::fprintf(stderr, "set_null_prompt: %s\n", ig_last_error());
+            return 2;
+        }
+        const auto out = m.generate(prompt, g, 6);
+        std::string f;
+        for (uint32_t x : flags) f += (x & IG_FLAG_CONTRAST) ? "1" : "0";
+        std::printf("contrast %s text=\"%s\" flags=%s\n", with ? "null" : "plain",
+                    text_of(m, out).c_str(), f.c_str());
+        llama_sampler_free(g);
+    }
+    llama_sampler * g = gravity(m, cfg);
+    llama_sampler * host = llama_sampler_init_greedy();
+    const llama_token bad[] = {-1};
+    std::printf("contrast errors empty=%d out_of_range=%d not_gravity=%d cleared=%d\n",
+                (int) llama_sampler_infogravity_set_null_prompt(g, nctx, null.data(), 0),
+                (int) llama_sampler_infogravity_set_null_prompt(g, nctx, bad, 1),
+                (int) llama_sampler_infogravity_set_null_prompt(host, nctx, null.data(), null.size()),
+                (int) llama_sampler_infogravity_set_null_prompt(g, nullptr, nullptr, 0));
+    llama_sampler_free(host);
+    llama_sampler_free(g);
+    llama_free(nctx);
+    return 0;
+}
+
 int main(int argc, char ** argv) {
     if (argc < 3) {
-        std::fprintf(stderr, "usage: e2e greedy|report|clone|bench|tokenize|logits|decode MODEL [N|OUT]\n");
+        std::fprintf(stderr, "usage: e2e greedy|report|clone|rollback|contrast|bench|tokenize|logits|decode MODEL [N|OUT]\n");
         return 2;
     }
     Model m(argv[2]);
@@ -561,6 +621,7 @@ int main(int argc, char ** argv) {
     if (mode == "report") return report(m, argc > 3 ? std::atoi(argv[3]) : 16);
     if (mode == "clone") return clone(m);
     if (mode == "rollback") return rollback(m, argc > 3 && std::strcmp(argv[3], "off") == 0);
+    if (mode == "contrast") return contrast(m);
     if (mode == "bench") return bench(m);
     if (mode == "tokenize") return tokenize(m);
     if (mode == "logits" && argc > 3) return logits(m, argv[3]);

@@ -140,3 +140,43 @@ def test_uninstall_drops_the_chain_and_sample_continues_one_sequence(gguf_q4):
         t = llm.sample()
         llm.eval([t])
     assert g.reports["step"].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_the_null_query_contrast_runs_in_a_second_context(gguf_f32):
+    # An item of eval/qa_bank.jsonl: greedy answers " the Nordic region"; " the" is also the
+    # null query's top, so the gated contrast reorders the first step (plugins/llama.cpp's e2e
+    # `contrast` mode checks the same in C).
+    llm = load(gguf_f32)
+
+    def item(subject):
+        text = chat(f"Which continent is {subject} in?") + f"{subject} is in".encode()
+        return llm.tokenize(text, add_bos=False, special=True)
+
+    def answer(n):
+        out = []
+        for t in llm.generate(item("Norway")):
+            if llm.token_eos() == t or len(out) == n:
+                break
+            out.append(t)
+        return llm.detokenize(out)
+
+    bit = next(1 << b for b in range(32) if ig.flag_names(1 << b) == ["contrast"])
+    g = install(llm, {"temperature": {"base": 0}, "contrast": {"enabled": True}}, preset="neutral")
+    assert answer(4).startswith(b" the Nordic")
+    assert not (g.reports["flags"] & bit).any()
+    g.null_prompt = item("N/A")
+    text = answer(4)
+    assert b"Europe" in text and not text.startswith(b" the"), text
+    flags = g.reports["flags"] & bit
+    assert flags[0] and not flags[1:].any()
+    # Bad null prompts are refused when the generation starts.
+    g.null_prompt = [llm.n_vocab() + 5]
+    with pytest.raises(RuntimeError, match="status 14"):
+        answer(2)
+    g.null_prompt = []
+    with pytest.raises(ValueError, match="null_prompt holds 0 tokens"):
+        answer(2)
+    g.null_prompt = None
+    assert answer(4).startswith(b" the Nordic")
+    g.uninstall()
+    assert g._null_ctx is None

@@ -26,6 +26,13 @@ the native module (kept alive by every chain that writes to it); with the enviro
 as JSON lines. ``llm.sample()`` called on its own (without ``generate``) continues one sequence
 across calls, with no query.
 
+**Null-query contrast** (``g.null_prompt = ids``, the configuration's ``contrast`` section;
+docs/EVALUATION.md §7): the token ids of a content-free prompt (the question with its subject
+replaced by "N/A"), for every following generation until set to None. The sampler decodes it
+in a second context of the same model (made once, ``null_n_ctx`` tokens; freed by
+``uninstall``), feeds it each generated token until the first content token and contrasts each
+step with it (``llama_sampler_infogravity_set_null_prompt``), still with no Python per token.
+
 The compiler needs ``llama.h``: pass ``include_dirs`` (the llama.cpp tree's ``include`` and
 ``ggml/include``), or set ``INFOGRAVITY_LLAMA_INCLUDE`` (``:``-separated); the package's own
 ``include`` folder is tried first, where a llama-cpp-python build installed the headers there.
@@ -121,7 +128,7 @@ class GravitySampler:
 
     def __init__(self, llm: Any, config: Union[None, str, Mapping[str, Any]] = None, *,
                  preset: Optional[str] = None, mode: str = "sample", seed: Optional[int] = None,
-                 include_dirs: Optional[Sequence[Union[str, Path]]] = None):
+                 include_dirs: Optional[Sequence[Union[str, Path]]] = None, null_n_ctx: int = 512):
         from llama_cpp import _internals
         from llama_cpp import llama_cpp as lc
 
@@ -138,6 +145,12 @@ class GravitySampler:
         f.restype = lc.llama_sampler_p_ctypes
         f.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_void_p,
                       ctypes.c_void_p]
+        f = self._glue.llama_sampler_infogravity_set_null_prompt
+        f.restype = ctypes.c_int
+        f.argtypes = [lc.llama_sampler_p_ctypes, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t]
+        self.null_prompt: Optional[Sequence[int]] = None
+        self._null_ctx = None
+        self._null_n_ctx = int(null_n_ctx)
         self._sink = _native.ReportSink()
         self._fn = _native.report_sink_fn()
         self._lc, self._internals = lc, _internals
@@ -145,6 +158,7 @@ class GravitySampler:
         self._prompt: list[int] = []
         self._chunks: list[np.ndarray] = []
         self._chain = None  # the chain of the current generation
+        self._smpl = None  # its gravity sampler (the chain owns it)
         self._fresh = True
         self._orig_init = llm._init_sampler
         self._orig_generate = llm.generate
@@ -179,8 +193,28 @@ class GravitySampler:
             chain.add_dist(seed)
         for t in self._prompt:  # the query, as llama-server primes its chain
             lc.llama_sampler_accept(smpl, t)
-        self._chain = chain
+        if self.null_prompt is not None:
+            self._set_null(smpl)
+        self._chain, self._smpl = chain, smpl
         return chain
+
+    def _set_null(self, smpl: Any) -> None:
+        lc = self._lc
+        ids = [int(t) for t in self.null_prompt]
+        if not ids or len(ids) > self._null_n_ctx:
+            raise ValueError(f"null_prompt holds {len(ids)} tokens: give 1 to null_n_ctx ({self._null_n_ctx})")
+        if self._null_ctx is None:
+            p = lc.llama_context_default_params()
+            p.n_ctx = p.n_batch = p.n_ubatch = self._null_n_ctx
+            p.n_threads = p.n_threads_batch = self.llm.n_threads
+            ctx = lc.llama_init_from_model(self.llm._model.model, p)
+            if not ctx:
+                raise RuntimeError("llama_init_from_model failed for the null prompt's context")
+            self._null_ctx = ctx
+        arr = (ctypes.c_int32 * len(ids))(*ids)
+        st = self._glue.llama_sampler_infogravity_set_null_prompt(smpl, self._null_ctx, arr, len(ids))
+        if st != 0:
+            raise RuntimeError(f"llama_sampler_infogravity_set_null_prompt: status {st} {lc_last_error()}")
 
     @property
     def reports(self) -> np.ndarray:
@@ -196,7 +230,14 @@ class GravitySampler:
         self.llm.generate = self._orig_generate
         if self.llm._sampler is self._chain:
             self.llm._sampler = None
-        self._chain = None
+        if self._null_ctx is not None:
+            # No sampler may keep the context: the last chain's lets go of it, earlier chains
+            # were dropped by llama-cpp-python when it built the next.
+            if self._chain is not None:
+                self._glue.llama_sampler_infogravity_set_null_prompt(self._smpl, None, None, 0)
+            self._lc.llama_free(self._null_ctx)
+            self._null_ctx = None
+        self._chain = self._smpl = None
 
 
 def lc_last_error() -> str:
@@ -209,5 +250,5 @@ def install(llm: Any, config: Union[None, str, Mapping[str, Any]] = None, **kwar
     """Make the gravity sampler choose every token of ``llm`` (a ``llama_cpp.Llama``). Keyword
     arguments: ``preset``, ``mode`` ("sample" or "logits"), ``seed`` (default: the Llama's seed
     when each generation starts, so ``create_completion(seed=...)`` applies), ``include_dirs``
-    (where llama.h is)."""
+    (where llama.h is), ``null_n_ctx`` (the null prompt's context size)."""
     return GravitySampler(llm, config, **kwargs)
