@@ -66,6 +66,45 @@ impl Genai {
         path
     }
 
+    /// A prompts file of chat prompts with answer stems, `(question, stem)` each.
+    fn stem_prompts(&self, items: &[(String, String)], name: &str) -> PathBuf {
+        let dir = self.model();
+        let info = infogravity_engine::ModelInfo::load(&dir.join("model.json")).unwrap();
+        let tok = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+        let mut text = String::new();
+        for (q, stem) in items {
+            let chat = infogravity_engine::render_chat(
+                &info.chat_template,
+                &[infogravity_engine::Message::new("user", q)],
+            );
+            let ids = tok.encode(chat + stem, false).unwrap().get_ids().to_vec();
+            let line: Vec<String> = ids.iter().map(u32::to_string).collect();
+            text += &(line.join(" ") + "\n");
+        }
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("genai-{name}.txt"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The model's content table as one '0'/'1' per token (each token decoded as the reference
+    /// engine decodes it, then `is_content_piece`).
+    fn content(&self) -> PathBuf {
+        let tok = tokenizers::Tokenizer::from_file(self.model().join("tokenizer.json")).unwrap();
+        let flags: String = (0..tok.get_vocab_size(true) as u32)
+            .map(|t| {
+                let piece = tok.decode(&[t], true).unwrap();
+                if infogravity::processor::is_content_piece(&piece) {
+                    '1'
+                } else {
+                    '0'
+                }
+            })
+            .collect();
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("genai-content.txt");
+        std::fs::write(&path, flags).unwrap();
+        path
+    }
+
     /// Run the e2e program; its JSON lines (it must succeed).
     fn e2e(&self, args: &[&str]) -> Vec<Value> {
         let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -294,4 +333,68 @@ fn the_python_example_runs() {
         .skip_while(|l| !l.contains("H (nats)"))
         .count();
     assert!(rows >= 2, "no per-token report: {balanced}");
+}
+
+/// (f) The null-query contrast through GenAI (`ig_genai_step_contrast`: a second generator on
+/// the "N/A" prompts): on a bank item where greedy answers " the Nordic region", the gated
+/// contrast reorders the first step (" the" is also the null query's top) and the answer names
+/// Europe, as the reference engine's `eval pmi` does; the null generator runs only until the
+/// first content token; a batch of two rows (the other one a capital, not reordered) gives
+/// each row what it gives alone.
+#[test]
+fn the_null_query_contrast_runs_in_a_second_generator() {
+    let Some(g) = genai() else { return };
+    let item = |q: &str, stem: &str| (q.to_string(), stem.to_string());
+    let prompts = g.stem_prompts(
+        &[
+            item("Which continent is Norway in?", "Norway is in"),
+            item("What is the capital of Chad?", "The capital of Chad is"),
+            item("Which continent is N/A in?", "N/A is in"),
+            item("What is the capital of N/A?", "The capital of N/A is"),
+        ],
+        "contrast",
+    );
+    let content = g.content();
+    let model = g.model();
+    let lines = g.e2e(&[
+        "contrast",
+        model.to_str().unwrap(),
+        prompts.to_str().unwrap(),
+        "6",
+        content.to_str().unwrap(),
+    ]);
+    let tok = tokenizers::Tokenizer::from_file(model.join("tokenizer.json")).unwrap();
+    let text = |l: &Value| {
+        let t: Vec<u32> = ids(&l["tokens"]).iter().map(|&x| x as u32).collect();
+        tok.decode(&t, true).unwrap()
+    };
+    let runs = of_kind(&lines, "contrast");
+    assert_eq!(runs.len(), 4, "{lines:?}");
+    let (plain, null) = (runs[0], runs[2]);
+    assert!(text(plain).starts_with(" the Nordic"), "{plain}");
+    assert!(!plain["flags"].as_str().unwrap().contains('1'), "{plain}");
+    let t = text(null);
+    assert!(
+        t.contains("Europe") && !t.starts_with(" the"),
+        "{t:?}: {null}"
+    );
+    let flags = null["flags"].as_str().unwrap();
+    assert!(
+        flags.starts_with('1') && !flags[1..].contains('1'),
+        "{null}"
+    );
+    assert_eq!(null["null_steps"], 1, "the first token is content: {null}");
+    // The capital is answered at once with content: same answer with and without.
+    assert_eq!(ids(&runs[1]["tokens"]), ids(&runs[3]["tokens"]));
+    let batch = of_kind(&lines, "contrast_batch");
+    assert_eq!(batch.len(), 2, "{lines:?}");
+    for (r, alone) in batch.iter().zip([runs[2], runs[3]]) {
+        assert_eq!(ids(&r["tokens"]), ids(&alone["tokens"]), "{r} vs {alone}");
+        assert_eq!(r["flags"], alone["flags"], "{r} vs {alone}");
+    }
+    let e = of_kind(&lines, "contrast_error");
+    assert_eq!(
+        (&e[0]["rc"], &e[0]["has_message"]),
+        (&(-1).into(), &1.into())
+    );
 }

@@ -232,3 +232,57 @@ out:
     if (t != NULL) OgaDestroyTensor(t);
     return rc;
 }
+
+int ig_genai_step_contrast(OgaGenerator *gen, OgaGenerator *null_gen, IgProcessor *proc,
+                           IgGenaiBatch *b, const unsigned char *content,
+                           unsigned char *null_live) {
+    if (b == NULL) return IG_GENAI_ERROR;
+    char *err = b->error;
+    const size_t cap = sizeof b->error;
+    if (null_gen == NULL || null_live == NULL || proc == NULL || b->finished == NULL ||
+        b->seqs == NULL || b->n_rows == 0 || b->n_rows > IG_GENAI_MAX_ROWS) {
+        set_err(err, cap, "ig_genai_step_contrast: a NULL argument or a bad batch size");
+        return IG_GENAI_ERROR;
+    }
+    const size_t n = b->n_rows;
+    int any = 0;
+    for (size_t r = 0; r < n; r++) {
+        if (b->finished[r]) null_live[r] = 0;
+        any |= null_live[r] != 0;
+    }
+    if (any && !OgaGenerator_IsDone(gen)) {
+        size_t vocab = 0;
+        if (ig_processor_info(proc, &vocab, NULL) != IG_STATUS_OK) {
+            set_err(err, cap, "ig_processor_info: %s", ig_last_error());
+            return IG_GENAI_ERROR;
+        }
+        OgaTensor *t = NULL;
+        if (oga_ok(OgaGenerator_GetLogits(null_gen, &t), "null generator: OgaGenerator_GetLogits",
+                   err, cap))
+            return IG_GENAI_ERROR;
+        const float *q = logits_rows(t, n, vocab, err, cap);
+        for (size_t r = 0; q != NULL && r < n; r++) {
+            if (!null_live[r]) continue;
+            IgStatus st =
+                ig_processor_set_contrast(proc, b->seqs[r], q + r * vocab, IG_DTYPE_F32, vocab);
+            if (st != IG_STATUS_OK) {
+                set_err(err, cap, "ig_processor_set_contrast(row %zu): %s: %s", r,
+                        ig_status_str(st), ig_last_error());
+                q = NULL;
+            }
+        }
+        OgaDestroyTensor(t);
+        if (q == NULL) return IG_GENAI_ERROR;
+    }
+    const int rc = ig_genai_step(gen, proc, b);
+    if (rc != IG_GENAI_STEPPED || !any) return rc;
+    any = 0;
+    for (size_t r = 0; r < n; r++) {
+        if (!b->stepped[r] || (content == NULL || content[b->tokens[r]])) null_live[r] = 0;
+        any |= null_live[r] != 0;
+    }
+    if (any && oga_ok(OgaGenerator_AppendTokens(null_gen, b->tokens, n),
+                      "null generator: OgaGenerator_AppendTokens", err, cap))
+        return IG_GENAI_ERROR;
+    return rc;
+}

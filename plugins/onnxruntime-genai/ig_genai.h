@@ -92,6 +92,23 @@ int ig_genai_configure(OgaGeneratorParams *params, uint32_t mode, char *err, siz
  */
 int ig_genai_step(OgaGenerator *gen, IgProcessor *proc, IgGenaiBatch *batch);
 
+/*
+ * ig_genai_step with the null-query contrast (the processor's `contrast` section;
+ * docs/EVALUATION.md §7). `null_gen` is a second generator of the same model and batch size,
+ * the rows' null prompts appended (each prompt with its content removed, e.g. the subject
+ * replaced by "N/A"); `null_live` (n_rows flags, nonzero at the start) says which rows still
+ * take a null row. Before the step, each unfinished live row gives the processor its row of
+ * null_gen's logits (ig_processor_set_contrast); after it, a row is no longer live once it
+ * emitted a content token (`content`: V flags as for ig_processor_set_content_tokens, which
+ * the processor should be given too; NULL: every token counts, so only the first step) or
+ * finished, and while any row is live the emitted tokens are appended to null_gen (one forward
+ * of it). When no row is live this is ig_genai_step, and null_gen may be destroyed.
+ * Cost: one null-generator forward per step until every row has a content token.
+ */
+int ig_genai_step_contrast(OgaGenerator *gen, OgaGenerator *null_gen, IgProcessor *proc,
+                           IgGenaiBatch *batch, const unsigned char *content,
+                           unsigned char *null_live);
+
 #ifdef __cplusplus
 }
 #endif

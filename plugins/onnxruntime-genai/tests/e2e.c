@@ -10,6 +10,12 @@
  *   e2e sample  MODEL_DIR PROMPTS MAX_NEW   `balanced` in both modes: a report per token
  *   e2e isdone  MODEL_DIR PROMPTS MAX_NEW   the loop ends on is_done; stepping again is safe
  *   e2e sampler MODEL_DIR                   GenAI's sampler on a fixed row (no model run)
+ *   e2e contrast MODEL_DIR PROMPTS MAX_NEW CONTENT
+ *                                          the null-query contrast (ig_genai_step_contrast):
+ *                                          PROMPTS holds 2k lines, k answers then their null
+ *                                          prompts; each row alone without and with its null
+ *                                          prompt, then all k in one batch with theirs. CONTENT:
+ *                                          one '0'/'1' per token of the vocabulary
  *
  * PROMPTS: one prompt per line, token ids separated by spaces. ORT_LIB_PATH names the ONNX
  * Runtime library GenAI loads.
@@ -401,9 +407,107 @@ static void sampler_counts(const char *label, int top_p_zero, double temperature
             label, counts[0], counts[1], counts[2], counts[3], total, chi2);
 }
 
+/* The null-query contrast: rows `which` (answers) with null prompts `nulls`, greedy `balanced`
+   with the contrast on (`use_null` 0: no null generator, plain ig_genai_step). Per row its
+   tokens and, per step, whether the report carries IG_FLAG_CONTRAST; `null_steps`: steps that
+   took a null row. */
+static const unsigned char *content_flags;
+static Run run_contrast(const size_t *which, const size_t *nulls, size_t rows, size_t max_new,
+                        int use_null, char flags[][64], size_t *null_steps) {
+    Run run = {0};
+    static const char *cfg = "{\"preset\":\"neutral\",\"temperature\":{\"base\":0},"
+                             "\"contrast\":{\"enabled\":true}}";
+    IgProcessor *p = NULL;
+    if (ig_processor_new(cfg, vocab, &p) != IG_STATUS_OK) die("ig_processor_new", ig_last_error());
+    if (ig_processor_set_content_tokens(p, content_flags, vocab) != IG_STATUS_OK)
+        die("ig_processor_set_content_tokens", ig_last_error());
+    uint64_t seqs[MAX_PROMPTS];
+    for (size_t r = 0; r < rows; r++) {
+        seqs[r] = r + 1;
+        if (ig_processor_begin(p, seqs[r], NULL, NULL) != IG_STATUS_OK)
+            die("ig_processor_begin", ig_last_error());
+    }
+    OgaGenerator *g = generator(which, rows, max_new, IG_MODE_SAMPLE, 0);
+    OgaGenerator *ng = use_null ? generator(nulls, rows, max_new, -1, 0) : NULL;
+    IgStepReport reports[MAX_PROMPTS];
+    unsigned char finished[MAX_PROMPTS] = {0}, stepped[MAX_PROMPTS], live[MAX_PROMPTS];
+    int32_t tokens[MAX_PROMPTS];
+    memset(live, 1, sizeof live);
+    for (size_t r = 0; r < rows; r++) ig_step_report_init(&reports[r]);
+    IgGenaiBatch b = {.n_rows = rows, .seqs = seqs, .mode = IG_MODE_SAMPLE, .eos = &eos_id,
+                      .n_eos = 1, .finished = finished, .reports = reports, .stepped = stepped,
+                      .tokens = tokens};
+    *null_steps = 0;
+    for (size_t step = 0;; step++) {
+        int any = 0;
+        for (size_t r = 0; r < rows; r++) any |= live[r] && !finished[r];
+        const int rc = ng != NULL ? ig_genai_step_contrast(g, ng, p, &b, content_flags, live)
+                                  : ig_genai_step(g, p, &b);
+        if (rc == IG_GENAI_DONE) break;
+        if (rc != IG_GENAI_STEPPED) die("ig_genai_step_contrast", b.error);
+        *null_steps += ng != NULL && any;
+        for (size_t r = 0; r < rows; r++) {
+            if (!stepped[r]) continue;
+            record(&run, r, tokens[r], max_new);
+            if (step < 63) {
+                flags[r][step] = (reports[r].flags & IG_FLAG_CONTRAST) ? '1' : '0';
+                flags[r][step + 1] = '\0';
+            }
+        }
+    }
+    for (size_t r = 0; r < rows; r++)
+        if (ig_processor_end(p, seqs[r]) != IG_STATUS_OK) die("ig_processor_end", ig_last_error());
+    if (ng != NULL) OgaDestroyGenerator(ng);
+    OgaDestroyGenerator(g);
+    ig_processor_free(p);
+    return run;
+}
+
+static void cmd_contrast(size_t max_new, const char *content_path) {
+    FILE *f = fopen(content_path, "rb");
+    if (f == NULL) die(content_path, "cannot open");
+    unsigned char *c = malloc(vocab);
+    if (fread(c, 1, vocab, f) != vocab) die(content_path, "fewer flags than the vocabulary");
+    fclose(f);
+    for (size_t i = 0; i < vocab; i++) c[i] = c[i] == '1';
+    content_flags = c;
+    if (n_prompts % 2 != 0 || n_prompts / 2 > 8) die("contrast", "2k prompts, k <= 8");
+    const size_t k = n_prompts / 2;
+    size_t which[8], nulls[8];
+    for (size_t i = 0; i < k; i++) which[i] = i, nulls[i] = k + i;
+    for (int use = 0; use < 2; use++) {
+        for (size_t i = 0; i < k; i++) {
+            char flags[1][64] = {{0}};
+            size_t ns = 0;
+            Run run = run_contrast(&which[i], &nulls[i], 1, max_new, use, flags, &ns);
+            printf("{\"kind\":\"contrast\",\"null\":%d,\"row\":%zu,", use, i);
+            print_ids("tokens", run.tokens[0], run.n[0]);
+            printf(",\"flags\":\"%s\",\"null_steps\":%zu}\n", flags[0], ns);
+            run_free(&run);
+        }
+    }
+    char flags[8][64] = {{0}};
+    size_t ns = 0;
+    Run run = run_contrast(which, nulls, k, max_new, 1, flags, &ns);
+    for (size_t r = 0; r < k; r++) {
+        printf("{\"kind\":\"contrast_batch\",\"row\":%zu,", r);
+        print_ids("tokens", run.tokens[r], run.n[r]);
+        printf(",\"flags\":\"%s\",\"null_steps\":%zu}\n", flags[r], ns);
+    }
+    run_free(&run);
+    /* A NULL null generator is refused with a message. */
+    IgGenaiBatch b = {.n_rows = 1};
+    unsigned char live = 1;
+    const int rc = ig_genai_step_contrast(NULL, NULL, NULL, &b, NULL, &live);
+    printf("{\"kind\":\"contrast_error\",\"rc\":%d,\"has_message\":%d}\n", rc,
+           strstr(b.error, "NULL") != NULL);
+    free(c);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: e2e greedy|batch|sample|isdone MODEL_DIR PROMPTS MAX_NEW\n"
+                        "       e2e contrast MODEL_DIR PROMPTS MAX_NEW CONTENT\n"
                         "       e2e sampler MODEL_DIR\n");
         return 2;
     }
@@ -423,6 +527,7 @@ int main(int argc, char **argv) {
         else if (strcmp(cmd, "batch") == 0) cmd_batch(max_new);
         else if (strcmp(cmd, "sample") == 0) cmd_sample(max_new);
         else if (strcmp(cmd, "isdone") == 0) cmd_isdone(max_new);
+        else if (strcmp(cmd, "contrast") == 0 && argc > 5) cmd_contrast(max_new, argv[5]);
         else die("unknown command", cmd);
     }
     for (size_t i = 0; i < n_prompts; i++) free(prompts[i]);
