@@ -92,7 +92,8 @@ fn rollback_rewinds_llama_cpp_memory() {
 /// the sampler runs the "N/A" prompt in a second context): on a bank item where greedy answers
 /// " the Nordic region", the gated contrast reorders the first step (" the" is also the null
 /// query's top) and the answer names Europe, as the reference engine's `eval pmi` does; with no
-/// null prompt nothing is contrasted. Bad calls return their status.
+/// null prompt nothing is contrasted; fed every token, the null rows are the null prompt's own.
+/// Bad calls return their status.
 #[test]
 fn the_null_query_contrast_runs_in_a_second_context() {
     let Some(l) = llama() else { return };
@@ -119,9 +120,21 @@ fn the_null_query_contrast_runs_in_a_second_context() {
         flags.starts_with('1') && !flags[1..].contains('1'),
         "only the first step is contrasted: {null}"
     );
-    // NULL_POINTER (empty prompt, not a gravity sampler), TOKEN_OUT_OF_RANGE, OK (cleared).
+    // Fed every token (`until_content` off): each step's null row is the null prompt plus the
+    // tokens so far decoded at once, within llama.cpp's own token-by-token gap (~0.01 nats).
+    let feed = line("contrast feed ");
+    let w: Vec<&str> = feed.split_whitespace().collect();
+    assert_eq!(w[3], "6", "a null row at each of 6 steps: {feed}");
+    let dh: f64 = w[5].parse().unwrap();
+    assert!(dh < 0.05, "a fed null row is not the prefix's: {feed}");
     assert!(
-        line("contrast errors ").ends_with("empty=1 out_of_range=14 not_gravity=1 cleared=0"),
+        w[6].starts_with("flags=1") && w[6][7..].contains('1'),
+        "{feed}"
+    );
+    // NULL_POINTER (empty prompt, not a gravity sampler), TOKEN_OUT_OF_RANGE, INVALID_ARGUMENT
+    // (the contrast is off), OK (cleared).
+    assert!(
+        line("contrast errors ").ends_with("empty=1 out_of_range=14 not_gravity=1 off=2 cleared=0"),
         "{out}"
     );
 }

@@ -340,7 +340,7 @@ fn the_python_example_runs() {
 /// contrast reorders the first step (" the" is also the null query's top) and the answer names
 /// Europe, as the reference engine's `eval pmi` does; the null generator runs only until the
 /// first content token; a batch of two rows (the other one a capital, not reordered) gives
-/// each row what it gives alone.
+/// each row what it gives alone, also with the null generator fed every step.
 #[test]
 fn the_null_query_contrast_runs_in_a_second_generator() {
     let Some(g) = genai() else { return };
@@ -391,6 +391,18 @@ fn the_null_query_contrast_runs_in_a_second_generator() {
     for (r, alone) in batch.iter().zip([runs[2], runs[3]]) {
         assert_eq!(ids(&r["tokens"]), ids(&alone["tokens"]), "{r} vs {alone}");
         assert_eq!(r["flags"], alone["flags"], "{r} vs {alone}");
+    }
+    // Fed every step (no token counts as content): the batched null generator is advanced
+    // token by token, and each row still gives what it gives alone, contrasted beyond step 0.
+    let feed = of_kind(&lines, "contrast_feed");
+    let feed_batch = of_kind(&lines, "contrast_feed_batch");
+    assert_eq!((feed.len(), feed_batch.len()), (2, 2), "{lines:?}");
+    for (r, alone) in feed_batch.iter().zip(&feed) {
+        assert_eq!(ids(&r["tokens"]), ids(&alone["tokens"]), "{r} vs {alone}");
+        assert_eq!(r["flags"], alone["flags"], "{r} vs {alone}");
+        let steps = ids(&alone["tokens"]).len() as u64;
+        assert!(steps > 1, "{alone}");
+        assert_eq!(alone["null_steps"].as_u64(), Some(steps), "{alone}");
     }
     let e = of_kind(&lines, "contrast_error");
     assert_eq!(

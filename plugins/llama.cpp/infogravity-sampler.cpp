@@ -9,9 +9,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace {
@@ -42,6 +44,7 @@ struct ig_sampler {
     // first content token (`null_live`); its last logits are the next step's null row.
     llama_context * null_ctx = nullptr;
     bool null_live = false;
+    bool null_until_content = true;  // contrast.until_content, read when the prompt is set
 };
 
 // INFOGRAVITY_LOG=FILE: every report as one JSON line (for servers, where there is no callback).
@@ -85,7 +88,7 @@ void null_accept(ig_sampler * s, llama_token token) {
     if (!s->null_live) {
         return;
     }
-    if (s->shared->content[(size_t) token]) {
+    if (s->null_until_content && s->shared->content[(size_t) token]) {
         s->null_live = false;
         return;
     }
@@ -338,6 +341,26 @@ extern "C" IgStatus llama_sampler_infogravity_rollback(llama_sampler * smpl, uin
 
 namespace {
 
+// A boolean of the processor's `contrast` section (the configuration in force, as JSON).
+bool contrast_flag(IgProcessor * p, const char * key, bool fallback) {
+    size_t need = 0;
+    if (ig_processor_config_json(p, nullptr, 0, &need) != IG_STATUS_BUFFER_TOO_SMALL || need == 0) {
+        return fallback;
+    }
+    std::string json(need, '\0');
+    if (ig_processor_config_json(p, json.data(), need, &need) != IG_STATUS_OK) {
+        return fallback;
+    }
+    const size_t sec = json.find("\"contrast\"");
+    const size_t end = sec == std::string::npos ? sec : json.find('}', sec);
+    const size_t at = sec == std::string::npos ? sec : json.find("\"" + std::string(key) + "\"", sec);
+    if (at == std::string::npos || at > end) {
+        return fallback;
+    }
+    const size_t v = json.find_first_not_of(" \t\n:", at + std::strlen(key) + 2);
+    return v == std::string::npos ? fallback : json.compare(v, 4, "true") == 0;
+}
+
 // The vocabulary's content table (ig_content_piece of each token's piece, control tokens
 // empty), built once per sampler family and set on the processor.
 IgStatus ensure_content(ig_sampler * s) {
@@ -387,6 +410,10 @@ extern "C" IgStatus llama_sampler_infogravity_set_null_prompt(llama_sampler * sm
         std::fprintf(stderr, "infogravity: the null prompt is empty\n");
         return IG_STATUS_NULL_POINTER;
     }
+    if (!contrast_flag(s->shared->p, "enabled", true)) {
+        std::fprintf(stderr, "infogravity: a null prompt, but the configuration's contrast is off\n");
+        return IG_STATUS_INVALID_ARGUMENT;
+    }
     const int32_t v = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(null_ctx)));
     if (v != s->n_vocab) {
         std::fprintf(stderr, "infogravity: the null context's vocabulary has %d tokens, the sampler's %d\n",
@@ -412,5 +439,6 @@ extern "C" IgStatus llama_sampler_infogravity_set_null_prompt(llama_sampler * sm
     }
     s->null_ctx = null_ctx;
     s->null_live = true;
+    s->null_until_content = contrast_flag(s->shared->p, "until_content", true);
     return IG_STATUS_OK;
 }

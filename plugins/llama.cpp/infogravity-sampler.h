@@ -64,17 +64,19 @@ IgStatus llama_sampler_infogravity_rollback(struct llama_sampler * smpl, uint32_
 // the sampler decodes `null_prompt` — the prompt with its content removed, e.g. the subject
 // replaced by "N/A" — in `null_ctx`, a second context of the same model that the host owns and
 // uses for nothing else while it is set (its memory is cleared; sequence 0), feeds it each
-// token the sampler accepts until the first content token, and gives the processor that
-// context's last logits before each apply (ig_processor_set_contrast). Which tokens carry
-// content: ig_content_piece of each token's piece, built on the first call (one pass over the
-// vocabulary) and set on the processor (ig_processor_set_content_tokens). Call it when the
-// answer starts: after the query's tokens were accepted, before the answer's first apply. The
-// prompt is decoded here, so it must fit the context's n_batch. A reset, a rollback or NULL
+// token the sampler accepts — until the first content token under `contrast.until_content` —
+// and gives the processor that context's last logits before each apply
+// (ig_processor_set_contrast). Which tokens carry content: ig_content_piece of each token's
+// piece, built on the first call (one pass over the vocabulary) and set on the processor
+// (ig_processor_set_content_tokens: it replaces a table the host set). Call it when the answer
+// starts: after the query's tokens were accepted, before the answer's first apply. The prompt
+// is decoded here, so it must fit the context's n_batch. A reset, a rollback or NULL
 // `null_ctx` ends it; a clone does not carry it. Cost: one single-token decode of `null_ctx`
-// per step until the first content token. Returns IG_STATUS_OK or an error (the reason on
-// stderr or in ig_last_error(); nothing is set then): NULL_POINTER (not a gravity sampler, an
-// empty prompt), SIZE_MISMATCH (another vocabulary), TOKEN_OUT_OF_RANGE, ENGINE (the decode
-// failed).
+// per step while it runs. Returns IG_STATUS_OK or an error, the reason on stderr (or in
+// ig_last_error() for the library's own checks); on error no null prompt is set (an earlier
+// one is ended, and `null_ctx`'s memory may have been cleared): NULL_POINTER (not a gravity
+// sampler, an empty prompt), INVALID_ARGUMENT (the configuration's contrast is off),
+// SIZE_MISMATCH (another vocabulary), TOKEN_OUT_OF_RANGE, ENGINE (the decode failed).
 IgStatus llama_sampler_infogravity_set_null_prompt(struct llama_sampler * smpl,
                                                    struct llama_context * null_ctx,
                                                    const llama_token * null_prompt, size_t n);

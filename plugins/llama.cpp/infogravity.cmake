@@ -8,9 +8,13 @@
 get_filename_component(INFOGRAVITY_GLUE_DIR "${CMAKE_CURRENT_LIST_FILE}" DIRECTORY)
 get_filename_component(INFOGRAVITY_PREFIX "${INFOGRAVITY_GLUE_DIR}/../../.." ABSOLUTE)
 
-# Found again at every configure: a cached path would keep linking the library of an earlier
-# prefix (a build tree reused across installs links a stale libinfogravity).
-unset(INFOGRAVITY_LIBRARY CACHE)
+# Found again when the prefix changes: a cached path would keep linking the library of an
+# earlier prefix (a build tree reused across installs links a stale libinfogravity). A path the
+# user gives (-DINFOGRAVITY_LIBRARY=...) is kept while the prefix stays.
+if(NOT "${INFOGRAVITY_PREFIX}" STREQUAL "${INFOGRAVITY_LIBRARY_PREFIX}")
+    unset(INFOGRAVITY_LIBRARY CACHE)
+    set(INFOGRAVITY_LIBRARY_PREFIX "${INFOGRAVITY_PREFIX}" CACHE INTERNAL "prefix INFOGRAVITY_LIBRARY was found under")
+endif()
 find_library(INFOGRAVITY_LIBRARY infogravity PATHS "${INFOGRAVITY_PREFIX}/lib" NO_DEFAULT_PATH REQUIRED)
 
 function(infogravity_add_to target)

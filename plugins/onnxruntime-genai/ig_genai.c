@@ -250,39 +250,69 @@ int ig_genai_step_contrast(OgaGenerator *gen, OgaGenerator *null_gen, IgProcesso
         if (b->finished[r]) null_live[r] = 0;
         any |= null_live[r] != 0;
     }
-    if (any && !OgaGenerator_IsDone(gen)) {
-        size_t vocab = 0;
-        if (ig_processor_info(proc, &vocab, NULL) != IG_STATUS_OK) {
-            set_err(err, cap, "ig_processor_info: %s", ig_last_error());
-            return IG_GENAI_ERROR;
-        }
-        OgaTensor *t = NULL;
-        if (oga_ok(OgaGenerator_GetLogits(null_gen, &t), "null generator: OgaGenerator_GetLogits",
-                   err, cap))
-            return IG_GENAI_ERROR;
-        const float *q = logits_rows(t, n, vocab, err, cap);
-        for (size_t r = 0; q != NULL && r < n; r++) {
-            if (!null_live[r]) continue;
-            IgStatus st =
-                ig_processor_set_contrast(proc, b->seqs[r], q + r * vocab, IG_DTYPE_F32, vocab);
-            if (st != IG_STATUS_OK) {
-                set_err(err, cap, "ig_processor_set_contrast(row %zu): %s: %s", r,
-                        ig_status_str(st), ig_last_error());
-                q = NULL;
-            }
-        }
-        OgaDestroyTensor(t);
-        if (q == NULL) return IG_GENAI_ERROR;
+    if (!any || OgaGenerator_IsDone(gen)) return ig_genai_step(gen, proc, b);
+    size_t vocab = 0;
+    if (ig_processor_info(proc, &vocab, NULL) != IG_STATUS_OK) {
+        set_err(err, cap, "ig_processor_info: %s", ig_last_error());
+        return IG_GENAI_ERROR;
     }
-    const int rc = ig_genai_step(gen, proc, b);
-    if (rc != IG_GENAI_STEPPED || !any) return rc;
+    /* The null rows, before the step; the same tensor then carries the emitted tokens back. */
+    OgaTensor *t = NULL;
+    if (oga_ok(OgaGenerator_GetLogits(null_gen, &t), "null generator: OgaGenerator_GetLogits",
+               err, cap))
+        return IG_GENAI_ERROR;
+    int rc = IG_GENAI_ERROR;
+    float *q = logits_rows(t, n, vocab, err, cap);
+    if (q == NULL) goto out;
+    for (size_t r = 0; r < n; r++) {
+        if (!null_live[r]) continue;
+        IgStatus st = ig_processor_set_contrast(proc, b->seqs[r], q + r * vocab, IG_DTYPE_F32,
+                                                vocab);
+        if (st != IG_STATUS_OK) {
+            set_err(err, cap, "ig_processor_set_contrast(row %zu): %s: %s", r,
+                    ig_status_str(st), ig_last_error());
+            goto out;
+        }
+    }
+    rc = ig_genai_step(gen, proc, b);
+    if (rc != IG_GENAI_STEPPED) goto out;
     any = 0;
     for (size_t r = 0; r < n; r++) {
-        if (!b->stepped[r] || (content == NULL || content[b->tokens[r]])) null_live[r] = 0;
+        if (!b->stepped[r] || content == NULL || content[b->tokens[r]]) null_live[r] = 0;
         any |= null_live[r] != 0;
     }
-    if (any && oga_ok(OgaGenerator_AppendTokens(null_gen, b->tokens, n),
-                      "null generator: OgaGenerator_AppendTokens", err, cap))
-        return IG_GENAI_ERROR;
+    if (!any) goto out;
+    /* Advance the null generator by the tokens the rows emitted, as ig_genai_step advances
+       `gen`: a one-hot row each, then its own GenerateNextToken (GenAI appends tokens to a
+       batch only once, at the prompt). */
+    for (size_t r = 0; r < n; r++) {
+        float *row = q + r * vocab;
+        for (size_t i = 0; i < vocab; i++) row[i] = -INFINITY;
+        if (b->tokens[r] >= 0 && (size_t)b->tokens[r] < vocab) row[b->tokens[r]] = 0.0f;
+        else row[0] = 0.0f; /* a row GenAI padded outside the vocabulary: not live */
+    }
+    const int32_t *next = NULL;
+    size_t count = 0;
+    if (oga_ok(OgaGenerator_SetLogits(null_gen, t), "null generator: OgaGenerator_SetLogits",
+               err, cap) ||
+        oga_ok(OgaGenerator_GenerateNextToken(null_gen),
+               "null generator: OgaGenerator_GenerateNextToken", err, cap) ||
+        oga_ok(OgaGenerator_GetNextTokens(null_gen, &next, &count),
+               "null generator: OgaGenerator_GetNextTokens", err, cap)) {
+        rc = IG_GENAI_ERROR;
+        goto out;
+    }
+    for (size_t r = 0; r < n; r++) {
+        if (null_live[r] && (count != n || next == NULL || next[r] != b->tokens[r])) {
+            set_err(err, cap,
+                    "row %zu: the null generator emitted %d, not the row's %d (configure its "
+                    "params with ig_genai_configure(IG_MODE_SAMPLE))",
+                    r, count == n && next != NULL ? next[r] : -1, b->tokens[r]);
+            rc = IG_GENAI_ERROR;
+            goto out;
+        }
+    }
+out:
+    OgaDestroyTensor(t);
     return rc;
 }

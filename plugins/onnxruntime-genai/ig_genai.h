@@ -95,15 +95,22 @@ int ig_genai_step(OgaGenerator *gen, IgProcessor *proc, IgGenaiBatch *batch);
 /*
  * ig_genai_step with the null-query contrast (the processor's `contrast` section;
  * docs/EVALUATION.md §7). `null_gen` is a second generator of the same model and batch size,
- * the rows' null prompts appended (each prompt with its content removed, e.g. the subject
- * replaced by "N/A"); `null_live` (n_rows flags, nonzero at the start) says which rows still
- * take a null row. Before the step, each unfinished live row gives the processor its row of
- * null_gen's logits (ig_processor_set_contrast); after it, a row is no longer live once it
- * emitted a content token (`content`: V flags as for ig_processor_set_content_tokens, which
- * the processor should be given too; NULL: every token counts, so only the first step) or
- * finished, and while any row is live the emitted tokens are appended to null_gen (one forward
- * of it). When no row is live this is ig_genai_step, and null_gen may be destroyed.
- * Cost: one null-generator forward per step until every row has a content token.
+ * its params set with ig_genai_configure(IG_MODE_SAMPLE) and search.max_length room for the
+ * null prompts plus the tokens it will be fed, the rows' null prompts appended (each prompt with
+ * its content removed, e.g. the subject replaced by "N/A"); `null_live` (n_rows flags, nonzero
+ * at the start) says which rows still take a null row. Before the step, each unfinished live
+ * row gives the processor its row of null_gen's logits (ig_processor_set_contrast); after it, a
+ * row is no longer live once it emitted a content token (`content`: V flags as for
+ * ig_processor_set_content_tokens, which the processor should be given too; NULL: every token
+ * counts, so only the first step) or finished, and while any row is live null_gen is advanced
+ * by the tokens the rows emitted (a one-hot row each, as ig_genai_step drives `gen`: GenAI
+ * takes AppendTokens on a batch only once). When no row is live this is ig_genai_step, and
+ * null_gen may be destroyed. An IG_GENAI_ERROR after the main step (null_gen failed) leaves
+ * that step taken: batch.stepped and batch.tokens say so; stop the contrast then. The rows
+ * stop where `content` says, whatever the configuration: under `contrast.until_content` off
+ * pass a table of zeros (no token ends a row); with `contrast.enabled` off the processor
+ * ignores the rows (do not run a null generator then).
+ * Cost: one null-generator step per step until every row has a content token.
  */
 int ig_genai_step_contrast(OgaGenerator *gen, OgaGenerator *null_gen, IgProcessor *proc,
                            IgGenaiBatch *batch, const unsigned char *content,

@@ -596,14 +596,59 @@ int contrast(Model & m) {
                     text_of(m, out).c_str(), f.c_str());
         llama_sampler_free(g);
     }
+    // Fed every token (`until_content` off): the row the sampler gives at step k is the null
+    // context's after the null prompt and the first k tokens; a third context decodes each of
+    // those at once, and their entropies are compared (llama.cpp's own gap between a prompt at
+    // once and token by token is ~0.01 nats, see `rollback`).
+    {
+        const char * feed = "{\"preset\":\"neutral\",\"temperature\":{\"base\":0},"
+                            "\"contrast\":{\"enabled\":true,\"until_content\":false}}";
+        std::vector<uint32_t> flags;
+        llama_sampler * g = gravity(m, feed, 1, flags_by_step, &flags);
+        if (llama_sampler_infogravity_set_null_prompt(g, nctx, null.data(), null.size()) !=
+            IG_STATUS_OK) {
+            return 2;
+        }
+        const int n_vocab = llama_vocab_n_tokens(m.vocab);
+        std::vector<double> seen = {entropy_of(llama_get_logits_ith(nctx, -1), n_vocab)};
+        m.clear();
+        m.decode(prompt);
+        std::vector<llama_token> out;
+        for (int i = 0; i < 6; i++) {
+            const llama_token t = llama_sampler_sample(g, m.ctx, -1);
+            out.push_back(t);
+            if (i < 5) seen.push_back(entropy_of(llama_get_logits_ith(nctx, -1), n_vocab));
+            m.decode({t});
+        }
+        llama_sampler_free(g);
+        llama_context * fresh = llama_init_from_model(m.model, cp);
+        double worst = 0;
+        for (size_t k = 0; k < seen.size(); k++) {
+            std::vector<llama_token> ids(null);
+            ids.insert(ids.end(), out.begin(), out.begin() + (long) k);
+            llama_memory_clear(llama_get_memory(fresh), true);
+            if (llama_decode(fresh, llama_batch_get_one(ids.data(), (int32_t) ids.size())) != 0) {
+                return 2;
+            }
+            worst = std::max(worst, std::fabs(entropy_of(llama_get_logits_ith(fresh, -1), n_vocab) -
+                                              seen[k]));
+        }
+        llama_free(fresh);
+        std::string f;
+        for (uint32_t x : flags) f += (x & IG_FLAG_CONTRAST) ? "1" : "0";
+        std::printf("contrast feed steps %zu max_dH %.3g flags=%s\n", seen.size(), worst, f.c_str());
+    }
     llama_sampler * g = gravity(m, cfg);
     llama_sampler * host = llama_sampler_init_greedy();
     const llama_token bad[] = {-1};
-    std::printf("contrast errors empty=%d out_of_range=%d not_gravity=%d cleared=%d\n",
+    llama_sampler * off = gravity(m, kGreedy);  // `neutral`: the contrast is off
+    std::printf("contrast errors empty=%d out_of_range=%d not_gravity=%d off=%d cleared=%d\n",
                 (int) llama_sampler_infogravity_set_null_prompt(g, nctx, null.data(), 0),
                 (int) llama_sampler_infogravity_set_null_prompt(g, nctx, bad, 1),
                 (int) llama_sampler_infogravity_set_null_prompt(host, nctx, null.data(), null.size()),
+                (int) llama_sampler_infogravity_set_null_prompt(off, nctx, null.data(), null.size()),
                 (int) llama_sampler_infogravity_set_null_prompt(g, nullptr, nullptr, 0));
+    llama_sampler_free(off);
     llama_sampler_free(host);
     llama_sampler_free(g);
     llama_free(nctx);

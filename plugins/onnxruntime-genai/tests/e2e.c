@@ -428,7 +428,7 @@ static Run run_contrast(const size_t *which, const size_t *nulls, size_t rows, s
             die("ig_processor_begin", ig_last_error());
     }
     OgaGenerator *g = generator(which, rows, max_new, IG_MODE_SAMPLE, 0);
-    OgaGenerator *ng = use_null ? generator(nulls, rows, max_new, -1, 0) : NULL;
+    OgaGenerator *ng = use_null ? generator(nulls, rows, max_new, IG_MODE_SAMPLE, 0) : NULL;
     IgStepReport reports[MAX_PROMPTS];
     unsigned char finished[MAX_PROMPTS] = {0}, stepped[MAX_PROMPTS], live[MAX_PROMPTS];
     int32_t tokens[MAX_PROMPTS];
@@ -491,6 +491,26 @@ static void cmd_contrast(size_t max_new, const char *content_path) {
     Run run = run_contrast(which, nulls, k, max_new, 1, flags, &ns);
     for (size_t r = 0; r < k; r++) {
         printf("{\"kind\":\"contrast_batch\",\"row\":%zu,", r);
+        print_ids("tokens", run.tokens[r], run.n[r]);
+        printf(",\"flags\":\"%s\",\"null_steps\":%zu}\n", flags[r], ns);
+    }
+    run_free(&run);
+    /* The null generator fed every step: no token is content, so no row stops taking null
+       rows (the per-token advance of a batched null generator), alone and batched. */
+    memset(c, 0, vocab);
+    for (size_t i = 0; i < k; i++) {
+        char f1[1][64] = {{0}};
+        size_t n1 = 0;
+        Run one = run_contrast(&which[i], &nulls[i], 1, max_new, 1, f1, &n1);
+        printf("{\"kind\":\"contrast_feed\",\"row\":%zu,", i);
+        print_ids("tokens", one.tokens[0], one.n[0]);
+        printf(",\"flags\":\"%s\",\"null_steps\":%zu}\n", f1[0], n1);
+        run_free(&one);
+    }
+    memset(flags, 0, sizeof flags);
+    run = run_contrast(which, nulls, k, max_new, 1, flags, &ns);
+    for (size_t r = 0; r < k; r++) {
+        printf("{\"kind\":\"contrast_feed_batch\",\"row\":%zu,", r);
         print_ids("tokens", run.tokens[r], run.n[r]);
         printf(",\"flags\":\"%s\",\"null_steps\":%zu}\n", flags[r], ns);
     }

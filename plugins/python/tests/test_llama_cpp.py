@@ -180,3 +180,10 @@ def test_the_null_query_contrast_runs_in_a_second_context(gguf_f32):
     assert answer(4).startswith(b" the Nordic")
     g.uninstall()
     assert g._null_ctx is None
+    # Closing the Llama frees the null context first (before its model).
+    g = install(llm, {"temperature": {"base": 0}, "contrast": {"enabled": True}}, preset="neutral")
+    g.null_prompt = item("N/A")
+    answer(2)
+    assert g._null_ctx is not None
+    llm.close()
+    assert g._null_ctx is None

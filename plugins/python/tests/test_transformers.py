@@ -204,7 +204,7 @@ class Counting:
     """The model, counting its forward calls."""
 
     def __init__(self, m):
-        self.m, self.calls = m, 0
+        self.m, self.calls, self.rows = m, 0, []
 
     @property
     def device(self):
@@ -212,7 +212,11 @@ class Counting:
 
     def __call__(self, **kw):
         self.calls += 1
-        return self.m(**kw)
+        out = self.m(**kw)
+        self.rows.append(out.logits[:, -1, :].detach().float().clone())
+        return out
+
+    rows: list
 
 
 def contrast_bit():
@@ -239,8 +243,9 @@ def test_the_null_query_contrast_reorders_an_attractor_onset(model):
     # The same with the contrast off in the configuration is refused, not silently plain.
     off = GravityLogitsProcessor({"temperature": {"base": 0}}, preset="neutral", null_model=m,
                                  null_input_ids=null_ids(tok, NORWAY))
-    with pytest.raises(ValueError, match="contrast is off"):
-        m.generate(ids, max_new_tokens=2, logits_processor=[off], do_sample=False)
+    for _ in range(2):  # and again: the refused processor is not kept
+        with pytest.raises(ValueError, match="contrast is off"):
+            m.generate(ids, max_new_tokens=2, logits_processor=[off], do_sample=False)
 
 
 def test_the_null_rows_follow_a_padded_batch_and_end_at_content(model):
@@ -290,3 +295,29 @@ def test_the_null_rows_follow_a_padded_batch_and_end_at_content(model):
     with pytest.raises(ValueError, match="all padding"):
         GravityLogitsProcessor(CONTRAST, null_model=m, null_input_ids=nids,
                                null_attention_mask=torch.zeros_like(nmask))
+
+
+def test_the_null_prompt_is_fed_every_token_until_content(model):
+    # No token counts as content: the null prompt takes every emitted token, and the row it
+    # gives at step k is the model's own on the null prompt plus the first k tokens.
+    tok, m = model
+    ids = stem_ids(tok, NORWAY[0], NORWAY[1])
+    nids = null_ids(tok, NORWAY)
+    null = Counting(m)
+    g = GravityLogitsProcessor(CONTRAST, preset="neutral", null_model=null, null_input_ids=nids,
+                               content_tokens=np.zeros(m.config.vocab_size, dtype=bool))
+    out = m.generate(ids, max_new_tokens=6, logits_processor=[g], do_sample=False)
+    toks = new_tokens(out, ids)
+    assert len(toks) == 6 and null.calls == len(toks)  # the prefill, then one per token fed
+    with torch.no_grad():
+        for k, row in enumerate(null.rows):
+            fresh = m(input_ids=torch.cat([nids, torch.tensor([toks[:k]], dtype=torch.long)], dim=1)).logits[0, -1]
+            assert torch.allclose(row[0], fresh, atol=1e-3), k
+    bit = 1 << contrast_bit()
+    assert (g.reports[0]["flags"][1:] & bit).any()  # contrasted beyond the first step too
+    # Right-padded null prompts would give a pad position's row: refused.
+    pad = torch.full((1, 2), tok.eos_token_id, dtype=torch.long)
+    right = torch.cat([nids, pad], dim=1)
+    mask = torch.cat([torch.ones_like(nids), torch.zeros_like(pad)], dim=1)
+    with pytest.raises(ValueError, match="right-padded"):
+        GravityLogitsProcessor(CONTRAST, null_model=m, null_input_ids=right, null_attention_mask=mask)

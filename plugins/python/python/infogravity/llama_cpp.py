@@ -30,7 +30,8 @@ across calls, with no query.
 docs/EVALUATION.md §7): the token ids of a content-free prompt (the question with its subject
 replaced by "N/A"), for every following generation until set to None. The sampler decodes it
 in a second context of the same model (made once, ``null_n_ctx`` tokens; freed by
-``uninstall``), feeds it each generated token until the first content token and contrasts each
+``uninstall`` or when the ``Llama`` closes; refused with a LoRA adapter, which that context
+would not apply), feeds it each generated token until the first content token and contrasts each
 step with it (``llama_sampler_infogravity_set_null_prompt``), still with no Python per token.
 
 The compiler needs ``llama.h``: pass ``include_dirs`` (the llama.cpp tree's ``include`` and
@@ -177,7 +178,6 @@ class GravitySampler:
         # token and drops it: the same chain serves those calls, so the sequence goes on.
         if not self._fresh and self._chain is not None:
             return self._chain
-        self._fresh = False
         lc = self._lc
         seed = (self.llm._seed if self.seed is None else self.seed) & 0xFFFFFFFF
         chain = self._internals.LlamaSampler()
@@ -193,16 +193,26 @@ class GravitySampler:
             chain.add_dist(seed)
         for t in self._prompt:  # the query, as llama-server primes its chain
             lc.llama_sampler_accept(smpl, t)
+        # The previous chain lets go of the null context before the new one takes it over.
+        self._release_null()
         if self.null_prompt is not None:
-            self._set_null(smpl)
+            self._set_null(smpl)  # raises: the new chain is dropped, nothing else changed
+        self._fresh = False
         self._chain, self._smpl = chain, smpl
         return chain
+
+    def _release_null(self) -> None:
+        if self._smpl is not None and self._null_ctx is not None:
+            self._glue.llama_sampler_infogravity_set_null_prompt(self._smpl, None, None, 0)
 
     def _set_null(self, smpl: Any) -> None:
         lc = self._lc
         ids = [int(t) for t in self.null_prompt]
         if not ids or len(ids) > self._null_n_ctx:
             raise ValueError(f"null_prompt holds {len(ids)} tokens: give 1 to null_n_ctx ({self._null_n_ctx})")
+        if getattr(self.llm, "lora_path", None):
+            raise ValueError("null_prompt with a LoRA adapter: the null context would run the model "
+                             "without it")
         if self._null_ctx is None:
             p = lc.llama_context_default_params()
             p.n_ctx = p.n_batch = p.n_ubatch = self._null_n_ctx
@@ -211,10 +221,20 @@ class GravitySampler:
             if not ctx:
                 raise RuntimeError("llama_init_from_model failed for the null prompt's context")
             self._null_ctx = ctx
+            # Freed before the model when the Llama closes (its exit stack runs last in, first
+            # out), or by uninstall, whichever comes first.
+            self.llm._stack.callback(self._free_null)
         arr = (ctypes.c_int32 * len(ids))(*ids)
         st = self._glue.llama_sampler_infogravity_set_null_prompt(smpl, self._null_ctx, arr, len(ids))
         if st != 0:
-            raise RuntimeError(f"llama_sampler_infogravity_set_null_prompt: status {st} {lc_last_error()}")
+            raise RuntimeError(f"llama_sampler_infogravity_set_null_prompt: status {st} (the reason is on "
+                               "stderr)")
+
+    def _free_null(self) -> None:
+        if self._null_ctx is not None:
+            self._release_null()
+            self._lc.llama_free(self._null_ctx)
+            self._null_ctx = None
 
     @property
     def reports(self) -> np.ndarray:
@@ -230,13 +250,9 @@ class GravitySampler:
         self.llm.generate = self._orig_generate
         if self.llm._sampler is self._chain:
             self.llm._sampler = None
-        if self._null_ctx is not None:
-            # No sampler may keep the context: the last chain's lets go of it, earlier chains
-            # were dropped by llama-cpp-python when it built the next.
-            if self._chain is not None:
-                self._glue.llama_sampler_infogravity_set_null_prompt(self._smpl, None, None, 0)
-            self._lc.llama_free(self._null_ctx)
-            self._null_ctx = None
+        # No sampler may keep the null context: the last chain's lets go of it; earlier chains
+        # let go when the next was built.
+        self._free_null()
         self._chain = self._smpl = None
 
 

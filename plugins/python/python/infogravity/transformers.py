@@ -122,19 +122,21 @@ class GravityLogitsProcessor(LogitsProcessor):
         return GravityStoppingCriteria(self)
 
     def _make(self, vocab: int) -> None:
+        # Checked before it is kept: a processor that fails here is not used by a later call.
         cfg, preset = self._config
-        self.processor = Processor(vocab, cfg, preset=preset)
+        proc = Processor(vocab, cfg, preset=preset)
         if self._content is not None:
             if self._content.shape != (vocab,):
                 raise ValueError(
                     f"infogravity: content_tokens holds {self._content.size} flags, the scores {vocab}"
                 )
-            self.processor.set_content_tokens(self._content)
-        if self._null is not None and not self.processor.config["contrast"]["enabled"]:
+            proc.set_content_tokens(self._content)
+        if self._null is not None and not proc.config["contrast"]["enabled"]:
             raise ValueError(
                 'infogravity: null_input_ids given but the configuration\'s contrast is off: add '
                 '{"contrast": {"enabled": true}}'
             )
+        self.processor = proc
 
     def _begin(self, input_ids: torch.Tensor) -> None:
         self.close()
@@ -270,6 +272,11 @@ class _NullPrompts:
             )
         if not bool((mask.sum(dim=1) > 0).all()):
             raise ValueError("infogravity: a null prompt is all padding")
+        if not bool(mask[:, -1].all()):
+            raise ValueError(
+                "infogravity: the null prompts are right-padded: pad them on the left "
+                "(tokenizer.padding_side = \"left\"), as generate() wants its prompts"
+            )
         self.model, self.ids, self.mask0 = model, ids, mask.to(torch.long)
         self.stop()
 
