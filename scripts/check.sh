@@ -140,6 +140,15 @@ grep -q "The contrast reordered" target/eval-smoke/pmi.md
 # the heads each decode records must replay it exactly under its own knobs
 grep -qE "replay to the run on ([0-9]+) of \1 items" target/eval-smoke/pmi.md \
     || { echo "eval pmi: the run's own knobs do not replay to the run" >&2; exit 1; }
+# the null row from other items of the relation; resuming it under "N/A" is refused
+cargo run --quiet -- eval pmi "${smoke[@]}" --limit 6 --null-others 2 --resamples 200 \
+    --out target/eval-smoke/pmi-others >target/eval-smoke.log
+grep -q "the 2 next items of the same relation" target/eval-smoke/pmi-others/pmi.md
+if cargo run --quiet -- eval pmi "${smoke[@]}" --limit 6 --out target/eval-smoke/pmi-others \
+    >/dev/null 2>target/eval-smoke.err; then
+    echo "eval pmi resumed records of another null row" >&2; exit 1
+fi
+grep -q "another --out" target/eval-smoke.err
 tail -1 target/eval-smoke.log
 for f in qa.md loops.md temperature.md phase.md phase_indicator.svg sensitivity.md concept.md pmi.md; do
     test -s "target/eval-smoke/$f" || { echo "evaluation smoke wrote no $f" >&2; exit 1; }

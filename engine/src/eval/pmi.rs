@@ -48,6 +48,11 @@ pub struct Options {
     pub max_tokens: usize,
     /// What replaces the subject in the null query ([`NULL_SUBJECT`] by default).
     pub null_subject: String,
+    /// When > 0, the null row is instead the mean next-token distribution of this many other
+    /// items of the item's relation, each asked as itself (the relation's prior estimated from a
+    /// batch of its questions, as batch calibration does; Zhou et al., ICLR 2024): see
+    /// [`others`].
+    pub null_others: usize,
 }
 
 /// What one decode of one item produced.
@@ -72,6 +77,10 @@ pub struct Record {
     /// [`NULL_SUBJECT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub null_subject: Option<String>,
+    /// A PMI decode whose null row was the mean of this many other items of the relation
+    /// ([`Options::null_others`]; None: the null subject's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null_others: Option<usize>,
     /// The decode's token limit (None: written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<usize>,
@@ -168,13 +177,65 @@ pub fn null_query(item: &Item, subject: &str) -> Result<(String, String)> {
     ))
 }
 
+/// The null rows of a PMI decode while the answer has no content token yet: one sequence per
+/// null prompt, and the row the processor is given (the one row, or the mean distribution of
+/// several as log-probabilities).
+struct Null<C> {
+    seqs: Vec<(Vec<f32>, C)>,
+    row: Vec<f32>,
+}
+
+impl<C> Null<C> {
+    /// The processor's row from the sequences' rows: the row itself for one; for K, the log of
+    /// the mean of their distributions.
+    fn mix(&mut self) -> Result<()> {
+        if let [(row, _)] = &self.seqs[..] {
+            self.row.clone_from(row);
+            return Ok(());
+        }
+        let k = self.seqs.len() as f64;
+        let zs: Vec<f64> = self
+            .seqs
+            .iter()
+            .map(|(r, _)| Ok(field::measure(r)?.log_z))
+            .collect::<Result<_>>()?;
+        for (t, out) in self.row.iter_mut().enumerate() {
+            let mut sum = 0f64;
+            for ((r, _), lz) in self.seqs.iter().zip(&zs) {
+                sum += (r[t] as f64 - lz).exp();
+            }
+            *out = (sum / k).ln() as f32;
+        }
+        Ok(())
+    }
+}
+
+/// The other items whose questions estimate `item`'s relation prior under
+/// [`Options::null_others`]: the next `k` items of its relation in the bank's order, wrapping
+/// around (never the item itself; fewer when the relation has fewer).
+pub fn others<'a>(items: &'a [Item], item: &Item, k: usize) -> Vec<&'a Item> {
+    let rel: Vec<&Item> = items
+        .iter()
+        .filter(|i| i.relation == item.relation)
+        .collect();
+    let Some(at) = rel.iter().position(|i| i.id == item.id) else {
+        return vec![];
+    };
+    (1..rel.len())
+        .map(|d| rel[(at + d) % rel.len()])
+        .take(k)
+        .collect()
+}
+
 /// One greedy decode of `item` through `p`, with the null-query row until the first content
-/// token when `pmi`.
+/// token when `pmi` (`others`: the items whose questions give the null rows under
+/// [`Options::null_others`]).
 fn decode(
     e: &mut Engine,
     p: &mut GravityProcessor,
     table: &ContentTable,
     item: &Item,
+    others: &[&Item],
     pmi: bool,
     o: &Options,
 ) -> Result<Record> {
@@ -184,6 +245,7 @@ fn decode(
         prior_top_only,
         max_tokens,
         ref null_subject,
+        null_others,
     } = *o;
     let seq = item.id as u64;
     let v = e.lm.info().vocab;
@@ -191,12 +253,28 @@ fn decode(
     let (logits, mut cache) = e.prefill(&ids)?;
     let row = logits[logits.len() - v..].to_vec();
     drop(logits);
-    // The null sequence: its row and cache while the answer has no content token yet.
+    // The null sequences: their rows and caches while the answer has no content token yet.
     let null = RefCell::new(if pmi {
-        let (q, stem) = null_query(item, null_subject)?;
-        let (ids, _, _) = crate::prompt_with_span(e, None, &q, &stem)?;
-        let (logits, cache) = e.prefill(&ids)?;
-        Some((logits[logits.len() - v..].to_vec(), cache))
+        let prompts = if null_others > 0 {
+            others
+                .iter()
+                .map(|i| (i.question.clone(), i.stem.clone()))
+                .collect()
+        } else {
+            vec![null_query(item, null_subject)?]
+        };
+        let mut seqs = vec![];
+        for (q, stem) in &prompts {
+            let (ids, _, _) = crate::prompt_with_span(e, None, q, stem)?;
+            let (logits, cache) = e.prefill(&ids)?;
+            seqs.push((logits[logits.len() - v..].to_vec(), cache));
+        }
+        let mut n = Null {
+            seqs,
+            row: vec![0.0; v],
+        };
+        n.mix()?;
+        Some(n)
     } else {
         None
     });
@@ -207,20 +285,29 @@ fn decode(
         if let Some(t) = prev {
             if table.is_content(t) {
                 *null = None;
-            } else if let Some((row, cache)) = &mut *null {
-                *row = e.lm.forward(cache, &[t])?;
+            } else if let Some(n) = &mut *null {
+                for (row, cache) in &mut n.seqs {
+                    *row = e.lm.forward(cache, &[t])?;
+                }
+                n.mix()?;
             }
         }
         match &*null {
-            Some((row, _)) => p.set_contrast(seq, row),
+            Some(n) => p.set_contrast(seq, &n.row),
             None => Ok(()),
         }
     };
     let each = |row: &[f32], r: &infogravity::StepReport, tok: u32| {
         steps += 1;
         contrasted += (r.flags & flags::CONTRAST != 0) as u32;
-        if let Some((q, _)) = &*null.borrow() {
-            heads.push(Head::of(row, q, table, tok, HEAD_FLOOR.min(plausibility))?);
+        if let Some(n) = &*null.borrow() {
+            heads.push(Head::of(
+                row,
+                &n.row,
+                table,
+                tok,
+                HEAD_FLOOR.min(plausibility),
+            )?);
         }
         Ok(())
     };
@@ -236,7 +323,8 @@ fn decode(
         contrasted,
         contrast: pmi.then_some([beta, plausibility]),
         prior_top_only: pmi && prior_top_only,
-        null_subject: pmi.then(|| null_subject.clone()),
+        null_subject: (pmi && null_others == 0).then(|| null_subject.clone()),
+        null_others: (pmi && null_others > 0).then_some(null_others),
         max_tokens: Some(max_tokens),
         heads,
     })
@@ -249,11 +337,17 @@ fn resumable(have: &[Record], o: &Options, out: &Path) -> Result<()> {
     let want = [o.beta, o.plausibility];
     let knobs = |r: &Record| {
         format!(
-            "the contrast {:?} ([β, α]), gated by the prior's top: {}, null subject {:?}, \
-             at most {} tokens",
+            "the contrast {:?} ([β, α]), gated by the prior's top: {}, null {}, at most {} \
+             tokens",
             r.contrast,
             r.prior_top_only,
-            r.null_subject.as_deref().unwrap_or(NULL_SUBJECT),
+            match r.null_others {
+                Some(k) => format!("the mean of {k} other items"),
+                None => format!(
+                    "subject {:?}",
+                    r.null_subject.as_deref().unwrap_or(NULL_SUBJECT)
+                ),
+            },
             r.max_tokens.map_or("?".into(), |m| m.to_string())
         )
     };
@@ -262,12 +356,15 @@ fn resumable(have: &[Record], o: &Options, out: &Path) -> Result<()> {
             || (r.condition == CONDITIONS[1]
                 && (r.contrast != Some(want)
                     || r.prior_top_only != o.prior_top_only
-                    || r.null_subject.as_deref().unwrap_or(NULL_SUBJECT) != o.null_subject))
+                    || r.null_others.unwrap_or(0) != o.null_others
+                    || (o.null_others == 0
+                        && r.null_subject.as_deref().unwrap_or(NULL_SUBJECT) != o.null_subject)))
     }) {
         let asked = Record {
             contrast: Some(want),
             prior_top_only: o.prior_top_only,
             null_subject: Some(o.null_subject.clone()),
+            null_others: (o.null_others > 0).then_some(o.null_others),
             max_tokens: Some(o.max_tokens),
             ..r.clone()
         };
@@ -292,8 +389,10 @@ pub fn run(
     out: &Path,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Record>> {
-    for it in items {
-        null_query(it, &o.null_subject)?;
+    if o.null_others == 0 {
+        for it in items {
+            null_query(it, &o.null_subject)?;
+        }
     }
     let ids: HashSet<u32> = items.iter().map(|i| i.id).collect();
     let mut have: Vec<Record> = super::read_jsonl(out, "pmi results")?;
@@ -313,7 +412,8 @@ pub fn run(
             .collect();
         for (n, item) in items.iter().enumerate() {
             if !done.contains(&item.id) {
-                let r = decode(e, &mut p, &table, item, k == 1, o)?;
+                let others = others(items, item, o.null_others);
+                let r = decode(e, &mut p, &table, item, &others, k == 1, o)?;
                 super::write_line(&mut file, out, &r)?;
                 have.push(r);
             }
@@ -554,7 +654,7 @@ pub fn report(records: &[Record], o: &Options, resamples: usize, provenance: &st
         "# Null-query PMI against attractor answers (SCIENCE.md §4.3 d)\n\n{provenance}\n\n\
          Greedy decoding; the contrast: each step until the answer's first content token{} \
          reorders the tokens with p ≥ {}·p_max by log p − {}·log q, q the next-token \
-         distribution of the same prompt with the subject replaced by {:?}; at \
+         distribution of {}; at \
          most {} tokens per answer. An attractor answer: the head of a first sentence (to a comma, normalised, \
          without a leading \"the\") that ≥ {ATTRACTOR_ITEMS} items \
          of a relation receive, ≥ {ATTRACTOR_WRONG} of them wrongly, found among each \
@@ -570,7 +670,17 @@ pub fn report(records: &[Record], o: &Options, resamples: usize, provenance: &st
         },
         o.plausibility,
         o.beta,
-        o.null_subject,
+        if o.null_others > 0 {
+            format!(
+                "the {} next items of the same relation, each asked as itself (their mean)",
+                o.null_others
+            )
+        } else {
+            format!(
+                "the same prompt with the subject replaced by {:?}",
+                o.null_subject
+            )
+        },
         o.max_tokens
     );
     let mut json_groups = serde_json::Map::new();
@@ -640,6 +750,7 @@ pub fn report(records: &[Record], o: &Options, resamples: usize, provenance: &st
             "plausibility": o.plausibility,
             "prior_top_only": o.prior_top_only,
             "null_subject": o.null_subject,
+            "null_others": o.null_others,
             "max_tokens": o.max_tokens,
             "items": by_rel,
             "groups": json_groups,
@@ -768,6 +879,7 @@ mod tests {
             contrast: None,
             prior_top_only: false,
             null_subject: None,
+            null_others: None,
             max_tokens: None,
             heads: vec![],
         }
@@ -905,6 +1017,7 @@ mod tests {
             prior_top_only: true,
             max_tokens: 16,
             null_subject: NULL_SUBJECT.into(),
+            null_others: 0,
         };
         let plain = rec(0, "capital", " A.", false);
         let run = Record {
@@ -943,12 +1056,61 @@ mod tests {
             ..o.clone()
         };
         assert!(resumable(std::slice::from_ref(&plain), &other, out).is_ok());
-        let msg = resumable(&[plain, run], &other, out)
+        let msg = resumable(&[plain.clone(), run.clone()], &other, out)
             .unwrap_err()
             .to_string();
         assert!(
             msg.contains("\"Zembla\"") && msg.contains("another --out"),
             "{msg}"
         );
+        // The mean of other items is another null row.
+        let batch = Options {
+            null_others: 4,
+            ..o.clone()
+        };
+        assert!(resumable(&[plain.clone(), run.clone()], &batch, out).is_err());
+        let run4 = Record {
+            null_others: Some(4),
+            ..run
+        };
+        assert!(resumable(&[plain.clone(), run4.clone()], &batch, out).is_ok());
+        assert!(resumable(&[plain, run4], &o, out).is_err());
+    }
+
+    #[test]
+    fn the_null_batch_is_the_next_items_of_the_relation() {
+        let it = |id: u32, rel: &str| Item {
+            id,
+            relation: rel.into(),
+            subject: format!("S{id}"),
+            question: format!("Q{id}"),
+            stem: String::new(),
+            answers: vec![],
+        };
+        let items = [it(0, "a"), it(1, "b"), it(2, "a"), it(3, "a"), it(4, "b")];
+        let ids = |v: Vec<&Item>| v.iter().map(|i| i.id).collect::<Vec<_>>();
+        assert_eq!(ids(others(&items, &items[3], 2)), [0, 2]);
+        assert_eq!(ids(others(&items, &items[0], 5)), [2, 3]);
+        assert_eq!(ids(others(&items, &items[1], 1)), [4]);
+        assert!(others(&items, &it(9, "a"), 2).is_empty());
+    }
+
+    #[test]
+    fn the_mean_null_row_is_the_mean_distribution() {
+        let a = [0.0f32, 2f32.ln(), f32::NEG_INFINITY]; // p = 1/3, 2/3, 0
+        let b = [0.0f32, 0.0, 0.0]; // p = 1/3 each
+        let mut n = Null {
+            seqs: vec![(a.to_vec(), ()), (b.to_vec(), ())],
+            row: vec![0.0; 3],
+        };
+        n.mix().unwrap();
+        let want = [1.0 / 3.0, 0.5, 1.0 / 6.0];
+        for (x, w) in n.row.iter().zip(want) {
+            assert!((x.exp() as f64 - w).abs() < 1e-6, "{:?}", n.row);
+        }
+        // One row is given as it is.
+        n.seqs.truncate(1);
+        n.mix().unwrap();
+        assert_eq!(n.row, a);
     }
 }

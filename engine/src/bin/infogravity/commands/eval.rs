@@ -231,6 +231,11 @@ struct PmiArgs {
     /// What replaces the subject in the null query.
     #[arg(long, default_value = pmi::NULL_SUBJECT)]
     null_subject: String,
+    /// Instead of a null subject, the mean next-token distribution of this many other items of
+    /// the item's relation, each asked as itself (the relation's prior from a batch of its
+    /// questions); costs this many extra sequences per answer until its first content token.
+    #[arg(long, default_value_t = 0)]
+    null_others: usize,
     #[arg(long, default_value_t = 2000)]
     resamples: usize,
     #[command(flatten)]
@@ -637,6 +642,7 @@ fn pmi_part(a: PmiArgs) -> Result<(), CliError> {
         prior_top_only: !a.ungated,
         max_tokens: 16,
         null_subject: a.null_subject.clone(),
+        null_others: a.null_others,
     };
     Config::from_json(&pmi::config(&o))?;
     let items = evenly(qa::load_bank(&a.bank)?, a.limit);
