@@ -48,25 +48,15 @@ impl Genai {
     /// The prompts file for `n` of the questions (chat template and tokenizer of the model, as
     /// the reference engine renders them), one line of token ids per prompt.
     fn prompts(&self, n: usize, name: &str) -> PathBuf {
-        let dir = self.model();
-        let info = infogravity_engine::ModelInfo::load(&dir.join("model.json")).unwrap();
-        let tok = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
-        let mut text = String::new();
-        for q in &QUESTIONS[..n] {
-            let chat = infogravity_engine::render_chat(
-                &info.chat_template,
-                &[infogravity_engine::Message::new("user", q)],
-            );
-            let ids = tok.encode(chat, false).unwrap().get_ids().to_vec();
-            let line: Vec<String> = ids.iter().map(u32::to_string).collect();
-            text += &(line.join(" ") + "\n");
-        }
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("genai-{name}.txt"));
-        std::fs::write(&path, text).unwrap();
-        path
+        let items: Vec<(String, String)> = QUESTIONS[..n]
+            .iter()
+            .map(|q| (q.to_string(), String::new()))
+            .collect();
+        self.stem_prompts(&items, name)
     }
 
-    /// A prompts file of chat prompts with answer stems, `(question, stem)` each.
+    /// A prompts file of chat prompts, each followed by its answer's stem (`(question, stem)`;
+    /// an empty stem: the prompt alone).
     fn stem_prompts(&self, items: &[(String, String)], name: &str) -> PathBuf {
         let dir = self.model();
         let info = infogravity_engine::ModelInfo::load(&dir.join("model.json")).unwrap();
